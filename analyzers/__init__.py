@@ -1,0 +1,1 @@
+"""Pure functions over captured exchanges: routes, layer model, backend fingerprint, evidence."""

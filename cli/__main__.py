@@ -1,0 +1,3 @@
+from dockertap.app import main
+
+main()

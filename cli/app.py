@@ -1,0 +1,32 @@
+"""The `dockertap` command line: a thin typer layer over proxy, analyzers and recordings."""
+
+from __future__ import annotations
+
+import typer
+
+from dockertap import __version__
+
+app = typer.Typer(
+    name="dockertap",
+    help="See what your container tooling does: a tracing proxy for the Docker API socket.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dockertap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """dockertap sits on the Docker API socket, relays every byte, and shows what each call reaches."""
+
+
+def main() -> None:
+    app()

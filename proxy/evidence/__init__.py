@@ -1,0 +1,1 @@
+"""Host-side evidence sources: runtime process execs and containerd events (Linux)."""

@@ -1,0 +1,159 @@
+"""What the relay captured about one HTTP exchange.
+
+The relay fills an `Exchange` on the forwarding path with cheap facts only: raw head bytes,
+timestamps, byte counts and bounded body prefixes. Everything costly (mitmproxy objects,
+chunk decoding, analysis) happens later, in the sink pipeline, from these raw facts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from mitmproxy import http
+
+#: Direction of a hijacked-stream frame: bytes the client sent (stdin) or the backend sent.
+FrameDirection = Literal["client", "backend"]
+
+
+@dataclass(slots=True)
+class PeerInfo:
+    """Who is on the other end of a client connection (Unix peer credentials)."""
+
+    pid: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    #: The client's command line (`/proc/<pid>/cmdline`), or None when it could not be read.
+    command: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"pid": self.pid, "uid": self.uid, "gid": self.gid, "command": self.command}
+
+
+@dataclass(slots=True, eq=False)
+class Capture:
+    """A bounded prefix of a byte stream plus the count of every byte that passed."""
+
+    limit: int
+    data: bytearray = field(default_factory=bytearray)
+    total: int = 0
+
+    def add(self, chunk: bytes | memoryview) -> None:
+        n = len(chunk)
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data += chunk[:room] if n > room else chunk
+        self.total += n
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.data)
+
+
+@dataclass(slots=True, eq=False)
+class HijackCapture:
+    """Timed frames of a hijacked (raw, bidirectional) stream, bounded in total size."""
+
+    limit: int
+    frames: list[tuple[float, FrameDirection, bytes]] = field(default_factory=list)
+    captured: int = 0
+    client_bytes: int = 0
+    backend_bytes: int = 0
+    client_closed_at: float | None = None
+    backend_closed_at: float | None = None
+
+    def add(self, direction: FrameDirection, chunk: bytes | memoryview) -> None:
+        n = len(chunk)
+        if direction == "client":
+            self.client_bytes += n
+        else:
+            self.backend_bytes += n
+        room = self.limit - self.captured
+        if room > 0:
+            piece = bytes(chunk[:room]) if n > room else bytes(chunk)
+            self.frames.append((time.time(), direction, piece))
+            self.captured += len(piece)
+
+    @property
+    def truncated(self) -> bool:
+        return self.client_bytes + self.backend_bytes > self.captured
+
+
+@dataclass(slots=True, eq=False)
+class Exchange:
+    """One request and its response on a client connection, as the relay saw them.
+
+    Times are wall-clock seconds (`time.time()`). `request_body`/`response_body` hold the
+    raw wire bytes of the body prefix, chunk framing included when `*_chunked` is set;
+    `dockertap.proxy.capture` decodes them off the forwarding path.
+    """
+
+    id: int
+    connection_id: int
+    sequence: int
+    peer: PeerInfo
+    backend: str
+    request_head: bytes
+    request_body: Capture
+    response_body: Capture
+    started: float = field(default_factory=time.time)
+    request_chunked: bool = False
+    request_ended: float | None = None
+    response_head: bytes | None = None
+    response_started: float | None = None
+    response_chunked: bool = False
+    ended: float | None = None
+    hijack: HijackCapture | None = None
+    #: Why the exchange did not complete normally (backend gone, client gone, protocol error).
+    error: str | None = None
+    #: A response dockertap wrote itself (502 backend unreachable, 400, 431) instead of relaying.
+    synthetic: bool = False
+    # Filled by the sink pipeline, never by the relay:
+    request: http.Request | None = None
+    response: http.Response | None = None
+    annotation: object | None = None
+
+    @property
+    def hijacked(self) -> bool:
+        return self.hijack is not None
+
+    @property
+    def request_bytes(self) -> int:
+        """Bytes the client sent in this exchange: head, body and hijacked stdin."""
+        hijacked = self.hijack.client_bytes if self.hijack else 0
+        return len(self.request_head) + self.request_body.total + hijacked
+
+    @property
+    def response_bytes(self) -> int:
+        """Bytes the client received in this exchange: head, body and hijacked output."""
+        head = len(self.response_head) if self.response_head else 0
+        hijacked = self.hijack.backend_bytes if self.hijack else 0
+        return head + self.response_body.total + hijacked
+
+    @property
+    def status(self) -> int | None:
+        """Status code read straight from the raw response head (no parsing objects needed)."""
+        head = self.response_head
+        if not head:
+            return None
+        try:
+            return int(head[9:12])
+        except ValueError:
+            return None
+
+    @property
+    def method_and_target(self) -> tuple[str, str]:
+        line = self.request_head.split(b"\r\n", 1)[0].split(b" ")
+        if len(line) < 2:
+            return "?", "?"
+        return line[0].decode("latin-1"), line[1].decode("latin-1")
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended is None

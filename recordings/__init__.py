@@ -1,0 +1,1 @@
+"""Session recordings: the file format, export/import (HAR, mitmproxy flows) and replay."""
