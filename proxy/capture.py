@@ -1,0 +1,64 @@
+"""Turns the relay's raw captures into mitmproxy `Request`/`Response` objects.
+
+Runs in the sink pipeline, never on the forwarding path: mitmproxy's model costs tens of
+microseconds per exchange, which the relay must not pay per request.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import http
+from mitmproxy.net.http.http1 import read_request_head, read_response_head
+
+from dockertap.proxy.exchange import Capture, Exchange
+from dockertap.proxy.framing import decode_chunked
+
+
+def _head_lines(head: bytes) -> list[bytes]:
+    return [line + b"\r\n" for line in head.split(b"\r\n") if line]
+
+
+def body_prefix(capture: Capture, chunked: bool) -> bytes:
+    """The captured body prefix as payload bytes (chunk framing removed)."""
+    raw = bytes(capture.data)
+    return decode_chunked(raw) if chunked else raw
+
+
+def build_request(ex: Exchange) -> http.Request | None:
+    """A mitmproxy Request for the exchange, with the captured body prefix as content."""
+    try:
+        request = read_request_head(_head_lines(ex.request_head))
+    except ValueError:
+        return None
+    request.timestamp_start = ex.started
+    request.timestamp_end = ex.request_ended or ex.started
+    request.raw_content = body_prefix(ex.request_body, ex.request_chunked) if ex.request_body.total else b""
+    return request
+
+
+def build_response(ex: Exchange) -> http.Response | None:
+    head = ex.response_head
+    if not head:
+        return None
+    # Several heads when 1xx responses preceded the final one: keep the final.
+    last = head.rstrip(b"\r\n").rsplit(b"\r\n\r\n", 1)[-1] + b"\r\n\r\n"
+    try:
+        response = read_response_head(_head_lines(last))
+    except ValueError:
+        return None
+    response.timestamp_start = ex.response_started or ex.started
+    response.timestamp_end = ex.ended
+    if ex.response_body.total:
+        response.raw_content = body_prefix(ex.response_body, ex.response_chunked)
+    else:
+        response.raw_content = b""
+    return response
+
+
+def materialize(ex: Exchange) -> None:
+    """Fill `ex.request` / `ex.response` from the raw captures (idempotent)."""
+    if ex.request is None:
+        ex.request = build_request(ex)
+    elif ex.request_body.total and ex.ended is not None:
+        ex.request.raw_content = body_prefix(ex.request_body, ex.request_chunked)
+    if ex.response_head and (ex.response is None or ex.ended is not None):
+        ex.response = build_response(ex)

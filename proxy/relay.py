@@ -1,0 +1,666 @@
+"""The relay: client connection in, backend connection out, every byte forwarded unchanged.
+
+Each client connection gets its own backend connection (1:1, so keep-alive, connection
+close and hijacks keep their meaning) and two pumps:
+
+* the request pump reads request heads and bodies from the client and forwards them;
+* the response pump reads response heads and bodies from the backend and forwards them.
+
+The request pump queues each request's framing for the response pump and then waits until
+that response's head has been relayed before it interprets more client bytes: if the
+response hijacks the connection (101, or Docker's plain-200 raw stream), what follows from
+the client is raw stdin, not another request. After a hijack both pumps become raw copies,
+and EOF in one direction becomes `shutdown(SHUT_WR)` toward the other (half-close), so that
+`echo hi | docker run -i img cat` sees stdin end while output keeps flowing.
+
+Only heads are buffered. Bodies move in slices as they arrive; a bounded prefix of each is
+captured for the sinks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import itertools
+import json
+import logging
+import select
+import socket
+import time
+from dataclasses import dataclass, field
+
+from dockertap.proxy.endpoints import Endpoint
+from dockertap.proxy.exchange import Capture, Exchange, FrameDirection, HijackCapture, PeerInfo
+from dockertap.proxy.framing import (
+    MAX_HEAD_SIZE,
+    Body,
+    ChunkedScanner,
+    HeadTooLarge,
+    Hijack,
+    ProtocolError,
+    RequestFrame,
+    find_head_end,
+    parse_request_head,
+    parse_response_head,
+)
+from dockertap.proxy.hub import EventHub
+
+log = logging.getLogger(__name__)
+
+HEAD_RECV = 64 * 1024
+BULK_RECV = 256 * 1024
+SEND_BUFFER = 4 * 1024 * 1024
+
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    502: "Bad Gateway",
+}
+
+
+class PeerClosed(Exception):
+    """The other side closed (or reset) the connection in the middle of a message."""
+
+
+@dataclass(slots=True)
+class RelayConfig:
+    backend: Endpoint
+    #: Bytes of each body (and of each hijacked stream) kept for the sinks.
+    capture_limit: int = 64 * 1024
+    #: Once a request head has started arriving, it must be complete within this time.
+    head_timeout: float = 30.0
+    max_head: int = MAX_HEAD_SIZE
+    #: Explains a failed backend dial: OSError -> (reason, hint). Injected so the relay
+    #: itself stays free of diagnosis logic.
+    describe_dial_error: object = None
+
+
+@dataclass(slots=True)
+class RelayStats:
+    connections_total: int = 0
+    connections_open: int = 0
+    exchanges: int = 0
+    open_streams: int = 0
+    bytes_from_clients: int = 0
+    bytes_from_backend: int = 0
+    errors: int = 0
+    synthetic: dict[int, int] = field(default_factory=dict)
+
+
+def _tune(sock: socket.socket) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    except OSError:
+        pass
+
+
+def _peer_hung_up(sock: socket.socket) -> bool:
+    """After EOF: did the peer close completely (POLLHUP), not just shut down its writes?"""
+    try:
+        poller = select.poll()
+    except AttributeError:  # no poll() (Windows): assume a full close
+        return True
+    poller.register(sock.fileno(), select.POLLIN | getattr(select, "POLLRDHUP", 0))
+    events = poller.poll(0)
+    return any(ev & (select.POLLHUP | select.POLLERR) for _, ev in events)
+
+
+def _shutdown(sock: socket.socket | None, how: int) -> None:
+    if sock is None:
+        return
+    try:
+        sock.shutdown(how)
+    except OSError:
+        pass
+
+
+def _error_response(status: int, message: str) -> bytes:
+    body = json.dumps({"message": message}).encode() + b"\n"
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+class Relay:
+    """Accepts client sockets and relays each to its own backend connection."""
+
+    def __init__(self, config: RelayConfig, hub: EventHub | None = None) -> None:
+        self.config = config
+        self.hub = hub or EventHub()
+        self.stats = RelayStats()
+        self._connection_ids = itertools.count(1)
+        self._exchange_ids = itertools.count(1)
+        self._tasks: set[asyncio.Task] = set()
+
+    def next_exchange_id(self) -> int:
+        return next(self._exchange_ids)
+
+    async def serve(self, listener: socket.socket, peer_reader=None) -> None:
+        """Accept connections forever on a non-blocking listening socket."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, _ = await loop.sock_accept(listener)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accept failed (%s); backing off", exc.strerror)
+                    await asyncio.sleep(0.1)
+                    continue
+                raise
+            client.setblocking(False)
+            peer = peer_reader(client) if peer_reader else PeerInfo()
+            self.start_connection(client, peer)
+
+    def start_connection(self, client: socket.socket, peer: PeerInfo) -> asyncio.Task:
+        conn = _Connection(self, next(self._connection_ids), client, peer)
+        task = asyncio.get_running_loop().create_task(conn.run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def active_tasks(self) -> int:
+        return len(self._tasks)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class _Connection:
+    """One client connection and its backend connection."""
+
+    def __init__(self, relay: Relay, connection_id: int, client: socket.socket, peer: PeerInfo) -> None:
+        self.relay = relay
+        self.config = relay.config
+        self.hub = relay.hub
+        self.stats = relay.stats
+        self.id = connection_id
+        self.peer = peer
+        self.client = client
+        self.client_buf = bytearray()
+        self.backend: socket.socket | None = None
+        self.backend_buf = bytearray()
+        self.sequence = 0
+        self.queue: asyncio.Queue[tuple[Exchange, RequestFrame, asyncio.Future] | None] = asyncio.Queue()
+        self.response_task: asyncio.Task | None = None
+        self.hijacked: Exchange | None = None
+        self.loop = asyncio.get_running_loop()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.stats.connections_total += 1
+        self.stats.connections_open += 1
+        _tune(self.client)
+        try:
+            await self._request_pump()
+            if self.response_task is not None:
+                await self.response_task
+        except asyncio.CancelledError:
+            if self.response_task is not None:
+                self.response_task.cancel()
+            raise
+        except Exception:
+            self.stats.errors += 1
+            log.exception("connection %d failed", self.id)
+        finally:
+            if self.response_task is not None and not self.response_task.done():
+                self.response_task.cancel()
+                try:
+                    await self.response_task
+                except BaseException:
+                    pass
+            if self.hijacked is not None:
+                self._end(self.hijacked)
+                self.stats.open_streams -= 1
+            self.client.close()
+            if self.backend is not None:
+                self.backend.close()
+            self.stats.connections_open -= 1
+
+    def _end(self, ex: Exchange, error: str | None = None) -> None:
+        if ex.ended is not None:
+            return
+        if error and not ex.error:
+            ex.error = error
+        ex.ended = time.time()
+        self.stats.bytes_from_clients += ex.request_bytes
+        self.stats.bytes_from_backend += ex.response_bytes
+        self.hub.emit("end", ex)
+
+    # -- reading heads -------------------------------------------------------------------------
+
+    async def _fill(self, sock: socket.socket, buf: bytearray) -> bool:
+        """Read more bytes into `buf`; False on EOF (or reset, which we treat alike)."""
+        try:
+            data = await self.loop.sock_recv(sock, HEAD_RECV)
+        except (ConnectionResetError, BrokenPipeError):
+            return False
+        if not data:
+            return False
+        buf += data
+        return True
+
+    async def _read_head(self, sock: socket.socket, buf: bytearray, timeout: float | None) -> bytes | None:
+        """Return one head (through its blank line) from `buf`/`sock`; None on EOF before any byte."""
+        # Tolerate stray CRLFs between messages (RFC 9112 §2.2).
+        while buf[:2] == b"\r\n":
+            del buf[:2]
+        end = find_head_end(buf)
+        if end < 0:
+            if not buf and not await self._fill(sock, buf):
+                return None
+            end = find_head_end(buf)
+            if end < 0:
+                async with asyncio.timeout(timeout):
+                    while end < 0:
+                        if len(buf) > self.config.max_head:
+                            raise HeadTooLarge(f"head larger than {self.config.max_head} bytes")
+                        searched = len(buf)
+                        if not await self._fill(sock, buf):
+                            raise PeerClosed("connection closed in the middle of a head")
+                        end = find_head_end(buf, searched)
+        if end > self.config.max_head:
+            raise HeadTooLarge(f"head larger than {self.config.max_head} bytes")
+        head = bytes(buf[:end])
+        del buf[:end]
+        return head
+
+    # -- the request side ----------------------------------------------------------------------
+
+    def _new_exchange(self, head: bytes) -> Exchange:
+        self.sequence += 1
+        limit = self.config.capture_limit
+        self.stats.exchanges += 1
+        return Exchange(
+            id=self.relay.next_exchange_id(),
+            connection_id=self.id,
+            sequence=self.sequence,
+            peer=self.peer,
+            backend=self.config.backend.url,
+            request_head=head,
+            request_body=Capture(limit),
+            response_body=Capture(limit),
+        )
+
+    async def _reject(self, status: int, message: str, head: bytes) -> None:
+        """Answer a request we cannot relay ourselves, record it, and close."""
+        ex = self._new_exchange(head)
+        ex.synthetic = True
+        ex.error = message
+        self.hub.emit("request", ex)
+        await self._finish_responses()
+        response = _error_response(status, f"dockertap: {message}")
+        ex.response_head = response[: response.index(b"\r\n\r\n") + 4]
+        ex.response_started = time.time()
+        ex.response_body.add(response[len(ex.response_head) :])
+        self.stats.synthetic[status] = self.stats.synthetic.get(status, 0) + 1
+        self.hub.emit("response", ex)
+        try:
+            await self.loop.sock_sendall(self.client, response)
+        except OSError:
+            pass
+        self._end(ex)
+
+    async def _finish_responses(self) -> None:
+        """Let in-flight responses complete before we write anything of our own to the client."""
+        if self.response_task is not None:
+            self.queue.put_nowait(None)
+            await self.response_task
+            self.response_task = None
+
+    async def _connect_backend(self, ex: Exchange) -> bool:
+        try:
+            self.backend = await self.config.backend.connect()
+        except OSError as exc:
+            describe = self.config.describe_dial_error
+            reason, hint = describe(self.config.backend, exc) if describe else (exc.strerror or str(exc), "")
+            message = f"dockertap: cannot reach {self.config.backend.url}: {reason}"
+            if hint:
+                message += f" — {hint}"
+            ex.synthetic = True
+            ex.error = message
+            response = _error_response(502, message)
+            split = response.index(b"\r\n\r\n") + 4
+            ex.response_head = response[:split]
+            ex.response_started = time.time()
+            ex.response_body.add(response[split:])
+            self.stats.synthetic[502] = self.stats.synthetic.get(502, 0) + 1
+            self.hub.emit("response", ex)
+            try:
+                await self.loop.sock_sendall(self.client, response)
+            except OSError:
+                pass
+            self._end(ex)
+            return False
+        _tune(self.backend)
+        self.response_task = self.loop.create_task(self._response_pump())
+        return True
+
+    async def _request_pump(self) -> None:
+        client = self.client
+        while True:
+            try:
+                head = await self._read_head(client, self.client_buf, self.config.head_timeout)
+            except HeadTooLarge as exc:
+                await self._reject(431, str(exc), bytes(self.client_buf[:1024]))
+                return
+            except TimeoutError:
+                await self._reject(408, "request head not completed in time", bytes(self.client_buf[:1024]))
+                return
+            except PeerClosed:
+                await self._client_eof()
+                return
+            if head is None:
+                await self._client_eof()
+                return
+            try:
+                frame = parse_request_head(head)
+            except ProtocolError as exc:
+                await self._reject(exc.status_hint, f"malformed request: {exc}", head[:1024])
+                return
+
+            ex = self._new_exchange(head)
+            self.hub.emit("request", ex)
+            if self.backend is None and not await self._connect_backend(ex):
+                return
+            relayed: asyncio.Future = self.loop.create_future()
+            self.queue.put_nowait((ex, frame, relayed))
+            try:
+                await self.loop.sock_sendall(self.backend, head)
+                if frame.body is Body.LENGTH:
+                    ex.request_chunked = False
+                    await self._copy_length(
+                        client, self.client_buf, self.backend, frame.length, ex.request_body
+                    )
+                elif frame.body is Body.CHUNKED:
+                    ex.request_chunked = True
+                    await self._copy_chunked(client, self.client_buf, self.backend, ex.request_body)
+            except PeerClosed:
+                ex.error = ex.error or "client closed the connection in the middle of the request body"
+                _shutdown(self.backend, socket.SHUT_WR)
+                self.queue.put_nowait(None)
+                return
+            except ProtocolError as exc:
+                ex.error = f"malformed request body: {exc}"
+                _shutdown(self.backend, socket.SHUT_RDWR)
+                self.queue.put_nowait(None)
+                return
+            except OSError as exc:  # backend went away while we were sending
+                ex.error = ex.error or f"backend connection failed while sending the request: {exc}"
+                _shutdown(self.backend, socket.SHUT_RDWR)
+                self.queue.put_nowait(None)
+                return
+            ex.request_ended = time.time()
+
+            verdict = await relayed
+            if verdict is None:  # the response pump has ended the connection
+                return
+            if verdict is not Hijack.NONE:
+                leftover = bytes(self.client_buf)
+                self.client_buf.clear()
+                await self._copy_raw(client, self.backend, "client", ex.hijack, leftover)
+                self.queue.put_nowait(None)
+                return
+            if frame.close:
+                self.queue.put_nowait(None)
+                return
+
+    async def _client_eof(self) -> None:
+        """The client stopped sending between requests: end politely or abort, as it meant."""
+        if self.backend is None:
+            return
+        if _peer_hung_up(self.client):
+            # Fully gone (e.g. docker CLI killed during `logs -f`): free the backend now.
+            _shutdown(self.backend, socket.SHUT_RDWR)
+        else:
+            _shutdown(self.backend, socket.SHUT_WR)  # a half-close: pass it on, keep relaying
+        self.queue.put_nowait(None)
+
+    # -- the response side ---------------------------------------------------------------------
+
+    async def _response_pump(self) -> None:
+        backend, client = self.backend, self.client
+        assert backend is not None
+        while True:
+            item = await self.queue.get()
+            if item is None:
+                break
+            ex, frame, relayed = item
+            try:
+                keep_going = await self._relay_response(ex, frame, relayed, backend, client)
+            except asyncio.CancelledError:
+                self._end(ex, "cancelled")
+                raise
+            finally:
+                if not relayed.done():
+                    relayed.set_result(None)
+            if not keep_going:
+                break
+        if self.hijacked is None:
+            # The connection is over: wake a request pump that waits for the next head.
+            _shutdown(client, socket.SHUT_RD)
+        # Drain the queue so a waiting request pump is released.
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if item is not None:
+                item[2].done() or item[2].set_result(None)
+                self._end(item[0], "connection ended before a response")
+
+    async def _relay_response(
+        self, ex: Exchange, frame: RequestFrame, relayed: asyncio.Future, backend: socket.socket, client
+    ) -> bool:
+        """Relay one response. Returns False when the connection must end after it."""
+        informational = b""
+        try:
+            while True:
+                head = await self._read_head(backend, self.backend_buf, None)
+                if head is None:
+                    raise PeerClosed("backend closed the connection without responding")
+                response = parse_response_head(head, frame)
+                if not response.informational:
+                    break
+                informational += head
+                await self.loop.sock_sendall(client, head)  # 100 Continue must reach the client now
+        except (PeerClosed, ProtocolError, HeadTooLarge, OSError) as exc:
+            if informational or ex.response_head is not None:
+                self._end(ex, f"backend error: {exc}")
+                _shutdown(client, socket.SHUT_RDWR)
+                return False
+            if isinstance(exc, PeerClosed) and ex.sequence > 1 and not self.backend_buf:
+                # A reused connection the backend closed while idle: close it the same way, so
+                # the client sees what it would have seen directly (Go's client then retries).
+                self._end(ex, "backend closed the idle connection")
+                _shutdown(client, socket.SHUT_RDWR)
+                return False
+            what = "did not answer with HTTP" if isinstance(exc, ProtocolError) else "failed"
+            message = f"dockertap: the backend at {self.config.backend.url} {what}: {exc}"
+            synthetic = _error_response(502, message)
+            split = synthetic.index(b"\r\n\r\n") + 4
+            ex.synthetic = True
+            ex.response_head = synthetic[:split]
+            ex.response_started = time.time()
+            ex.response_body.add(synthetic[split:])
+            self.stats.synthetic[502] = self.stats.synthetic.get(502, 0) + 1
+            self.hub.emit("response", ex)
+            try:
+                await self.loop.sock_sendall(client, synthetic)
+            except OSError:
+                pass
+            self._end(ex, message)
+            _shutdown(client, socket.SHUT_RDWR)
+            return False
+
+        ex.response_head = informational + head if informational else head
+        ex.response_started = time.time()
+        self.hub.emit("response", ex)
+        try:
+            await self.loop.sock_sendall(client, head)
+        except OSError:
+            self._end(ex, "client went away before the response head")
+            _shutdown(backend, socket.SHUT_RDWR)
+            return False
+
+        if response.hijack is not Hijack.NONE:
+            ex.hijack = HijackCapture(self.config.capture_limit)
+            self.hijacked = ex
+            self.stats.open_streams += 1
+            relayed.set_result(response.hijack)
+            leftover = bytes(self.backend_buf)
+            self.backend_buf.clear()
+            await self._copy_raw(backend, client, "backend", ex.hijack, leftover)
+            return False
+
+        relayed.set_result(Hijack.NONE)
+        streaming = response.body in (Body.CHUNKED, Body.UNTIL_CLOSE)
+        if streaming:
+            self.stats.open_streams += 1
+        try:
+            if response.body is Body.LENGTH:
+                await self._copy_length(backend, self.backend_buf, client, response.length, ex.response_body)
+            elif response.body is Body.CHUNKED:
+                ex.response_chunked = True
+                await self._copy_chunked(backend, self.backend_buf, client, ex.response_body)
+            elif response.body is Body.UNTIL_CLOSE:
+                await self._copy_until_close(backend, self.backend_buf, client, ex.response_body)
+        except PeerClosed as exc:
+            self._end(ex, str(exc) or "backend closed the connection in the middle of the response body")
+            _shutdown(client, socket.SHUT_RDWR)
+            return False
+        except ProtocolError as exc:
+            self._end(ex, f"malformed response body from the backend: {exc}")
+            _shutdown(client, socket.SHUT_RDWR)
+            return False
+        except OSError as exc:  # the client went away mid-body
+            self._end(ex, f"client went away in the middle of the response: {exc.strerror or exc}")
+            _shutdown(backend, socket.SHUT_RDWR)
+            return False
+        finally:
+            if streaming:
+                self.stats.open_streams -= 1
+        self._end(ex)
+        if response.close or response.body is Body.UNTIL_CLOSE:
+            _shutdown(client, socket.SHUT_WR)
+            return False
+        return True
+
+    # -- body copying --------------------------------------------------------------------------
+
+    async def _send(self, dst: socket.socket, data) -> None:
+        try:
+            await self.loop.sock_sendall(dst, data)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise OSError(exc.errno, "peer closed the connection") from None
+
+    async def _copy_length(self, src, buf: bytearray, dst, length: int, capture: Capture) -> None:
+        remaining = length
+        if buf:
+            take = min(remaining, len(buf))
+            piece = bytes(buf[:take])
+            del buf[:take]
+            capture.add(piece)
+            await self._send(dst, piece)
+            remaining -= take
+        if remaining <= 0:
+            return
+        chunk = bytearray(min(remaining, BULK_RECV))
+        view = memoryview(chunk)
+        recv_into = self.loop.sock_recv_into
+        try:
+            while remaining > 0:
+                want = min(remaining, len(chunk))
+                try:
+                    n = await recv_into(src, view[:want])
+                except (ConnectionResetError, BrokenPipeError):
+                    n = 0
+                if not n:
+                    raise PeerClosed(f"connection closed with {remaining} body bytes still expected")
+                piece = view[:n]
+                capture.add(piece)
+                await self._send(dst, piece)
+                remaining -= n
+        finally:
+            view.release()
+
+    async def _copy_chunked(self, src, buf: bytearray, dst, capture: Capture) -> None:
+        scanner = ChunkedScanner()
+        if buf:
+            n = scanner.feed(buf)
+            piece = bytes(buf[:n])
+            del buf[:n]
+            capture.add(piece)
+            await self._send(dst, piece)
+        size = HEAD_RECV
+        while not scanner.done:
+            try:
+                data = await self.loop.sock_recv(src, size)
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
+            if not data:
+                raise PeerClosed("connection closed in the middle of a chunked body")
+            if len(data) == size and size < BULK_RECV:
+                size = BULK_RECV  # a bulk transfer: read in bigger slices
+            n = scanner.feed(data)
+            if n < len(data):
+                buf += data[n:]
+                data = data[:n]
+            capture.add(data)
+            await self._send(dst, data)
+
+    async def _copy_until_close(self, src, buf: bytearray, dst, capture: Capture) -> None:
+        if buf:
+            piece = bytes(buf)
+            buf.clear()
+            capture.add(piece)
+            await self._send(dst, piece)
+        size = HEAD_RECV
+        while True:
+            try:
+                data = await self.loop.sock_recv(src, size)
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
+            if not data:
+                return
+            if len(data) == size and size < BULK_RECV:
+                size = BULK_RECV
+            capture.add(data)
+            await self._send(dst, data)
+
+    async def _copy_raw(
+        self, src: socket.socket, dst: socket.socket, direction: FrameDirection, capture, leftover: bytes
+    ) -> None:
+        """One direction of a hijacked stream; EOF becomes a half-close toward `dst`."""
+        try:
+            if leftover:
+                capture.add(direction, leftover)
+                await self._send(dst, leftover)
+            size = HEAD_RECV
+            while True:
+                try:
+                    data = await self.loop.sock_recv(src, size)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                if len(data) == size and size < BULK_RECV:
+                    size = BULK_RECV
+                capture.add(direction, data)
+                await self._send(dst, data)
+        except OSError:
+            # The receiving side is gone: stop reading from the sender too.
+            _shutdown(src, socket.SHUT_RD)
+        finally:
+            _shutdown(dst, socket.SHUT_WR)
+            now = time.time()
+            if direction == "client":
+                capture.client_closed_at = now
+            else:
+                capture.backend_closed_at = now
