@@ -23,9 +23,19 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
 ) -> None:
     """dockertap sits on the Docker API socket, relays every byte, and shows what each call reaches."""
+
+
+from dockertap import tapping as _tapping  # noqa: E402
+
+app.command("proxy")(_tapping.proxy)
+app.command("run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})(
+    _tapping.run
+)
 
 
 def main() -> None:

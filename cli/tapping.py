@@ -1,0 +1,357 @@
+"""`dockertap proxy` and `dockertap run`: start a tap on a socket and show what passes through it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import IO
+
+import typer
+
+from dockertap.output import BackgroundWriter
+from dockertap.proxy.discovery import Discovery, default_listen_path, discover_backend
+from dockertap.proxy.endpoints import EndpointError
+from dockertap.proxy.exchange import Exchange
+from dockertap.proxy.hub import Event
+from dockertap.proxy.listener import ListenError
+from dockertap.proxy.probe import describe_connect_error
+from dockertap.proxy.relay import RelayConfig
+from dockertap.session import Listening, Pipeline, Tap, install_fast_loop, open_listener
+from dockertap.trace_view import LineRenderer, json_lines
+
+
+class TraceFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+# -- sinks -----------------------------------------------------------------------------------
+
+
+class TraceSink:
+    """Renders each finished exchange as a text or JSON line and hands it to `write`."""
+
+    def __init__(self, write: Callable[[str], None], fmt: TraceFormat, color: bool) -> None:
+        self._write = write
+        self._fmt = fmt
+        self._renderer = LineRenderer(color=color) if fmt is TraceFormat.text else None
+        self.count = 0
+
+    def handle_batch(self, batch: list[Event]) -> None:
+        ended = [ex for kind, ex in batch if kind == "end"]
+        if not ended:
+            return
+        self.count += len(ended)
+        text = self._renderer.render(ended) if self._renderer else json_lines(ended)
+        self._write(text)
+
+
+@dataclass
+class _Collected:
+    """Keeps finished exchanges so `run` can print them in request order when CMD ends."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    def handle_batch(self, batch: list[Event]) -> None:
+        self.exchanges.extend(ex for kind, ex in batch if kind == "end")
+
+    def render(self, fmt: TraceFormat, color: bool) -> str:
+        ordered = sorted(self.exchanges, key=lambda ex: (ex.started, ex.id))
+        return LineRenderer(color=color).render(ordered) if fmt is TraceFormat.text else json_lines(ordered)
+
+
+# -- analysis wiring -------------------------------------------------------------------------
+
+
+class Analysis:
+    """Annotates exchanges with route and layers, and keeps the backend fingerprint current.
+
+    The fingerprint starts from dockertap's own probe at start-up and is refreshed passively
+    whenever the client's own `/_ping`, `/version` or `/info` exchanges pass by.
+    """
+
+    def __init__(self, discovery: Discovery | None) -> None:
+        from dockertap.analyzers.fingerprint import fingerprint
+
+        self._fingerprint = fingerprint
+        probe = discovery.probe if discovery else None
+        self._ping = dict(probe.ping_headers) if probe and probe.ok else None
+        self._version = probe.version if probe else None
+        self._info = probe.info if probe else None
+        self._url = discovery.endpoint.url if discovery and discovery.endpoint else None
+        self.backend = self._compute()
+
+    def _compute(self):
+        if not (self._ping or self._version or self._info):
+            return None
+        return self._fingerprint(self._ping, self._version, self._info, endpoint_url=self._url)
+
+    def _learn(self, ex: Exchange) -> None:
+        route = getattr(ex.annotation, "route", None)
+        template = getattr(route, "template", "")
+        response = ex.response
+        if response is None or response.status_code != 200 or ex.response_body.truncated:
+            return
+        if template.endswith(" /_ping"):
+            self._ping = {k: v for k, v in response.headers.items()}
+        elif template in ("GET /version", "GET /info"):
+            try:
+                import json
+
+                data = json.loads(response.content or b"")
+            except ValueError:
+                return
+            if template == "GET /version":
+                self._version = data
+            else:
+                self._info = data
+        else:
+            return
+        self.backend = self._compute()
+
+    def __call__(self, kind: str, ex: Exchange) -> None:
+        if kind == "response" and ex.annotation is not None:
+            return
+        from dockertap.analyzers.annotate import annotate
+
+        method, target = ex.method_and_target
+        body = None
+        if kind == "end" and ex.request is not None and ex.request.raw_content:
+            body = _json_or_none(ex.request)
+        ex.annotation = annotate(method, target, self.backend, body)
+        if kind == "end":
+            self._learn(ex)
+
+
+def _json_or_none(message) -> object | None:
+    content_type = message.headers.get("content-type", "")
+    if "json" not in content_type:
+        return None
+    try:
+        import json
+
+        return json.loads(message.raw_content)
+    except ValueError:
+        return None
+
+
+# -- shared start-up -------------------------------------------------------------------------
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"dockertap: {message}", fg="red", err=True)
+    return typer.Exit(code)
+
+
+def _discover(backend: str | None, own: list[str]) -> Discovery:
+    try:
+        found = discover_backend(backend, own_sockets=own)
+    except EndpointError as exc:
+        raise _fail(str(exc)) from None
+    if found.endpoint is None:
+        raise _fail(found.reason)
+    return found
+
+
+def _relay_config(found: Discovery, capture_bytes: int) -> RelayConfig:
+    def describe(endpoint, exc: OSError) -> tuple[str, str]:
+        _kind, reason, hint = describe_connect_error(endpoint, exc)
+        return reason, hint
+
+    assert found.endpoint is not None
+    return RelayConfig(backend=found.endpoint, capture_limit=capture_bytes, describe_dial_error=describe)
+
+
+def _backend_banner(found: Discovery) -> str:
+    return f"backend {found.endpoint.url} — {found.reason}"
+
+
+def _serve_forever(tap: Tap, on_ready: Callable[[], None]) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await tap.start()
+        on_ready()
+        await stop.wait()
+        await tap.stop()
+
+    with asyncio.Runner(loop_factory=install_fast_loop()) as runner:
+        runner.run(main())
+
+
+# -- commands --------------------------------------------------------------------------------
+
+CAPTURE_HELP = "Bytes of each body and hijacked stream to keep for display and recording (all are counted)."
+
+
+def proxy(
+    listen: str = typer.Option(
+        None, "--listen", "-l", help="unix:///path or tcp://127.0.0.1:PORT [default: a private Unix socket]"
+    ),
+    backend: str = typer.Option(
+        None, "--backend", "-b", help="Engine socket to relay to (unix:// or tcp://) [default: discovered]"
+    ),
+    fmt: TraceFormat = typer.Option(
+        TraceFormat.text, "--format", "-f", help="Trace lines as text or JSON Lines."
+    ),
+    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", help=CAPTURE_HELP),
+    group: str = typer.Option(None, "--group", help="Let members of GROUP connect too (socket mode 0660)."),
+    listen_public: bool = typer.Option(
+        False, "--listen-public", help="Allow a non-loopback TCP address (root-equivalent access, no TLS)."
+    ),
+) -> None:
+    """Listen on a socket and relay every Docker API exchange to the real engine, one trace line each.
+
+    [bold]Examples[/bold]
+
+      dockertap proxy                       # then, in another shell: export DOCKER_HOST=… (printed)
+      dockertap proxy --backend unix:///run/podman/podman.sock --format json > trace.jsonl
+      dockertap proxy --listen tcp://127.0.0.1:2399
+    """
+    private = listen is None
+    listen = listen or f"unix://{default_listen_path()}"
+    found = _discover(backend, own=[listen])
+    try:
+        listening = open_listener(listen, group=group, listen_public=listen_public, private_parent=private)
+    except (ListenError, EndpointError) as exc:
+        raise _fail(str(exc)) from None
+    out = BackgroundWriter(sys.stdout)
+    sink = TraceSink(out.write, fmt, color=sys.stdout.isatty())
+    pipeline = Pipeline(processors=[Analysis(found)], sinks=[sink])
+    tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
+
+    def ready() -> None:
+        err = sys.stderr
+        err.write(f"dockertap: {_backend_banner(found)}\n")
+        err.write(f"dockertap: listening on {listening.url}{_who_can_connect(listening, group)}\n")
+        err.write(f"export DOCKER_HOST={listening.url}\n")
+        err.flush()
+
+    try:
+        _serve_forever(tap, ready)
+    finally:
+        out.close()
+        if tap.hub.dropped or out.dropped:
+            sys.stderr.write(
+                f"dockertap: {tap.hub.dropped + out.dropped} trace events were not shown (slow output)\n"
+            )
+
+
+def _who_can_connect(listening: Listening, group: str | None) -> str:
+    if listening.path is None:
+        return " (TCP: anyone who can reach this address)"
+    if group:
+        return f" (mode 0660: you and group {group})"
+    if os.geteuid() == 0 and os.environ.get("SUDO_USER"):
+        return " (mode 0600: root only — you ran dockertap with sudo; pass --group to widen)"
+    return " (mode 0600: only you)"
+
+
+_BYPASS_FLAGS = ("-H", "--host", "--context", "-c")
+
+
+def bypass_flags(command: list[str]) -> list[str]:
+    """Flags in a docker command line that would make it skip DOCKER_HOST (and so the proxy)."""
+    found = []
+    for arg in command[1:]:
+        if arg == "--":
+            break
+        name = arg.split("=", 1)[0]
+        if name in _BYPASS_FLAGS or (arg.startswith("-H") and len(arg) > 2 and not arg.startswith("--")):
+            found.append(arg)
+    return found
+
+
+def run(
+    command: list[str] = typer.Argument(
+        ..., metavar="-- CMD [ARGS]...", help="The command to run through the tap."
+    ),
+    backend: str = typer.Option(
+        None, "--backend", "-b", help="Engine socket to relay to (unix:// or tcp://) [default: discovered]"
+    ),
+    trace_file: str = typer.Option(
+        None, "--trace-file", "-o", help="Write the trace to FILE instead of stderr."
+    ),
+    live: bool = typer.Option(False, "--live", help="Print trace lines while CMD runs, not after."),
+    fmt: TraceFormat = typer.Option(
+        TraceFormat.text, "--format", "-f", help="Trace lines as text or JSON Lines."
+    ),
+    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", help=CAPTURE_HELP),
+) -> None:
+    """Run CMD with DOCKER_HOST pointing at a private tap, then print the trace of its exchanges.
+
+    CMD keeps your terminal (so `docker run -it img sh` stays interactive), and dockertap exits
+    with CMD's exit code.
+
+    [bold]Examples[/bold]
+
+      dockertap run -- docker run --rm busybox echo hi
+      dockertap run --format json -o trace.jsonl -- docker compose up -d
+      dockertap run --live -- docker logs -f web
+    """
+    if not command:
+        raise _fail("nothing to run: dockertap run -- docker ps")
+    executable = shutil.which(command[0])
+    if executable is None:
+        raise _fail(f"command not found: {command[0]}", code=127)
+    for flag in bypass_flags(command):
+        typer.secho(
+            f"dockertap: warning: {flag!r} makes {os.path.basename(command[0])} talk to another endpoint "
+            "directly; those calls will not go through the tap",
+            fg="yellow",
+            err=True,
+        )
+    workdir = tempfile.mkdtemp(prefix="dockertap-")
+    os.chmod(workdir, 0o700)
+    listen_url = f"unix://{workdir}/docker.sock"
+    found = _discover(backend, own=[listen_url])
+    try:
+        listening = open_listener(listen_url)
+    except ListenError as exc:
+        raise _fail(str(exc)) from None
+
+    trace_stream: IO[str] = open(trace_file, "w", encoding="utf-8") if trace_file else sys.stderr  # noqa: SIM115
+    color = trace_stream.isatty()
+    collected = _Collected()
+    writer = BackgroundWriter(trace_stream) if live else None
+    sink = TraceSink(writer.write, fmt, color=color) if writer else collected
+    tap = Tap(
+        listening, _relay_config(found, capture_bytes), Pipeline(processors=[Analysis(found)], sinks=[sink])
+    )
+    env = dict(os.environ, DOCKER_HOST=listening.url)
+    env.pop("DOCKER_CONTEXT", None)  # DOCKER_HOST must win, whatever context is current
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        await tap.start()
+        proc = await asyncio.create_subprocess_exec(executable, *command[1:], env=env)
+        # The terminal sends ^C to CMD itself; we stay up until CMD decides to exit.
+        loop.add_signal_handler(signal.SIGINT, lambda: None)
+        loop.add_signal_handler(signal.SIGTERM, lambda: proc.send_signal(signal.SIGTERM))
+        loop.add_signal_handler(signal.SIGHUP, lambda: proc.send_signal(signal.SIGHUP))
+        code = await proc.wait()
+        await tap.stop()
+        return code
+
+    try:
+        with asyncio.Runner(loop_factory=install_fast_loop()) as runner:
+            code = runner.run(main())
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if writer:
+        writer.close()
+    else:
+        trace_stream.write(collected.render(fmt, color))
+        trace_stream.flush()
+    if trace_file:
+        trace_stream.close()
+    raise typer.Exit(128 - code if code < 0 else code)
