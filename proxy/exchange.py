@@ -34,16 +34,22 @@ class PeerInfo:
 
 @dataclass(slots=True, eq=False)
 class Capture:
-    """A bounded prefix of a byte stream plus the count of every byte that passed."""
+    """A bounded prefix of a byte stream plus the count of every byte that passed.
+
+    `marks` records when each captured slice arrived, as (time, offset into `data`), so a
+    replay can reproduce the pacing of streamed bodies (`logs -f`, `/events`, progress).
+    """
 
     limit: int
     data: bytearray = field(default_factory=bytearray)
     total: int = 0
+    marks: list[tuple[float, int]] = field(default_factory=list)
 
     def add(self, chunk: bytes | memoryview) -> None:
         n = len(chunk)
         room = self.limit - len(self.data)
         if room > 0:
+            self.marks.append((time.time(), len(self.data)))
             self.data += chunk[:room] if n > room else chunk
         self.total += n
 
