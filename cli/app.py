@@ -38,5 +38,12 @@ app.command("run", context_settings={"allow_interspersed_args": False, "ignore_u
 )
 
 
+from dockertap.contexts import contexts_app as _contexts_app  # noqa: E402
+from dockertap.doctor import doctor as _doctor  # noqa: E402
+
+app.command("doctor")(_doctor)
+app.add_typer(_contexts_app, name="context")
+
+
 def main() -> None:
     app()
