@@ -15,6 +15,7 @@ from typing import IO
 
 import typer
 
+from dockertap.filters import ExchangeFilter, FilterError, matches_all, parse_filters
 from dockertap.output import BackgroundWriter
 from dockertap.proxy.discovery import Discovery, default_listen_path, discover_backend
 from dockertap.proxy.endpoints import EndpointError
@@ -38,14 +39,21 @@ class TraceFormat(StrEnum):
 class TraceSink:
     """Renders each finished exchange as a text or JSON line and hands it to `write`."""
 
-    def __init__(self, write: Callable[[str], None], fmt: TraceFormat, color: bool) -> None:
+    def __init__(
+        self,
+        write: Callable[[str], None],
+        fmt: TraceFormat,
+        color: bool,
+        filters: list[ExchangeFilter] | None = None,
+    ) -> None:
         self._write = write
         self._fmt = fmt
+        self._filters = filters or []
         self._renderer = LineRenderer(color=color) if fmt is TraceFormat.text else None
         self.count = 0
 
     def handle_batch(self, batch: list[Event]) -> None:
-        ended = [ex for kind, ex in batch if kind == "end"]
+        ended = [ex for kind, ex in batch if kind == "end" and matches_all(self._filters, ex)]
         if not ended:
             return
         self.count += len(ended)
@@ -208,6 +216,13 @@ def proxy(
     listen_public: bool = typer.Option(
         False, "--listen-public", help="Allow a non-loopback TCP address (root-equivalent access, no TLS)."
     ),
+    filter_specs: list[str] = typer.Option(
+        None,
+        "--filter",
+        help="Show only matching exchanges: route=GLOB, status=4xx|5xx|404|error, client=GLOB (repeatable).",
+    ),
+    bodies: bool = typer.Option(False, "--bodies", help="Show JSON bodies and decoded stdout/stderr frames."),
+    plain: bool = typer.Option(False, "--plain", help="Plain lines even on a terminal (no live panel)."),
 ) -> None:
     """Listen on a socket and relay every Docker API exchange to the real engine, one trace line each.
 
@@ -224,10 +239,32 @@ def proxy(
         listening = open_listener(listen, group=group, listen_public=listen_public, private_parent=private)
     except (ListenError, EndpointError) as exc:
         raise _fail(str(exc)) from None
-    out = BackgroundWriter(sys.stdout)
-    sink = TraceSink(out.write, fmt, color=sys.stdout.isatty())
-    pipeline = Pipeline(processors=[Analysis(found)], sinks=[sink])
+    try:
+        filters = parse_filters(filter_specs)
+    except FilterError as exc:
+        raise _fail(str(exc)) from None
+    analysis = Analysis(found)
+    pipeline = Pipeline(processors=[analysis])
     tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
+    out = BackgroundWriter(sys.stdout)
+    live_view = None
+    if fmt is TraceFormat.text and sys.stdout.isatty() and not plain:
+        from rich.console import Console
+
+        from dockertap.live_view import LiveView
+
+        backend_label = found.endpoint.url
+        live_view = LiveView(
+            Console(),
+            stats=lambda: tap.relay.stats,
+            backend_label=backend_label,
+            filters=filters,
+            bodies=bodies,
+            dropped=lambda: tap.hub.dropped,
+        )
+        pipeline.sinks.append(live_view)
+    else:
+        pipeline.sinks.append(TraceSink(out.write, fmt, color=sys.stdout.isatty(), filters=filters))
 
     def ready() -> None:
         err = sys.stderr
@@ -235,10 +272,14 @@ def proxy(
         err.write(f"dockertap: listening on {listening.url}{_who_can_connect(listening, group)}\n")
         err.write(f"export DOCKER_HOST={listening.url}\n")
         err.flush()
+        if live_view is not None:
+            live_view.start()
 
     try:
         _serve_forever(tap, ready)
     finally:
+        if live_view is not None:
+            live_view.stop()
         out.close()
         if tap.hub.dropped or out.dropped:
             sys.stderr.write(
