@@ -31,6 +31,7 @@ from dockertap.proxy.discovery import (
     ContextInfo,
     candidates,
     cli_endpoint,
+    current_context_name,
     docker_config_dir,
     dockertap_socket_paths,
     list_contexts,
@@ -360,10 +361,19 @@ def gather(
     )
 
     cli_url, cli_why = cli_endpoint(env, home)
-    if cli_url is None:
-        current = EndpointReport("docker CLI", None, cli_why, unusable=cli_why)
+    config_dir = docker_config_dir(env, home)
+    # Name the current endpoint after what selected it, so its diagnosis says what to change.
+    context_name = env.get("DOCKER_CONTEXT") or current_context_name(config_dir)
+    if env.get("DOCKER_HOST"):
+        current_source = "DOCKER_HOST"
+    elif context_name and context_name != "default":
+        current_source = f"context {context_name!r}"
     else:
-        current = prober.report("docker CLI", cli_url, cli_why)
+        current_source = "docker CLI default"
+    if cli_url is None:
+        current = EndpointReport(current_source, None, cli_why, unusable=cli_why)
+    else:
+        current = prober.report(current_source, cli_url, cli_why)
 
     endpoints: list[EndpointReport] = []
     found: list[Candidate] = candidates(env, home, platform=platform, root=root)
@@ -395,7 +405,6 @@ def gather(
             diagnoses.append(diagnosis)
             seen_urls.add(rep.url)
 
-    config_dir = docker_config_dir(env, home)
     return DoctorReport(
         cli_url,
         cli_why,

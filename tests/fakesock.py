@@ -1,4 +1,5 @@
-"""Tiny servers on real Unix sockets, for states a real engine cannot be put in on demand.
+"""Tiny servers on real Unix sockets (for states a real engine cannot be put in on demand) and a fake
+$DOCKER_CONFIG writer.
 
 A Docker-like `/_ping` answerer (so discovery can be tested without starting dockerd), a
 listener that answers garbage, one that speaks another HTTP service, one that never answers,
@@ -13,6 +14,8 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable
+
+from dockertap.proxy.discovery import context_meta_path
 
 DOCKER_PING_HEADERS = (
     b"Api-Version: 1.41\r\nBuilder-Version: 2\r\nCache-Control: no-cache, no-store, must-revalidate\r\n"
@@ -139,3 +142,20 @@ def stale_socket(path: str) -> str:
     sock.bind(path)
     sock.close()
     return path
+
+
+def write_context(config_dir: str, name: str, host: str) -> str:
+    path = context_meta_path(config_dir, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(
+            {"Name": name, "Metadata": {}, "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": False}}},
+            fh,
+        )
+    return path
+
+
+def set_current(config_dir: str, name: str) -> None:
+    os.makedirs(config_dir, exist_ok=True)
+    with open(os.path.join(config_dir, "config.json"), "w") as fh:
+        json.dump({"auths": {}, "currentContext": name}, fh)

@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import socket
 import subprocess
 
 import pytest
+from fakesock import (
+    FakeServer,
+    docker_like,
+    garbage,
+    other_http,
+    set_current,
+    short_tmpdir,
+    silent,
+    stale_socket,
+    write_context,
+)
+
 from dockertap.proxy.discovery import (
     DEFAULT_DOCKER_HOST,
     candidates,
     cli_endpoint,
-    context_meta_path,
     default_listen_path,
     discover_backend,
     list_contexts,
 )
 from dockertap.proxy.endpoints import EndpointError, parse_endpoint
 from dockertap.proxy.probe import describe_connect_error, probe
-from fakesock import FakeServer, docker_like, garbage, other_http, short_tmpdir, silent, stale_socket
 
 DOCKER_CLI = shutil.which("docker")
 
@@ -31,23 +40,6 @@ def base():
     path = short_tmpdir()
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def write_context(config_dir: str, name: str, host: str) -> str:
-    path = context_meta_path(config_dir, name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as fh:
-        json.dump(
-            {"Name": name, "Metadata": {}, "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": False}}},
-            fh,
-        )
-    return path
-
-
-def set_current(config_dir: str, name: str) -> None:
-    os.makedirs(config_dir, exist_ok=True)
-    with open(os.path.join(config_dir, "config.json"), "w") as fh:
-        json.dump({"auths": {}, "currentContext": name}, fh)
 
 
 # --- probe -----------------------------------------------------------------------------------------

@@ -1,0 +1,288 @@
+"""`dockertap doctor` and `dockertap context` against a real dockerd, real sockets and a fake $HOME."""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+
+import pytest
+from fakesock import FakeServer, docker_like, garbage, set_current, short_tmpdir, stale_socket, write_context
+
+from dockertap.contexts import ContextStoreError, install_context, remove_context
+from dockertap.doctor import gather, layer_chain
+from dockertap.proxy.discovery import context_meta_path
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCKER_CLI = shutil.which("docker")
+
+
+@pytest.fixture
+def base():
+    path = short_tmpdir()
+    os.chmod(path, 0o755)  # the unprivileged-user test must reach sockets in here
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full_env = {"PATH": os.environ["PATH"], **env}
+    return subprocess.run(
+        [sys.executable, "-m", "dockertap", *args], env=full_env, capture_output=True, text=True, timeout=120
+    )
+
+
+def doctor_json(env: dict[str, str]) -> tuple[int, dict]:
+    done = run_cli("doctor", "--json", env=env)
+    assert done.stderr == "" or "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+# --- against a real dockerd -----------------------------------------------------------------------
+
+
+def test_doctor_follows_the_current_context_to_a_real_dockerd(base, dockerd):
+    home, cfg = f"{base}/home", f"{base}/home/.docker"
+    stale_socket(f"{base}/dead.sock")
+    write_context(cfg, "real", dockerd.url)
+    write_context(cfg, "dead", f"unix://{base}/dead.sock")
+    write_context(cfg, "gone", f"unix://{base}/never-existed.sock")
+    set_current(cfg, "real")
+    report = gather({"HOME": home, "PATH": os.environ["PATH"]}, home, root=f"{base}/root")
+
+    assert report.ok and report.cli_url == dockerd.url and "currentContext is 'real'" in report.cli_why
+    assert report.current.fingerprint.family == "dockerd"
+    assert {(c.name, c.current) for c in report.contexts} == {
+        ("real", True),
+        ("dead", False),
+        ("gone", False),
+    }
+
+    chain = dict(layer_chain(report))
+    containerd = next(c for c in report.current.probe.version["Components"] if c["Name"] == "containerd")
+    assert chain["containerd"].startswith(containerd["Version"])
+    assert chain["dockerd"].startswith(report.current.probe.version["Version"])
+    assert list(chain) == [
+        "docker CLI",
+        "endpoint",
+        "dockerd",
+        "containerd",
+        "containerd-shim-runc-v2",
+        "runc",
+    ]
+
+    problems = {d.url: d for d in report.diagnoses}
+    assert "dead socket" in problems[f"unix://{base}/dead.sock"].problem
+    assert "docker context use default" in problems[f"unix://{base}/dead.sock"].fix
+    assert "does not exist" in problems[f"unix://{base}/never-existed.sock"].problem
+    assert dockerd.url not in problems
+
+
+def test_doctor_cli_exit_code_and_json_with_real_dockerd(base, dockerd):
+    code, data = doctor_json({"HOME": base, "DOCKER_HOST": dockerd.url})
+    assert code == 0 and data["ok"] is True
+    assert data["cli_endpoint"] == {"url": dockerd.url, "why": "DOCKER_HOST is set"}
+    assert data["current"]["socket"]["kind"] == "socket"
+    assert data["current"]["fingerprint"]["family"] == "dockerd"
+    assert [step["layer"] for step in data["chain"]][:3] == ["docker CLI", "endpoint", "dockerd"]
+
+    done = run_cli("doctor", env={"HOME": base, "DOCKER_HOST": dockerd.url, "COLUMNS": "120"})
+    assert done.returncode == 0
+    assert f"The docker CLI would use {dockerd.url} - works" in done.stdout
+    assert "containerd" in done.stdout and "No problems found." in done.stdout
+
+
+def test_context_install_routes_the_real_docker_cli(base, dockerd):
+    if not DOCKER_CLI:
+        pytest.skip("docker CLI not installed")
+    cfg = f"{base}/cfg"
+    env = {"HOME": base, "DOCKER_CONFIG": cfg}
+    socket_path = dockerd.socket  # the context must reach whatever listens there; here the engine itself
+    done = run_cli("context", "install", "--socket", str(socket_path), env=env)
+    assert done.returncode == 0, done.stderr
+    assert os.path.exists(context_meta_path(cfg, "dockertap"))
+
+    docker_env = {"PATH": os.environ["PATH"], **env}
+    listed = subprocess.run(
+        [DOCKER_CLI, "context", "ls", "--format", "{{.Name}} {{.DockerEndpoint}}"],
+        env=docker_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"dockertap unix://{socket_path}" in listed.stdout.splitlines()
+    server = subprocess.run(
+        [DOCKER_CLI, "--context", "dockertap", "version", "--format", "{{.Server.Version}}"],
+        env=docker_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert server.returncode == 0, server.stderr
+    assert (
+        server.stdout.strip()
+        == gather({**env, "DOCKER_CONTEXT": "dockertap"}, base).current.probe.version["Version"]
+    )
+
+    subprocess.run(
+        [DOCKER_CLI, "context", "use", "dockertap"], env=docker_env, check=True, capture_output=True
+    )
+    done = run_cli("context", "remove", env=env)
+    assert done.returncode == 0 and "now uses 'default'" in done.stdout
+    shown = subprocess.run(
+        [DOCKER_CLI, "context", "show"], env=docker_env, capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.strip() == "default"
+    assert run_cli("context", "remove", env=env).returncode == 1  # nothing left to remove
+
+
+# --- states a real engine cannot be put in on demand ----------------------------------------------
+
+
+def test_doctor_docker_host_at_a_garbage_listener(base):
+    with FakeServer(f"{base}/g.sock", garbage):
+        code, data = doctor_json({"HOME": base, "DOCKER_HOST": f"unix://{base}/g.sock"})
+    assert code == 1 and data["ok"] is False
+    assert data["current"]["probe"]["kind"] == "not-http"
+    assert any("not with HTTP" in d["problem"] for d in data["diagnoses"])
+
+
+def test_doctor_docker_host_at_missing_path_and_dead_dockertap_socket(base):
+    code, data = doctor_json({"HOME": base, "DOCKER_HOST": f"unix://{base}/nope.sock"})
+    assert code == 1
+    problem = data["diagnoses"][0]
+    assert problem["problem"] == f"DOCKER_HOST points at {base}/nope.sock, which does not exist"
+    assert "unset DOCKER_HOST" in problem["fix"]
+
+    xdg = f"{base}/xdg"
+    os.makedirs(xdg)
+    stale_socket(f"{xdg}/dockertap.sock")
+    env = {"HOME": base, "XDG_RUNTIME_DIR": xdg, "DOCKER_HOST": f"unix://{xdg}/dockertap.sock"}
+    code, data = doctor_json(env)
+    assert code == 1
+    assert "no dockertap proxy is running" in data["diagnoses"][0]["problem"]
+    assert "dockertap proxy" in data["diagnoses"][0]["fix"]
+
+
+def test_doctor_unresolvable_context(base):
+    code, data = doctor_json({"HOME": base, "DOCKER_CONTEXT": "nosuch"})
+    assert code == 1 and data["cli_endpoint"]["url"] is None
+    assert "cannot be resolved" in data["diagnoses"][0]["problem"]
+
+
+def test_doctor_follows_symlinks_and_reports_where_they_point(base):
+    stale_socket(f"{base}/real.sock")
+    os.symlink(f"{base}/real.sock", f"{base}/link.sock")
+    report = gather({"HOME": base, "DOCKER_HOST": f"unix://{base}/link.sock"}, base, root=f"{base}/root")
+    facts = report.current.socket
+    assert (
+        facts.symlinks == [f"{base}/link.sock -> {base}/real.sock"] and facts.resolved == f"{base}/real.sock"
+    )
+    assert report.current.probe.kind == "refused" and "stale socket" in report.diagnoses[0].problem
+
+
+def _nobody_command(base: str) -> tuple[list[str], dict[str, str]] | None:
+    """Run this checkout's code as `nobody` with the system python (the venv's python lives under /root)."""
+    setpriv, python = shutil.which("setpriv"), "/usr/bin/python3"
+    if os.getuid() != 0 or not setpriv or not os.path.exists(python):
+        return None
+    pkg = f"{base}/py/dockertap"
+    os.makedirs(pkg)
+    for name in os.listdir(f"{REPO}/cli"):
+        if name.endswith(".py"):
+            os.symlink(f"{REPO}/cli/{name}", f"{pkg}/{name}")
+    for sub in ("proxy", "analyzers", "recordings"):
+        os.symlink(f"{REPO}/{sub}", f"{pkg}/{sub}")
+    for path in (f"{base}/py", pkg):
+        os.chmod(path, 0o755)
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    env = {
+        "HOME": "/nonexistent",
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": f"{base}/py:{site}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    return [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", python], env
+
+
+def test_doctor_as_unprivileged_user_on_a_docker_group_socket(base):
+    command = _nobody_command(base)
+    if command is None:
+        pytest.skip("needs root, setpriv and /usr/bin/python3 to become 'nobody'")
+    argv, env = command
+    try:
+        docker_gid = grp.getgrnam("docker").gr_gid
+    except KeyError:
+        pytest.skip("no 'docker' group on this machine")
+    with FakeServer(f"{base}/engine.sock", docker_like(), mode=0o660) as srv:
+        os.chown(srv.path, 0, docker_gid)
+        probe_run = subprocess.run(
+            [*argv, "-m", "dockertap.proxy.probe", srv.url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert probe_run.returncode == 1, probe_run.stderr
+        result = json.loads(probe_run.stdout)
+        assert result["kind"] == "permission"
+        assert "root:docker srw-rw----" in result["error"]
+        assert "usermod -aG docker" in result["hint"]
+
+        doctor_run = subprocess.run(
+            [*argv, "-m", "dockertap", "doctor", "--json"],
+            env={**env, "DOCKER_HOST": srv.url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert doctor_run.returncode == 1, doctor_run.stderr
+        data = json.loads(doctor_run.stdout)
+        assert data["current"]["socket"]["user_may_connect"] is False
+        assert "permission denied" in data["diagnoses"][0]["problem"]
+        assert "'docker' group" in data["diagnoses"][0]["fix"]
+        assert srv.requests == []  # the kernel refused before anything reached the server
+
+        # the same socket is fine for root: the failure above is the permission, not the server
+        assert pwd.getpwuid(os.getuid()).pw_name == "root"
+        code, data = doctor_json({"HOME": base, "DOCKER_HOST": srv.url})
+        assert code == 0
+
+
+# --- context store (pure file logic) --------------------------------------------------------------
+
+
+def test_install_refuses_to_clobber_a_foreign_context_and_remove_keeps_other_config(base):
+    cfg = f"{base}/cfg"
+    write_context(cfg, "dockertap", "tcp://10.0.0.1:2375")
+    with open(f"{cfg}/config.json", "w") as fh:
+        json.dump({"auths": {"registry.example": {"auth": "eA=="}}, "currentContext": "dockertap"}, fh)
+    with pytest.raises(ContextStoreError, match="already exists"):
+        install_context(cfg, "dockertap", f"{base}/dt.sock")
+    path, replaced = install_context(cfg, "dockertap", f"{base}/dt.sock", force=True)
+    assert replaced == "tcp://10.0.0.1:2375"
+    assert json.load(open(path))["Endpoints"]["docker"]["Host"] == f"unix://{base}/dt.sock"
+    assert install_context(cfg, "dockertap", f"{base}/dt.sock")[1] is None  # same target: idempotent
+    with pytest.raises(ContextStoreError):
+        install_context(cfg, "default", f"{base}/dt.sock")
+
+    assert remove_context(cfg, "dockertap") == (True, True)
+    config = json.load(open(f"{cfg}/config.json"))
+    assert config == {"auths": {"registry.example": {"auth": "eA=="}}}
+    assert remove_context(cfg, "dockertap") == (False, False)
+
+
+def test_context_install_default_socket_path(base):
+    env = {"HOME": base, "DOCKER_CONFIG": f"{base}/cfg", "XDG_RUNTIME_DIR": f"{base}/xdg"}
+    done = run_cli("context", "install", env=env)
+    assert done.returncode == 0, done.stderr
+    meta = json.load(open(context_meta_path(f"{base}/cfg", "dockertap")))
+    assert meta["Endpoints"]["docker"]["Host"] == f"unix://{base}/xdg/dockertap.sock"
+    env.pop("XDG_RUNTIME_DIR")
+    done = run_cli("context", "install", "--name", "dt2", env=env)
+    meta = json.load(open(context_meta_path(f"{base}/cfg", "dt2")))
+    assert meta["Endpoints"]["docker"]["Host"] == f"unix:///tmp/dockertap-{os.getuid()}/docker.sock"
