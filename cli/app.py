@@ -44,6 +44,10 @@ from dockertap.doctor import doctor as _doctor  # noqa: E402
 app.command("doctor")(_doctor)
 app.add_typer(_contexts_app, name="context")
 
+from dockertap import explain as _explain  # noqa: E402
+
+app.command("explain")(_explain.explain)
+
 
 def main() -> None:
     app()

@@ -1,0 +1,52 @@
+"""`dockertap explain` through the real typer app."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from dockertap.app import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    result = runner.invoke(app, ["explain", *args], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_template_on_dockerd() -> None:
+    out = run("POST /containers/{id}/start")
+    assert "POST /containers/{id}/start" in out
+    assert "Tasks.Create" in out and "runc create" in out and "containerd-shim-runc-v2" in out
+    assert "daemon/start.go" in out
+
+
+def test_concrete_request_on_podman_in_japanese() -> None:
+    out = run(
+        "POST /v1.41/containers/abc/start", "--backend-family", "podman", "--lang", "ja", "--runtime", "runc"
+    )
+    assert "conmon" in out and "runc start" in out
+    assert "containerd" not in out.split("chain:")[0]
+    assert "直接実行" in out
+
+
+def test_top_and_containerd_store() -> None:
+    assert "ps" in run("GET /containers/{id}/top").split("host", 1)[1]
+    out = run("POST /containers/create", "--image-store", "containerd")
+    assert "Snapshots.Prepare" in out and "/snapshot/commit" in out
+
+
+def test_hijack_hint_and_unknown_route() -> None:
+    assert "hijack: tcp" in run("POST /v1.41/containers/abc/attach?stream=1")
+    assert "unknown route" in run("GET /not/a/route")
+
+
+def test_all_lists_the_table() -> None:
+    out = run("--all")
+    assert "POST /containers/{id}/start" in out and "group default" in out and "noSwarm" in out
+
+
+def test_bad_request() -> None:
+    result = runner.invoke(app, ["explain", "POST"])
+    assert result.exit_code != 0
