@@ -298,17 +298,26 @@ def _who_can_connect(listening: Listening, group: str | None) -> str:
 
 
 _BYPASS_FLAGS = ("-H", "--host", "--context", "-c")
+#: docker's global options that take a value (so the next word is not the subcommand).
+_VALUED_GLOBALS = (*_BYPASS_FLAGS, "--config", "-l", "--log-level", "--tlscacert", "--tlscert", "--tlskey")
 
 
 def bypass_flags(command: list[str]) -> list[str]:
-    """Flags in a docker command line that would make it skip DOCKER_HOST (and so the proxy)."""
+    """Global options in a docker command line that would make it skip DOCKER_HOST (and the tap).
+
+    Only options before the subcommand count: in `docker run img sh -c …`, `-c` is sh's.
+    """
     found = []
-    for arg in command[1:]:
-        if arg == "--":
-            break
+    args = iter(command[1:])
+    for arg in args:
+        if not arg.startswith("-") or arg == "--":
+            break  # the subcommand: global options end here
         name = arg.split("=", 1)[0]
-        if name in _BYPASS_FLAGS or (arg.startswith("-H") and len(arg) > 2 and not arg.startswith("--")):
+        attached_host = arg.startswith("-H") and len(arg) > 2 and not arg.startswith("--")
+        if name in _BYPASS_FLAGS or attached_host:
             found.append(arg)
+        if name in _VALUED_GLOBALS and "=" not in arg and not attached_host:
+            next(args, None)
     return found
 
 

@@ -1,0 +1,218 @@
+"""`dockertap run` and `dockertap proxy` as a user meets them: real docker CLI, real engine, real terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import engines
+import pytest
+
+from dockertap.filters import FilterError, parse_filters
+from dockertap.tapping import bypass_flags
+
+IMAGE = engines.BUSYBOX_TAG
+
+
+def dockertap(
+    *args: str, input: bytes | None = None, timeout: float = 60, env=None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*engines.dockertap_command(), *args],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        env=engines.docker_env("unix:///nonexistent", env),
+    )
+
+
+def test_run_prints_output_then_the_trace_in_request_order(dockerd):
+    result = dockertap("run", "--backend", dockerd.url, "--", "docker", "run", "--rm", IMAGE, "echo", "hi")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == b"hi\n"
+    trace = result.stderr.decode()
+    lines = [line for line in trace.splitlines() if "docker run" in line]
+    routes = [line.split()[3] + " " + line.split()[4] for line in lines if len(line.split()) > 4]
+    # The docker CLI's own order: ping, create, then attach/wait/start around the hijack.
+    text = "\n".join(lines)
+    assert "HEAD" in lines[0] and "/_ping" in lines[0]
+    for piece in ("/containers/create", "/attach", "/wait", "/start"):
+        assert piece in text, f"{piece} missing from trace:\n{trace}"
+    assert "hijacked" in text
+    assert len(routes) >= 5
+
+
+def test_run_exit_code_and_stderr_are_cmds_own(dockerd):
+    result = dockertap(
+        "run",
+        "--backend",
+        dockerd.url,
+        "--",
+        "docker",
+        "run",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    )
+    assert result.returncode == 7
+    assert result.stdout == b"out\n"
+    assert result.stderr.startswith(b"err\n")
+
+
+def test_run_json_trace_file_has_the_public_fields(dockerd, short_tmp: Path):
+    trace = short_tmp / "t.jsonl"
+    result = dockertap(
+        "run", "--backend", dockerd.url, "--format", "json", "-o", str(trace), "--", "docker", "ps", "-q"
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert records, "no trace records"
+    required = {"id", "connection", "started", "method", "path", "status", "duration_ms", "request_bytes"}
+    required |= {"response_bytes", "hijacked", "client"}
+    for record in records:
+        assert required <= record.keys()
+        assert set(record["client"]) >= {"pid", "command"}
+    listing = [r for r in records if r["path"].endswith("/containers/json")]
+    assert listing and listing[0]["status"] == 200 and listing[0]["method"] == "GET"
+    assert "docker ps -q" in listing[0]["client"]["command"]
+    assert listing[0]["started"].endswith("Z")
+
+
+def test_run_warns_when_cmd_would_bypass_the_tap(dockerd):
+    result = dockertap("run", "--backend", dockerd.url, "--", "docker", "-H", dockerd.url, "ps", "-q")
+    assert result.returncode == 0
+    assert b"'-H'" in result.stderr and b"will not go through the tap" in result.stderr
+
+
+def test_run_reports_unreachable_backend_as_a_docker_error(short_tmp: Path):
+    missing = f"unix://{short_tmp}/nothing.sock"
+    result = dockertap("run", "--backend", missing, "--", "docker", "ps")
+    # The docker CLI prints our 502 message, naming the socket and a hint.
+    assert result.returncode != 0
+    err = result.stderr.decode()
+    assert "cannot reach" in err and "nothing.sock" in err
+    assert "502" in err or "Error response from daemon" in err
+
+
+def test_command_not_found_exits_127():
+    result = dockertap("run", "--", "no-such-command-xyz")
+    assert result.returncode == 127
+    assert b"command not found" in result.stderr
+
+
+def test_bypass_flag_detection():
+    assert bypass_flags(["docker", "-H", "tcp://x", "ps"]) == ["-H"]
+    assert bypass_flags(["docker", "--context=foo", "ps"]) == ["--context=foo"]
+    assert bypass_flags(["docker", "-Htcp://x", "ps"]) == ["-Htcp://x"]
+    assert bypass_flags(["docker", "run", "--rm", "img", "--", "-H"]) == []
+    assert bypass_flags(["docker", "ps"]) == []
+    assert bypass_flags(["docker", "run", "--rm", "img", "sh", "-c", "exit 3"]) == []
+    assert bypass_flags(["docker", "--config", "/x", "-c", "ctx", "ps"]) == ["-c"]
+
+
+def test_filter_parsing():
+    filters = parse_filters(["route=POST /containers/*", "status=4xx", "client=docker*", "GET /_ping"])
+    assert [(f.key, f.value) for f in filters] == [
+        ("route", "POST /containers/*"),
+        ("status", "4xx"),
+        ("client", "docker*"),
+        ("route", "GET /_ping"),
+    ]
+    with pytest.raises(FilterError):
+        parse_filters(["status=teapot"])
+
+
+# -- a real terminal ------------------------------------------------------------------------------
+
+needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Tmux:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "160", "-y", "40"], check=True)
+
+    def type(self, text: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, text, "Enter"], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True, check=True
+        ).stdout
+
+    def wait_for(self, text: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never appeared on the terminal:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def _shell_env(dockerd) -> str:
+    config = engines.docker_config_dir()
+    return f"export DOCKER_CONFIG={config} PATH={os.environ['PATH']}; cd {Path(__file__).parent.parent}; "
+
+
+@needs_tmux
+def test_run_keeps_an_interactive_tty_usable(dockerd):
+    term = Tmux(f"dt-it-{os.getpid()}")
+    try:
+        tap = " ".join(engines.dockertap_command())
+        term.type(
+            _shell_env(dockerd)
+            + f"{tap} run --backend {dockerd.url} -- docker run -it --rm {IMAGE} sh; echo EXIT=$?"
+        )
+        term.wait_for("/ #")
+        term.type("echo inside-$((6*7))")
+        term.wait_for("inside-42")
+        term.type("exit 5")
+        screen = term.wait_for("EXIT=5")
+        assert "POST" in screen and "/attach" in screen  # the trace follows on the same terminal
+    finally:
+        term.close()
+
+
+@needs_tmux
+def test_live_view_shows_open_streams_in_place_and_finished_lines(dockerd, short_tmp: Path):
+    term = Tmux(f"dt-live-{os.getpid()}")
+    sock = short_tmp / "live.sock"
+    try:
+        tap = " ".join(engines.dockertap_command())
+        term.type(
+            _shell_env(dockerd) + f"{tap} proxy --listen unix://{sock} --backend {dockerd.url} --bodies"
+        )
+        term.wait_for("export DOCKER_HOST=")
+        env = engines.docker_env(f"unix://{sock}")
+        events = subprocess.Popen(["docker", "events"], env=env, stdout=subprocess.DEVNULL)
+        try:
+            screen = term.wait_for("/events", timeout=10)
+            panel = term.wait_for("open streams 1", timeout=10)
+            assert "stream" in panel
+            subprocess.run(
+                ["docker", "run", "--rm", IMAGE, "sh", "-c", "echo from-stdout; echo from-stderr >&2"],
+                env=env,
+                capture_output=True,
+                check=True,
+                timeout=60,
+            )
+            screen = term.wait_for("from-stderr", timeout=15)
+            assert "from-stdout" in screen  # --bodies decodes the attach stream
+            assert "/containers/create" in screen or "containers/{id}" in screen
+        finally:
+            events.kill()
+            events.wait()
+        screen = term.wait_for("open streams 0", timeout=10)
+        assert "/events" in screen  # the stream ended and scrolled into the log
+    finally:
+        term.close()
