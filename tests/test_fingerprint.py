@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from dockertap.analyzers.fingerprint import MARKERS, fingerprint
 
 DATA = Path(__file__).parent / "data" / "fingerprint"

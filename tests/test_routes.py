@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from dockertap.analyzers.routes import all_routes, match_route, route_table
 
 TABLE = route_table()
