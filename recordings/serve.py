@@ -1,0 +1,405 @@
+"""A fake Docker daemon that answers the real docker CLI from a recording (`dockertap replay --serve`).
+
+Matching: a request is keyed by method + templated route + normalised query, so object ids in the path never
+matter (the CLI may name a container by name, short id or full id: `/containers/{id}/json` is one key). The
+k-th request of a key gets the k-th recorded answer; once they run out the last one is reused, so a CLI that
+polls (or a learner who runs the command twice) still gets an answer.
+
+Answers keep the recording's pacing, scaled by `speed` (0 = no waiting): the delay before the head, each body
+slice at its capture time, and hijacked streams frame by frame. Backend frames of a hijacked stream also wait
+until the client has sent as many stdin bytes as it had when the frame was recorded, so interactive sessions
+stay in step whatever the speed.
+
+Bodies are re-framed from their captured payload, which keeps every answer well-formed even when the
+recording kept only a prefix: a truncated Content-Length body is announced with its captured length, a
+truncated chunked body is terminated properly, and both carry an `X-Dockertap-Replay-Warning` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import json
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dockertap.analyzers.routes import match_route
+from dockertap.proxy.framing import (
+    MAX_HEAD_SIZE,
+    Body,
+    ChunkedScanner,
+    Hijack,
+    ProtocolError,
+    RequestFrame,
+    find_head_end,
+    parse_request_head,
+    parse_response_head,
+)
+from dockertap.recordings.replayable import RecordedExchange, ReplaySession, TimedSlice, final_head
+
+log = logging.getLogger(__name__)
+
+WARNING_HEADER = "X-Dockertap-Replay-Warning"
+#: Longest a backend frame waits for the client's stdin to catch up before it is sent anyway.
+STDIN_CATCH_UP_TIMEOUT = 5.0
+READ_SIZE = 64 * 1024
+
+RequestKey = tuple[str, str, tuple[tuple[str, tuple[str, ...]], ...]]
+
+
+def request_key(method: str, target: str) -> RequestKey:
+    """(method, route template, sorted query): what identifies "the same request" across runs."""
+    match = match_route(method, target)
+    query = tuple(sorted((name, tuple(values)) for name, values in match.query.items()))
+    return match.method, match.template, query
+
+
+def describe_request(method: str, target: str) -> str:
+    """`GET /containers/json?all=1`: the request without its API version prefix."""
+    match = match_route(method, target)
+    query = target.split("?", 1)[1] if "?" in target else ""
+    return f"{match.method} {match.path}" + (f"?{query}" if query else "")
+
+
+@dataclass
+class Served:
+    """What the fake daemon did with one request (for the console log and for tests)."""
+
+    method: str
+    target: str
+    status: int
+    recorded: RecordedExchange | None
+    note: str = ""
+
+
+class AnswerBook:
+    """Recorded answers by request key, handed out in order of arrival."""
+
+    def __init__(self, session: ReplaySession) -> None:
+        self.session = session
+        self._answers: dict[RequestKey, list[RecordedExchange]] = {}
+        self._served: dict[RequestKey, int] = {}
+        for rec in session.exchanges:
+            self._answers.setdefault(request_key(rec.method, rec.target), []).append(rec)
+
+    def take(self, method: str, target: str) -> RecordedExchange | None:
+        """The next recorded answer for this request, or the last one again when they ran out."""
+        key = request_key(method, target)
+        answers = self._answers.get(key)
+        if not answers:
+            return None
+        k = self._served.get(key, 0)
+        self._served[key] = k + 1
+        return answers[min(k, len(answers) - 1)]
+
+    def ping_answer(self, method: str) -> RecordedExchange | None:
+        """Any recorded `/_ping`, preferring the same method (HEAD and GET differ only in the body)."""
+        pings = [r for r in self.session.exchanges if r.route.endswith(" /_ping") and r.response_head]
+        same = [r for r in pings if r.method == method]
+        return (same or pings or [None])[0]
+
+    def closest(self, method: str, target: str) -> str | None:
+        """The recorded request most like this one: same route first, then the most similar text."""
+        wanted = describe_request(method, target)
+        key = request_key(method, target)
+        candidates = {describe_request(r.method, r.target): r for r in self.session.exchanges}
+        if not candidates:
+            return None
+        same_route = [
+            text for text, r in candidates.items() if request_key(r.method, r.target)[:2] == key[:2]
+        ]
+        pool = same_route or list(candidates)
+        return max(pool, key=lambda text: difflib.SequenceMatcher(None, wanted, text).ratio())
+
+
+# -- heads ----------------------------------------------------------------------------------------
+
+
+def _set_header(head: bytes, name: str, value: str | None) -> bytes:
+    """Replace (or drop, when value is None) a header in a head, appending it when absent."""
+    lines = head.rstrip(b"\r\n").split(b"\r\n")
+    wanted = name.lower().encode()
+    kept = [lines[0]] + [ln for ln in lines[1:] if ln.split(b":", 1)[0].strip().lower() != wanted]
+    if value is not None:
+        kept.append(f"{name}: {value}".encode("latin-1"))
+    return b"\r\n".join(kept) + b"\r\n\r\n"
+
+
+def _json_head(status: int, reason: str, body: bytes, extra: dict[str, str] | None = None) -> bytes:
+    lines = [
+        f"HTTP/1.1 {status} {reason}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Server: dockertap-replay",
+    ]
+    lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def synthesized_ping_head(session: ReplaySession, with_body: bool) -> bytes:
+    """A `/_ping` answer built from the recording header's backend fingerprint (no ping was recorded)."""
+    backend = session.backend
+    api = str(backend.get("api_version") or backend.get("ApiVersion") or "1.41")
+    os_type = str(backend.get("os_type") or backend.get("os") or "linux")
+    lines = [
+        "HTTP/1.1 200 OK",
+        f"Api-Version: {api}",
+        f"Ostype: {os_type}",
+        "Docker-Experimental: false",
+        "Cache-Control: no-cache, no-store, must-revalidate",
+        "Content-Type: text/plain; charset=utf-8",
+        "Server: dockertap-replay",
+        f"{WARNING_HEADER}: no /_ping in the recording; synthesized from its backend fingerprint",
+        f"Content-Length: {2 if with_body else 0}",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+# -- the server -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    buffer: bytearray = field(default_factory=bytearray)
+    eof: bool = False
+
+    async def fill(self) -> bool:
+        chunk = await self.reader.read(READ_SIZE)
+        if not chunk:
+            self.eof = True
+            return False
+        self.buffer += chunk
+        return True
+
+    async def read_request(self) -> tuple[bytes, RequestFrame, bytes] | None:
+        """One request head and its whole body, framed by `dockertap.proxy.framing`."""
+        while (end := find_head_end(self.buffer)) < 0:
+            if len(self.buffer) > MAX_HEAD_SIZE:
+                raise ProtocolError("request head too large")
+            if not await self.fill():
+                return None
+        head = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        frame = parse_request_head(head)
+        if frame.body is Body.LENGTH:
+            while len(self.buffer) < frame.length:
+                if not await self.fill():
+                    raise ProtocolError("client closed inside a request body")
+            body = bytes(self.buffer[: frame.length])
+            del self.buffer[: frame.length]
+        elif frame.body is Body.CHUNKED:
+            scanner, taken = ChunkedScanner(), 0
+            while True:
+                taken += scanner.feed(memoryview(self.buffer)[taken:])
+                if scanner.done:
+                    break
+                if not await self.fill():
+                    raise ProtocolError("client closed inside a chunked request body")
+            body = bytes(self.buffer[:taken])
+            del self.buffer[:taken]
+        else:
+            body = b""
+        return head, frame, body
+
+
+class ReplayServer:
+    """Serves one recording on a listening socket until cancelled."""
+
+    def __init__(
+        self, session: ReplaySession, speed: float = 1.0, on_served: Callable[[Served], None] | None = None
+    ) -> None:
+        self.session = session
+        self.speed = speed
+        self.book = AnswerBook(session)
+        self.on_served = on_served or (lambda served: None)
+        self.served: list[Served] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    async def serve(self, sock: socket.socket) -> None:
+        server = await asyncio.start_unix_server(self._track, sock=sock, limit=READ_SIZE)
+        async with server:
+            try:
+                await server.serve_forever()
+            finally:
+                for task in list(self._tasks):
+                    task.cancel()
+
+    async def _track(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._connection(_Connection(reader, writer))
+        except (ConnectionError, ProtocolError, asyncio.IncompleteReadError) as exc:
+            log.debug("replay connection ended: %s", exc)
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    def _record(self, served: Served) -> None:
+        self.served.append(served)
+        self.on_served(served)
+
+    async def _pause_until(self, start: float, offset: float) -> None:
+        """Sleep until `offset` recorded seconds (scaled by speed) after loop time `start`."""
+        if self.speed <= 0 or offset <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        delay = start + offset / self.speed - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _connection(self, conn: _Connection) -> None:
+        while True:
+            request = await conn.read_request()
+            if request is None:
+                return
+            head, frame, _body = request
+            method, target = frame.method.decode("latin-1"), frame.target.decode("latin-1")
+            keep_open = await self._answer(conn, method, target, frame)
+            await conn.writer.drain()
+            if not keep_open or frame.close:
+                return
+
+    async def _answer(self, conn: _Connection, method: str, target: str, frame: RequestFrame) -> bool:
+        """Write the answer to one request; False when the connection must close afterwards."""
+        rec = self.book.take(method, target)
+        is_ping = match_route(method, target).template.endswith(" /_ping")
+        if rec is None and is_ping:
+            rec = self.book.ping_answer(method)
+            if rec is None:
+                conn.writer.write(synthesized_ping_head(self.session, with_body=method != "HEAD"))
+                if method != "HEAD":
+                    conn.writer.write(b"OK")
+                self._record(Served(method, target, 200, None, "synthesized ping"))
+                return True
+        if rec is None:
+            return self._unmatched(conn, method, target)
+        if rec.response_head is None:
+            message = f"dockertap replay: the recorded request got no answer ({rec.error or 'unknown error'})"
+            body = json.dumps({"message": message}).encode()
+            conn.writer.write(_json_head(502, "Bad Gateway", body) + body)
+            self._record(Served(method, target, 502, rec, "recorded without answer"))
+            return True
+        return await self._replay(conn, rec, frame, method)
+
+    def _unmatched(self, conn: _Connection, method: str, target: str) -> bool:
+        closest = self.book.closest(method, target)
+        message = f"dockertap replay: no recorded answer for {describe_request(method, target)}"
+        message += f" — closest recorded request: {closest}" if closest else " — the recording is empty"
+        body = json.dumps({"message": message}, ensure_ascii=False).encode()
+        conn.writer.write(_json_head(404, "Not Found", body) + body)
+        self._record(Served(method, target, 404, None, message))
+        return True
+
+    async def _replay(
+        self, conn: _Connection, rec: RecordedExchange, frame: RequestFrame, method: str
+    ) -> bool:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        if rec.response_started is not None:
+            await self._pause_until(start, rec.response_started - rec.started)
+        # Interim 1xx heads are not replayed: the CLI never sends `Expect`, and 101 is a final head here.
+        head = final_head(rec.response_head) or b""
+        response = parse_response_head(head, frame)
+        status, note = response.status, ""
+        pieces = rec.response_slices if method != "HEAD" else []
+        if method == "HEAD" and rec.method == "GET":
+            head = _set_header(head, "Content-Length", str(len(rec.response_body)))
+        elif method == "GET" and rec.method == "HEAD" and response.body is Body.NONE:
+            # A GET answered from a recorded HEAD /_ping: the body of a ping is always "OK".
+            head = _set_header(head, "Content-Length", "2")
+            pieces = [TimedSlice(rec.response_started or rec.started, b"OK")]
+            response = parse_response_head(head, frame)
+        elif rec.response_truncated and response.body in (Body.LENGTH, Body.CHUNKED, Body.UNTIL_CLOSE):
+            captured = sum(len(p.data) for p in pieces)
+            note = (
+                f"body truncated in the recording: {captured} bytes replayed of "
+                f"{rec.response_total} {'wire ' if rec.response_chunked else ''}bytes sent live"
+            )
+            head = _set_header(head, WARNING_HEADER, note)
+            if response.body is Body.LENGTH:
+                head = _set_header(head, "Content-Length", str(captured))
+        conn.writer.write(head)
+        await conn.writer.drain()
+        self._record(Served(method, rec.target, status, rec, note))
+        base = rec.response_started or rec.started
+        sent_at = loop.time()
+        if response.hijack is not Hijack.NONE:
+            await self._play_hijack(conn, rec, sent_at, base)
+            return False
+        if response.body is Body.NONE:
+            return True
+        chunked = response.body is Body.CHUNKED
+        for piece in pieces:
+            await self._pause_until(sent_at, piece.at - base)
+            conn.writer.write(_chunk(piece.data) if chunked else piece.data)
+            await conn.writer.drain()
+        if chunked:
+            if rec.ended is not None:
+                await self._pause_until(sent_at, rec.ended - base)
+            conn.writer.write(b"0\r\n\r\n")
+        return response.body is not Body.UNTIL_CLOSE
+
+    async def _play_hijack(
+        self, conn: _Connection, rec: RecordedExchange, sent_at: float, base: float
+    ) -> None:
+        """Play the backend side of a hijacked stream; read and discard what the client sends."""
+        received = len(conn.buffer)
+        conn.buffer.clear()
+        progressed = asyncio.Event()
+
+        async def drain_client() -> None:
+            nonlocal received
+            while True:
+                chunk = await conn.reader.read(READ_SIZE)
+                received += len(chunk)
+                progressed.set()
+                if not chunk:  # half-close: keep sending output, as a real daemon does
+                    conn.eof = True
+                    return
+
+        reader_task = asyncio.create_task(drain_client())
+        try:
+            client_sent = 0
+            for at, direction, data in rec.hijack_frames:
+                if direction == "client":
+                    client_sent += len(data)
+                    continue
+                await self._wait_for_client(lambda need=client_sent: received >= need or conn.eof, progressed)
+                await self._pause_until(sent_at, at - base)
+                conn.writer.write(data)
+                await conn.writer.drain()
+            if rec.backend_closed_at is not None:
+                await self._pause_until(sent_at, rec.backend_closed_at - base)
+            if conn.writer.can_write_eof():
+                conn.writer.write_eof()
+            # Let the client finish reading and close its side; a real daemon closes soon after.
+            try:
+                await asyncio.wait_for(asyncio.shield(reader_task), timeout=2.0)
+            except TimeoutError:
+                pass
+        finally:
+            reader_task.cancel()
+
+    @staticmethod
+    async def _wait_for_client(ready: Callable[[], bool], progressed: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STDIN_CATCH_UP_TIMEOUT
+        while not ready():
+            progressed.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(progressed.wait(), timeout=remaining)
+            except TimeoutError:
+                return
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n" % len(data) + data + b"\r\n" if data else b""
