@@ -112,7 +112,7 @@ def _tokens(fields: dict[bytes, list[bytes]], name: bytes) -> set[bytes]:
 
 
 def _content_length(fields: dict[bytes, list[bytes]]) -> int | None:
-    values = {v for raw in fields.get(b"content-length", ()) for v in raw.split(b",")}
+    values = {v.strip() for raw in fields.get(b"content-length", ()) for v in raw.split(b",")}
     if not values:
         return None
     if len(values) > 1:
