@@ -29,6 +29,7 @@ MAX_CHUNK_SIZE = 1 << 40
 
 DOCKER_STREAM_TYPES = (b"application/vnd.docker.raw-stream", b"application/vnd.docker.multiplexed-stream")
 
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
@@ -242,13 +243,11 @@ class ChunkedScanner:
                     self.done = True
                 continue
             size_text = line.split(b";", 1)[0].strip()
-            try:
-                if not size_text or len(size_text) > 16:
-                    raise ValueError
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError(f"invalid chunk size {size_text[:20]!r}") from None
-            if size < 0 or size > MAX_CHUNK_SIZE:
+            # Hex digits only: int(x, 16) would also take "0x", "+", "-" and "_", which the peer won't.
+            if not size_text or len(size_text) > 16 or not all(c in _HEX_DIGITS for c in size_text):
+                raise ProtocolError(f"invalid chunk size {size_text[:20]!r}")
+            size = int(size_text, 16)
+            if size > MAX_CHUNK_SIZE:
                 raise ProtocolError(f"absurd chunk size {size}")
             if size == 0:
                 self._state = self._TRAILER
