@@ -53,10 +53,13 @@ def exchange_line(ex: Exchange, show_chain: bool = True) -> Text:
     line = Text()
     line.append(datetime.fromtimestamp(ex.started).strftime("%H:%M:%S.%f")[:-3], style="dim")
     line.append("  ")
-    line.append(f"{short_command(ex.peer.command):<20}", style="magenta")
+    line.append(f"{short_command(ex.peer.command, 24):<24}", style="magenta")
     line.append(" ")
     line.append(f"{method:<6}", style="bold")
     line.append(f" {where}")
+    object_id = getattr(getattr(annotation, "route", None), "object_id", None)
+    if object_id and "{" in where:
+        line.append(f" {object_id[:12]}", style="dim")
     line.append("  ")
     line.append(str(status) if status else "---", style=_STATUS_STYLE.get((status or 0) // 100, "red"))
     if ex.synthetic:
