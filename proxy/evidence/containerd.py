@@ -1,0 +1,263 @@
+"""containerd events (topic, namespace, container/exec id, time) from the engine's containerd.
+
+We run `ctr --address <sock> events` and read its lines asynchronously. Why not containerd's
+gRPC events API directly: it needs grpcio plus containerd's protobuf definitions (and `Any`
+payload decoding for every event type) — a large native dependency for one stream — whereas
+Debian's containerd package ships `ctr`, which already subscribes with the right client and
+prints each event as `<date> <time> <tz offset> <tz> <namespace> <topic> <payload JSON>`
+(format checked against ctr 1.6.20 on Debian 12; see readme-parts/evidence.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import struct
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+Item = dict[str, Any]
+ItemsHandler = Callable[[list[Item]], None]
+
+#: Where dockerd's containerd usually listens, most specific first (moby daemon/config defaults:
+#: a supervised containerd under `<exec-root>/containerd/`, or the system one).
+DEFAULT_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/docker/containerd/containerd.sock")
+_SO_PEERCRED = getattr(socket, "SO_PEERCRED", 17)
+
+
+def parse_ctr_line(line: str) -> Item | None:
+    """One `ctr events` line → an evidence item (pure). Unparseable lines give None."""
+    parts = line.strip().split(" ", 6)
+    if len(parts) < 6 or not parts[5].startswith("/"):
+        return None
+    date, clock, offset, _zone, namespace, topic = parts[:6]
+    payload: dict[str, Any] = {}
+    if len(parts) == 7:
+        try:
+            loaded = json.loads(parts[6])
+            payload = loaded if isinstance(loaded, dict) else {}
+        except ValueError:
+            payload = {}
+    whole, _, fraction = clock.partition(".")
+    try:
+        stamp = datetime.strptime(
+            f"{date} {whole}.{(fraction + '000000')[:6]} {offset}", "%Y-%m-%d %H:%M:%S.%f %z"
+        )
+    except ValueError:
+        return None
+    # /containers/* carry the container in `id`; /tasks/* in `container_id`, and `id` names the
+    # process that exited (the container id for init, the exec id for an exec).
+    container_id = payload.get("container_id") or (
+        payload.get("id") if topic.startswith("/containers/") else None
+    )
+    exec_id = payload.get("exec_id")
+    if exec_id is None and topic == "/tasks/exit" and payload.get("id") not in (None, container_id):
+        exec_id = payload.get("id")
+    return {
+        "source": "containerd",
+        "time": stamp.timestamp(),
+        "namespace": namespace,
+        "topic": topic,
+        "container_id": container_id,
+        "exec_id": exec_id,
+        "pid": payload.get("pid"),
+        "exit_status": payload.get("exit_status") if topic == "/tasks/exit" else None,
+        "event": payload,
+    }
+
+
+def socket_peer_pid(path: str) -> int | None:
+    """The pid of the process serving a Unix socket (the engine), via SO_PEERCRED."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1)
+            sock.connect(path)
+            pid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, _SO_PEERCRED, 12))[0]
+    except OSError:
+        return None
+    return pid or None  # 0: the engine lives in another pid namespace
+
+
+def _dockerd_settings(pid: int) -> dict[str, str]:
+    """`--containerd` and `--exec-root` of a running dockerd, from its argv or its config file."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return {}
+    found: dict[str, str] = {}
+    config_file = "/etc/docker/daemon.json"
+    for i, arg in enumerate(argv):
+        for flag in ("--containerd", "--exec-root", "--config-file"):
+            value = None
+            if arg.startswith(flag + "="):
+                value = arg.split("=", 1)[1]
+            elif arg == flag and i + 1 < len(argv):
+                value = argv[i + 1]
+            if value is None:
+                continue
+            if flag == "--config-file":
+                config_file = value
+            else:
+                found[flag.lstrip("-")] = value
+    try:
+        with open(config_file) as f:
+            config = json.load(f)
+        for key in ("containerd", "exec-root"):
+            if isinstance(config.get(key), str):
+                found.setdefault(key, config[key])
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def find_containerd_socket(
+    info: dict | None, engine_pid: int | None, exists: Callable[[str], bool] = os.path.exists
+) -> tuple[str | None, str]:
+    """Which containerd socket the engine uses, and how we know.
+
+    Order: `/info` `Containerd.Address` (engines ≥ 23); the engine's own `--containerd` /
+    `<exec-root>/containerd/containerd.sock` (dockerd 20.10's /info has no Containerd field);
+    then the usual paths.
+    """
+    address = ((info or {}).get("Containerd") or {}).get("Address")
+    candidates: list[tuple[str, str]] = []
+    if address:
+        candidates.append((address, "/info Containerd.Address"))
+    if engine_pid:
+        settings = _dockerd_settings(engine_pid)
+        if "containerd" in settings:
+            candidates.append((settings["containerd"], f"--containerd of engine pid {engine_pid}"))
+        exec_root = settings.get("exec-root", "/var/run/docker")
+        candidates.append(
+            (
+                os.path.join(exec_root, "containerd", "containerd.sock"),
+                f"exec-root of engine pid {engine_pid}",
+            )
+        )
+    candidates += [(path, "usual path") for path in DEFAULT_SOCKETS]
+    for path, how in candidates:
+        if exists(path):
+            return path, how
+    tried = ", ".join(path for path, _ in candidates)
+    return None, f"containerd socket not found (tried {tried})"
+
+
+class ContainerdEvents:
+    """Streams containerd events into `on_items` batches on the event loop, via `ctr events`."""
+
+    def __init__(self, on_items: ItemsHandler, address: str | None, *, ctr: str = "ctr") -> None:
+        self._on_items = on_items
+        self.address = address
+        self._ctr = ctr
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pump: asyncio.Task | None = None
+        self._active = False
+        self._reason = "not started" if address else "no containerd socket"
+        self._stopping = False
+        self.lines = 0
+        self.unparsed = 0
+
+    def status(self) -> dict[str, Any]:
+        return {"source": "containerd", "active": self._active, "reason": self._reason}
+
+    def disable(self, reason: str) -> None:
+        """Mark the source unavailable for a reason found elsewhere (Podman, engine in a VM)."""
+        self._active = False
+        self._reason = reason
+
+    async def start(self) -> bool:
+        if not self.address:
+            return False
+        binary = shutil.which(self._ctr)
+        if binary is None:
+            self._reason = f"`{self._ctr}` not found on PATH (Debian: it ships with the containerd package)"
+            return False
+        reason = await self._reachable(self.address)
+        if reason:
+            self._reason = reason
+            return False
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                binary, "--address", self.address, "events",
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True,
+            )  # fmt: skip
+        except OSError as exc:
+            self._reason = f"cannot run {binary}: {exc}"
+            return False
+        # ctr prints nothing until the first event; a quick failure (bad socket, version skew)
+        # shows up as an early exit with a message on stderr.
+        try:
+            await asyncio.wait_for(self._proc.wait(), 0.3)
+        except TimeoutError:
+            pass
+        if self._proc.returncode is not None:
+            err = await self._proc.stderr.read() if self._proc.stderr else b""
+            self._reason = f"ctr events exited: {err.decode(errors='replace').strip()[:200]}"
+            return False
+        self._active = True
+        self._reason = f"ctr events on {self.address}"
+        self._pump = asyncio.get_running_loop().create_task(self._read())
+        return True
+
+    @staticmethod
+    async def _reachable(path: str) -> str | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, path), 1)
+        except PermissionError:
+            return f"containerd socket {path} not reachable: permission denied (not root?)"
+        except (OSError, TimeoutError) as exc:
+            return f"containerd socket {path} not reachable: {exc}"
+        finally:
+            sock.close()
+        return None
+
+    async def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        stream = self._proc.stdout
+        rest = b""
+        while chunk := await stream.read(1 << 20):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            items = []
+            for line in lines:
+                self.lines += 1
+                item = parse_ctr_line(line.decode("utf-8", "replace"))
+                if item is None:
+                    self.unparsed += 1
+                else:
+                    items.append(item)
+            if items:
+                self._on_items(items)
+        await self._proc.wait()
+        if not self._stopping:
+            err = await self._proc.stderr.read() if self._proc.stderr else b""
+            self._active = False
+            self._reason = (
+                f"ctr events ended (exit {self._proc.returncode}): {err.decode(errors='replace')[:200]}"
+            )
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.terminate()
+            try:
+                await asyncio.wait_for(self._proc.wait(), 2)
+            except TimeoutError:
+                self._proc.kill()
+                await self._proc.wait()
+        if self._pump is not None:
+            try:
+                await asyncio.wait_for(self._pump, 1)
+            except (TimeoutError, asyncio.CancelledError):
+                pass
+        if self._active:
+            self._reason = "stopped"
+        self._active = False
