@@ -73,15 +73,15 @@ DIAGNOSES: dict[tuple[str, str], tuple[str, str]] = {
     ),
     ("context", "missing"): (
         "docker context {name!r} points at {path}, which does not exist",
-        "switch context (docker context use default) or start its engine; {hint}",
+        "start its engine, or stop using it (docker context use default; docker context rm {name}); {hint}",
     ),
     ("context", "refused"): (
         "docker context {name!r} points at a dead socket {path} (nobody listens)",
-        "switch context (docker context use default) or start its engine; {hint}",
+        "start its engine, or stop using it (docker context use default; docker context rm {name}); {hint}",
     ),
     ("context", "dockertap-dead"): (
         "docker context {name!r} points at the dockertap socket {path}, but no dockertap proxy is running",
-        "start it (dockertap proxy), or docker context use default",
+        "start it (dockertap proxy), or stop using it (docker context use default)",
     ),
     ("context", "unresolved"): (
         "the docker CLI's context {name!r} cannot be resolved: {hint}",
@@ -336,9 +336,8 @@ def _diagnose(rep: EndpointReport, env: Mapping[str, str], engines_text: str) ->
     name = rep.source.split("'")[1] if "'" in rep.source else rep.source
     path = rep.probe.endpoint.path or rep.url
     hint = rep.probe.hint or engines_text
-    return Diagnosis(
-        problem.format(url=rep.url, path=path, name=name, hint=hint), fix.format(hint=hint), rep.url
-    )
+    fields = {"url": rep.url, "path": path, "name": name, "hint": hint}
+    return Diagnosis(problem.format(**fields), fix.format(**fields), rep.url)
 
 
 def gather(

@@ -77,7 +77,7 @@ def test_doctor_follows_the_current_context_to_a_real_dockerd(base, dockerd):
 
     problems = {d.url: d for d in report.diagnoses}
     assert "dead socket" in problems[f"unix://{base}/dead.sock"].problem
-    assert "docker context use default" in problems[f"unix://{base}/dead.sock"].fix
+    assert "docker context rm dead" in problems[f"unix://{base}/dead.sock"].fix
     assert "does not exist" in problems[f"unix://{base}/never-existed.sock"].problem
     assert dockerd.url not in problems
 
