@@ -49,5 +49,11 @@ from dockertap import explain as _explain  # noqa: E402
 app.command("explain")(_explain.explain)
 
 
+from dockertap import replay_cmd as _replay_cmd  # noqa: E402
+
+app.command("replay")(_replay_cmd.replay)
+app.command("recordings")(_replay_cmd.recordings)
+
+
 def main() -> None:
     app()
