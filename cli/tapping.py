@@ -181,6 +181,44 @@ def _backend_banner(found: Discovery) -> str:
     return f"backend {found.endpoint.url} — {found.reason}"
 
 
+def _processors(analysis: Analysis, redact: bool) -> list:
+    """Redaction runs first, so no sink (screen, JSON trace, recording) ever sees a secret."""
+    if not redact:
+        typer.secho(
+            "dockertap: warning: --no-redact: registry credentials and secret-looking environment values "
+            "will be shown and recorded as they are",
+            fg="yellow",
+            err=True,
+        )
+        return [analysis]
+    from dockertap.analyzers.redact import Redactor
+
+    return [Redactor(), analysis]
+
+
+def _recorder(path: str | None, found: Discovery, analysis: Analysis, redact: bool, capture_bytes: int):
+    """A RecorderSink writing the session file at PATH, or None."""
+    if not path:
+        return None
+    from dockertap.recordings.format import RecorderSink, SessionWriter
+
+    try:
+        writer = SessionWriter(
+            path,
+            backend=analysis.backend,
+            backend_url=found.endpoint.url if found.endpoint else None,
+            redacted=redact,
+            capture_limit=capture_bytes,
+        )
+    except OSError as exc:
+        raise _fail(f"cannot record to {path}: {exc.strerror or exc}") from None
+    return RecorderSink(writer, backend=lambda: analysis.backend)
+
+
+RECORD_HELP = "Record the session (JSON Lines, flushed per exchange) to FILE."
+NO_REDACT_HELP = "Show and record registry credentials and secret-looking env values as they are."
+
+
 def _serve_forever(tap: Tap, on_ready: Callable[[], None]) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -223,6 +261,8 @@ def proxy(
     ),
     bodies: bool = typer.Option(False, "--bodies", help="Show JSON bodies and decoded stdout/stderr frames."),
     plain: bool = typer.Option(False, "--plain", help="Plain lines even on a terminal (no live panel)."),
+    record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
+    no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
 ) -> None:
     """Listen on a socket and relay every Docker API exchange to the real engine, one trace line each.
 
@@ -244,7 +284,10 @@ def proxy(
     except FilterError as exc:
         raise _fail(str(exc)) from None
     analysis = Analysis(found)
-    pipeline = Pipeline(processors=[analysis])
+    pipeline = Pipeline(processors=_processors(analysis, not no_redact))
+    recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
+    if recorder is not None:
+        pipeline.sinks.append(recorder)
     tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
     out = BackgroundWriter(sys.stdout)
     live_view = None
@@ -280,6 +323,8 @@ def proxy(
     finally:
         if live_view is not None:
             live_view.stop()
+        if recorder is not None:
+            recorder.close(dropped=tap.hub.dropped)
         out.close()
         if tap.hub.dropped or out.dropped:
             sys.stderr.write(
@@ -336,6 +381,8 @@ def run(
         TraceFormat.text, "--format", "-f", help="Trace lines as text or JSON Lines."
     ),
     capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", help=CAPTURE_HELP),
+    record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
+    no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
 ) -> None:
     """Run CMD with DOCKER_HOST pointing at a private tap, then print the trace of its exchanges.
 
@@ -374,9 +421,12 @@ def run(
     collected = _Collected()
     writer = BackgroundWriter(trace_stream) if live else None
     sink = TraceSink(writer.write, fmt, color=color) if writer else collected
-    tap = Tap(
-        listening, _relay_config(found, capture_bytes), Pipeline(processors=[Analysis(found)], sinks=[sink])
-    )
+    analysis = Analysis(found)
+    recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
+    pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
+    if recorder is not None:
+        pipeline.sinks.append(recorder)
+    tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
     env = dict(os.environ, DOCKER_HOST=listening.url)
     env.pop("DOCKER_CONTEXT", None)  # DOCKER_HOST must win, whatever context is current
 
@@ -397,6 +447,8 @@ def run(
             code = runner.run(main())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if recorder is not None:
+            recorder.close(dropped=tap.hub.dropped)
     if writer:
         writer.close()
     else:
