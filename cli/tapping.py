@@ -266,11 +266,18 @@ def proxy(
 ) -> None:
     """Listen on a socket and relay every Docker API exchange to the real engine, one trace line each.
 
+    On a terminal the trace is a live view (open streams update in place); otherwise plain lines.
+
     [bold]Examples[/bold]
 
-      dockertap proxy                       # then, in another shell: export DOCKER_HOST=… (printed)
-      dockertap proxy --backend unix:///run/podman/podman.sock --format json > trace.jsonl
-      dockertap proxy --listen tcp://127.0.0.1:2399
+    [dim]# then, in another shell, paste the printed `export DOCKER_HOST=…` line[/dim]
+    [cyan]dockertap proxy[/cyan]
+
+    [cyan]dockertap proxy --backend unix:///run/podman/podman.sock --format json > trace.jsonl[/cyan]
+
+    [cyan]dockertap proxy --filter 'route=POST /containers/*' --bodies[/cyan]
+
+    [cyan]dockertap proxy --listen tcp://127.0.0.1:2399[/cyan]
     """
     private = listen is None
     listen = listen or f"unix://{default_listen_path()}"
@@ -386,14 +393,16 @@ def run(
 ) -> None:
     """Run CMD with DOCKER_HOST pointing at a private tap, then print the trace of its exchanges.
 
-    CMD keeps your terminal (so `docker run -it img sh` stays interactive), and dockertap exits
-    with CMD's exit code.
+    CMD keeps your terminal (so `docker run -it img sh` stays interactive);
+    dockertap exits with CMD's exit code.
 
     [bold]Examples[/bold]
 
-      dockertap run -- docker run --rm busybox echo hi
-      dockertap run --format json -o trace.jsonl -- docker compose up -d
-      dockertap run --live -- docker logs -f web
+    [cyan]dockertap run -- docker run --rm busybox echo hi[/cyan]
+
+    [cyan]dockertap run --format json -o trace.jsonl -- docker-compose up -d[/cyan]
+
+    [cyan]dockertap run --live -- docker logs -f web[/cyan]
     """
     if not command:
         raise _fail("nothing to run: dockertap run -- docker ps")
