@@ -55,5 +55,11 @@ app.command("replay")(_replay_cmd.replay)
 app.command("recordings")(_replay_cmd.recordings)
 
 
+from dockertap import recording_cmds as _recording_cmds  # noqa: E402
+
+app.command("export")(_recording_cmds.export)
+app.command("import")(_recording_cmds.import_)
+
+
 def main() -> None:
     app()

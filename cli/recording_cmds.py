@@ -1,0 +1,78 @@
+"""`dockertap export` and `dockertap import`: session files to and from HAR and mitmproxy flows."""
+
+from __future__ import annotations
+
+import typer
+
+from dockertap.recordings.format import SessionFormatError, read_session
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"dockertap: {message}", fg="red", err=True)
+    return typer.Exit(code)
+
+
+def export(
+    session_file: str = typer.Argument(
+        ..., metavar="FILE", help="A session file (dockertap ... --record FILE)."
+    ),
+    har: str = typer.Option(
+        None, "--har", metavar="OUT", help="Write HAR 1.2 (browser devtools, HAR viewers)."
+    ),
+    flows: str = typer.Option(
+        None, "--flows", metavar="OUT", help="Write a mitmproxy flow file (mitmweb -r OUT)."
+    ),
+) -> None:
+    """Export a recorded session as HAR or as a mitmproxy flow file.
+
+    [bold]Examples[/bold]
+
+      dockertap export session.jsonl --har session.har
+      dockertap export session.jsonl --flows session.flows && mitmweb -r session.flows
+    """
+    if not (har or flows):
+        raise _fail("nothing to do: pass --har OUT and/or --flows OUT")
+    try:
+        session = read_session(session_file)
+    except (OSError, SessionFormatError) as exc:
+        raise _fail(str(exc)) from None
+    for warning in session.warnings:
+        typer.secho(f"dockertap: warning: {warning}", fg="yellow", err=True)
+    if har:
+        from dockertap.recordings.har import write_har
+
+        count = write_har(session, har)
+        typer.echo(f"wrote {count} exchanges to {har} (HAR 1.2)", err=True)
+    if flows:
+        from dockertap.recordings.flows import write_flows
+
+        count = write_flows(session, flows)
+        typer.echo(f"wrote {count} flows to {flows} (mitmproxy)", err=True)
+
+
+def import_(
+    source: str = typer.Argument(..., metavar="IN", help="A HAR file or a mitmproxy flow file."),
+    out: str = typer.Option(..., "--output", "-o", metavar="FILE", help="Session file to write."),
+    no_redact: bool = typer.Option(False, "--no-redact", help="Keep credentials found in the capture."),
+) -> None:
+    """Turn a capture made elsewhere (mitmproxy, HAR) into a session file, analysed like a live tap.
+
+    [bold]Examples[/bold]
+
+      dockertap import capture.flows -o session.jsonl
+      dockertap import devtools.har -o session.jsonl && dockertap replay session.jsonl
+    """
+    from mitmproxy.exceptions import FlowReadException
+
+    from dockertap.recordings.flows import import_flows, read_foreign_flows
+
+    if no_redact:
+        typer.secho(
+            "dockertap: warning: --no-redact: credentials in the capture are kept", fg="yellow", err=True
+        )
+    try:
+        flows = read_foreign_flows(source)
+    except (OSError, FlowReadException) as exc:
+        raise _fail(f"cannot read {source}: {exc}") from None
+    count = import_flows(flows, out, redact=not no_redact)
+    typer.echo(f"imported {count} exchanges from {source} into {out}", err=True)

@@ -1,0 +1,221 @@
+"""mitmproxy flow files: export a session for mitmweb/mitmdump, import captures made with mitmproxy.
+
+Export builds real `HTTPFlow`s (client = the docker CLI process, server = the backend socket) and
+writes them with `mitmproxy.io.FlowWriter`. dockertap's own facts (route, layers, client command,
+hijacked streams) travel in `flow.metadata["dockertap"]`, which mitmproxy keeps and shows.
+
+Import reads flow files and HAR alike through `mitmproxy.io.FlowReader`, rebuilds relay-style
+exchanges from them, redacts them, analyses them with the same route and layer model as a live
+tap, and writes a session file.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from mitmproxy import connection, http
+from mitmproxy.io import FlowReader, FlowWriter
+
+from dockertap.proxy.capture import materialize
+from dockertap.proxy.exchange import Capture, Exchange, PeerInfo
+from dockertap.recordings.format import RecordedExchange, Session, SessionWriter, decode_bytes
+from dockertap.recordings.har import DEFAULT_HOST
+
+
+def _address(url: str | None) -> tuple[str, int]:
+    """mitmproxy wants (host, port); a Unix socket becomes (its path, 0)."""
+    if not url:
+        return ("docker", 0)
+    if url.startswith("unix://"):
+        return (url[len("unix://") :], 0)
+    hostport = url.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    return (host or hostport, int(port) if port.isdigit() else 0)
+
+
+def _metadata(rec: RecordedExchange) -> dict[str, Any]:
+    record = rec.record
+    meta: dict[str, Any] = {
+        "id": record.get("id"),
+        "route": record.get("route"),
+        "object_id": record.get("object_id"),
+        "layers": record.get("layers", []),
+        "client": record.get("client"),
+        "error": record.get("error"),
+    }
+    hijack = record.get("hijack")
+    if hijack is not None:
+        meta["hijack"] = {
+            "client_bytes": hijack["client_bytes"],
+            "backend_bytes": hijack["backend_bytes"],
+            "streams": [
+                {"t": s["t"], "stream": s["stream"], "data": decode_bytes(s["encoding"], s["data"])}
+                for s in hijack.get("streams", [])
+            ],
+        }
+    return meta
+
+
+def exchange_to_flow(rec: RecordedExchange, backend_url: str | None) -> http.HTTPFlow:
+    ex = rec.to_exchange()
+    materialize(ex)
+    client = rec.record.get("client") or {}
+    client_conn = connection.Client(
+        peername=(f"pid {client.get('pid')}: {client.get('command') or '?'}", client.get("pid") or 0),
+        sockname=("dockertap", 0),
+        timestamp_start=ex.started,
+        id=str(
+            uuid.uuid5(
+                uuid.NAMESPACE_URL, f"dockertap-connection-{rec.record.get('connection')}-{ex.started}"
+            )
+        ),
+    )
+    client_conn.timestamp_end = ex.ended
+    server_conn = connection.Server(
+        address=_address(backend_url or rec.record.get("backend_url")),
+        timestamp_start=ex.started,
+        timestamp_tcp_setup=ex.started,
+    )
+    server_conn.timestamp_end = ex.ended
+    flow = http.HTTPFlow(client_conn, server_conn)
+    request = ex.request or http.Request.make(rec.method, rec.target)
+    request.scheme = "http"
+    request.host = request.headers.get("host", DEFAULT_HOST)
+    request.port = 80
+    flow.request = request
+    flow.response = ex.response
+    flow.metadata["dockertap"] = _metadata(rec)
+    if rec.record.get("error") and ex.response is None:
+        from mitmproxy.flow import Error
+
+        flow.error = Error(rec.record["error"], ex.ended or ex.started)
+    return flow
+
+
+def write_flows(session: Session, path: str) -> int:
+    backend_url = session.header.get("backend_url")
+    with open(path, "wb") as out:
+        writer = FlowWriter(out)
+        for rec in session.exchanges:
+            writer.add(exchange_to_flow(rec, backend_url))
+    return len(session.exchanges)
+
+
+# -- import -------------------------------------------------------------------------------------
+
+
+def read_foreign_flows(path: str) -> list[http.HTTPFlow]:
+    """HTTP flows from a mitmproxy flow file or a HAR file (mitmproxy's reader handles both)."""
+    with open(path, "rb") as source:
+        return [f for f in FlowReader(source).stream() if isinstance(f, http.HTTPFlow)]
+
+
+def _request_head(request: http.Request) -> bytes:
+    lines = [f"{request.method} {request.path} {request.http_version or 'HTTP/1.1'}".encode()]
+    lines += [name + b": " + value for name, value in request.headers.fields]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def _response_head(response: http.Response) -> bytes:
+    lines = [f"{response.http_version or 'HTTP/1.1'} {response.status_code} {response.reason}".encode()]
+    lines += [name + b": " + value for name, value in response.headers.fields]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def _capture(data: bytes, at: float) -> Capture:
+    capture = Capture(limit=max(len(data), 1))
+    if data:
+        capture.data += data
+        capture.marks.append((at, 0))
+    capture.total = len(data)
+    return capture
+
+
+def flow_to_exchange(flow: http.HTTPFlow, number: int) -> Exchange:
+    """A relay-style exchange from a mitmproxy flow (bodies unchunked, so framing is Content-Length)."""
+    request = flow.request
+    started = request.timestamp_start or time.time()
+    meta_client = (flow.metadata.get("dockertap") or {}).get("client") or {}
+    request_body = request.raw_content or b""
+    head = _request_head(request)
+    ex = Exchange(
+        id=number,
+        connection_id=number,
+        sequence=1,
+        peer=PeerInfo(meta_client.get("pid"), meta_client.get("uid"), None, meta_client.get("command")),
+        backend=_backend_of(flow),
+        request_head=_dechunked_head(head, len(request_body)),
+        request_body=_capture(request_body, started),
+        response_body=Capture(limit=1),
+        started=started,
+    )
+    ex.request_ended = request.timestamp_end or started
+    response = flow.response
+    if response is not None:
+        body = response.raw_content or b""
+        ex.response_head = _dechunked_head(_response_head(response), len(body))
+        ex.response_started = response.timestamp_start or ex.request_ended
+        ex.response_body = _capture(body, ex.response_started)
+        ex.ended = response.timestamp_end or ex.response_started
+    else:
+        ex.ended = ex.request_ended
+    if flow.error is not None:
+        ex.error = flow.error.msg
+    return ex
+
+
+def _dechunked_head(head: bytes, length: int) -> bytes:
+    """Flows and HAR hold decoded bodies: replace chunked framing by the body's length."""
+    lines = head.split(b"\r\n")
+    kept = [line for line in lines if not line.lower().startswith(b"transfer-encoding:")]
+    if len(kept) != len(lines) and not any(line.lower().startswith(b"content-length:") for line in kept):
+        kept.insert(1, f"Content-Length: {length}".encode())
+    return b"\r\n".join(kept)
+
+
+def _backend_of(flow: http.HTTPFlow) -> str:
+    address = flow.server_conn.address if flow.server_conn else None
+    if not address:
+        return ""
+    host, port = address
+    return f"unix://{host}" if host.startswith("/") else f"tcp://{host}:{port}"
+
+
+def import_flows(flows: Iterable[http.HTTPFlow], out: str, *, redact: bool = True) -> int:
+    """Write a session file from foreign flows, redacted and analysed like a live tap's."""
+    from dockertap.analyzers.annotate import annotate
+    from dockertap.analyzers.redact import Redactor
+
+    redactor = Redactor() if redact else None
+    exchanges = [flow_to_exchange(flow, n) for n, flow in enumerate(flows, 1)]
+    first = min((ex.started for ex in exchanges), default=None)
+    backend_url = next((ex.backend for ex in exchanges if ex.backend), None)
+    writer = SessionWriter(
+        out, backend_url=backend_url, redacted=redact, started=first, extra={"imported": True}
+    )
+    try:
+        for ex in exchanges:
+            materialize(ex)
+            if redactor is not None:
+                redactor("end", ex)
+            method, target = ex.method_and_target
+            ex.annotation = annotate(method, target, None, _json_body(ex))
+            writer.write_exchange(ex)
+    finally:
+        writer.close()
+    return len(exchanges)
+
+
+def _json_body(ex: Exchange) -> object | None:
+    import json
+
+    request = ex.request
+    if request is None or not request.raw_content or "json" not in request.headers.get("content-type", ""):
+        return None
+    try:
+        return json.loads(request.raw_content)
+    except ValueError:
+        return None

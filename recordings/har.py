@@ -1,0 +1,149 @@
+"""HAR 1.2 export of a session, so browser devtools, mitmproxy and HAR viewers can open it.
+
+HAR has no place for Docker layers or hijacked streams, so they go in underscore-prefixed custom
+fields, which HAR 1.2 allows (`_route`, `_layers`, `_client`, `_hijack`, plus `_id`, `_object_id`,
+`_error`, `_streams`). Bodies are the captured prefixes, payload only (chunk framing removed).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from dockertap.proxy.capture import materialize
+from dockertap.recordings.format import RecordedExchange, Session, decode_bytes
+
+#: Origin-form targets get this authority in URLs (the docker CLI sends `Host: api.moby.localhost`).
+DEFAULT_HOST = "docker"
+
+
+def _headers(message) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in message.headers.items(multi=True)] if message else []
+
+
+def _content(data: bytes, mime: str) -> dict[str, Any]:
+    try:
+        return {"size": len(data), "mimeType": mime, "text": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {
+            "size": len(data),
+            "mimeType": mime,
+            "text": base64.b64encode(data).decode(),
+            "encoding": "base64",
+        }
+
+
+def _streams(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    out = []
+    for item in items or []:
+        data = decode_bytes(item["encoding"], item["data"])
+        out.append(
+            {"t": item["t"], "dir": item.get("dir", "backend"), "stream": item["stream"], **_text(data)}
+        )
+    return out
+
+
+def _text(data: bytes) -> dict[str, str]:
+    try:
+        return {"text": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"text": base64.b64encode(data).decode(), "encoding": "base64"}
+
+
+def har_entry(rec: RecordedExchange) -> dict[str, Any]:
+    ex = rec.to_exchange()
+    materialize(ex)
+    request, response = ex.request, ex.response
+    host = request.headers.get("host", DEFAULT_HOST) if request else DEFAULT_HOST
+    url = f"http://{host}{rec.target}"
+    query = rec.target.split("?", 1)[1] if "?" in rec.target else ""
+    request_body = rec.request_body()
+    record = rec.record
+    duration = record.get("duration_ms") or 0.0
+    head_ms = record.get("response_head_ms")
+    entry: dict[str, Any] = {
+        "startedDateTime": record["started"],
+        "time": duration,
+        "request": {
+            "method": rec.method,
+            "url": url,
+            "httpVersion": request.http_version if request else "HTTP/1.1",
+            "cookies": [],
+            "headers": _headers(request),
+            "queryString": [{"name": k, "value": v} for k, v in parse_qsl(query, keep_blank_values=True)],
+            "headersSize": len(rec.request_head()),
+            "bodySize": record["request"]["body"]["size"],
+        },
+        "response": {
+            "status": response.status_code if response else 0,
+            "statusText": response.reason if response else (record.get("error") or ""),
+            "httpVersion": response.http_version if response else "HTTP/1.1",
+            "cookies": [],
+            "headers": _headers(response),
+            "content": _content(
+                rec.response_body(), response.headers.get("content-type", "") if response else ""
+            ),
+            "redirectURL": "",
+            "headersSize": len(rec.response_head() or b""),
+            "bodySize": (record.get("response") or {}).get("body", {}).get("size", 0),
+        },
+        "cache": {},
+        "timings": {
+            "send": 0,
+            "wait": head_ms if head_ms is not None else duration,
+            "receive": max(duration - (head_ms or duration), 0),
+        },
+        "_id": record.get("id"),
+        "_route": record.get("route"),
+        "_object_id": record.get("object_id"),
+        "_layers": record.get("layers", []),
+        "_client": record.get("client"),
+        "_error": record.get("error"),
+        "_hijack": None,
+    }
+    if request_body or rec.method in ("POST", "PUT", "PATCH"):
+        mime = request.headers.get("content-type", "") if request else ""
+        post = _content(request_body, mime)
+        entry["request"]["postData"] = {"mimeType": mime, "text": post["text"], **_only_encoding(post)}
+    hijack = record.get("hijack")
+    if hijack is not None:
+        entry["_hijack"] = {
+            "client_bytes": hijack["client_bytes"],
+            "backend_bytes": hijack["backend_bytes"],
+            "multiplexed": hijack.get("multiplexed"),
+            "streams": _streams(hijack.get("streams")),
+        }
+    elif (record.get("response") or {}).get("streams") is not None:
+        entry["_streams"] = _streams(record["response"]["streams"])
+    return entry
+
+
+def _only_encoding(content: dict[str, Any]) -> dict[str, str]:
+    return {"_encoding": content["encoding"]} if "encoding" in content else {}
+
+
+def session_to_har(session: Session) -> dict[str, Any]:
+    from dockertap import __version__
+
+    return {
+        "log": {
+            "version": "1.2",
+            "creator": {"name": "dockertap", "version": __version__},
+            "pages": [],
+            "entries": [har_entry(rec) for rec in session.exchanges],
+            "_dockertap": {
+                "backend": session.backend,
+                "backend_url": session.header.get("backend_url"),
+                "redacted": session.header.get("redacted"),
+            },
+        }
+    }
+
+
+def write_har(session: Session, path: str) -> int:
+    har = session_to_har(session)
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(har, out, ensure_ascii=False, indent=1)
+    return len(har["log"]["entries"])
