@@ -12,6 +12,7 @@ from enum import StrEnum
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
 from dockertap.proxy.listener import ListenError, open_unix_listener
@@ -114,7 +115,7 @@ def _narrate(session: ReplaySession, lang: str, only: list[str], step: bool, spe
         if rec is not None:
             if stepping and previous is not None:
                 try:
-                    console.input(Text(phrase(lang, "press_enter"), style="dim").markup)
+                    console.input(f"[dim]{escape(phrase(lang, 'press_enter'))}[/dim]")
                 except (EOFError, KeyboardInterrupt):
                     stepping = False
             elif speed > 0 and previous is not None:
