@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -33,7 +34,7 @@ ROOTFS_DIRECTORIES = ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "tmp",
 CONTAINERS_CONF = Path("/etc/containers/containers.conf")
 # runc cannot raise RLIMIT_NPROC/NOFILE above the hard limits of this VM, and podman copies the
 # service's limits into every container unless containers.conf sets defaults.
-REQUIRED_PODMAN_ULIMITS = ('"nofile=1024:1024"', '"nproc=1024:1024"')
+REQUIRED_PODMAN_ULIMITS = ("nofile", "nproc")
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 LOG_TAIL_LINES = 40
@@ -234,7 +235,7 @@ def check_podman_ulimits(conf: Path = CONTAINERS_CONF) -> None:
             f'[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n'
             f"(.ci/run does this)"
         ) from err
-    missing = [limit for limit in REQUIRED_PODMAN_ULIMITS if limit not in text]
+    missing = [limit for limit in REQUIRED_PODMAN_ULIMITS if f'"{limit}=' not in text]
     if "default_ulimits" not in text or missing:
         raise EngineStartError(
             f"{conf} lacks default_ulimits {', '.join(missing) or ''}; podman containers fail with "
@@ -626,3 +627,72 @@ def describe(engine: Engine) -> str:
     result = docker(engine.url, "version", "--format", "{{json .Server}}")
     version = json.loads(result.stdout).get("Version", "?") if result.returncode == 0 else "unreachable"
     return f"{engine.name} {version} at {engine.url}"
+
+
+# --------------------------------------------------------------------------------------------
+# dockertap itself, as the user runs it: a `dockertap proxy` subprocess
+
+
+@dataclass
+class Tap:
+    """A running ``dockertap proxy``: clients use ``url``; its trace goes to ``trace_path``."""
+
+    url: str
+    socket: Path
+    trace_path: Path
+    stderr_path: Path
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    def trace_lines(self) -> list[dict]:
+        """The JSON trace so far (one dict per exchange or event line)."""
+        lines = self.trace_path.read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def stop(self) -> int:
+        """SIGTERM (dockertap's normal shutdown); returns its exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.process.returncode
+
+
+def dockertap_command() -> list[str]:
+    """The installed ``dockertap`` (the venv's console script), else ``python -m dockertap``."""
+    script = Path(sys.executable).with_name("dockertap")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "dockertap"]
+
+
+def start_tap(backend_url: str, base: str | os.PathLike[str], *extra_args: str, timeout: float = 30.0) -> Tap:
+    """Start ``dockertap proxy --listen unix://<base>/tap.sock --backend <url> --format json``.
+
+    Ready when it prints its ``export DOCKER_HOST=`` line (it prints that only once listening).
+    """
+    base = Path(base)
+    sock = base / "tap.sock"
+    trace_path, stderr_path = base / "trace.jsonl", base / "tap.stderr"
+    argv = [
+        *dockertap_command(), "proxy",
+        "--listen", f"unix://{sock}",
+        "--backend", backend_url,
+        "--format", "json",
+        *extra_args,
+    ]  # fmt: skip
+    with open(trace_path, "wb") as out, open(stderr_path, "wb") as err:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+    tap = Tap(f"unix://{sock}", sock, trace_path, stderr_path, process)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if f"export DOCKER_HOST=unix://{sock}" in stderr_path.read_text(errors="replace"):
+            return tap
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    tap.stop()
+    raise RuntimeError(
+        f"dockertap proxy did not start (status {process.returncode}): {' '.join(argv)}\n"
+        f"{log_tail(stderr_path)}"
+    )
