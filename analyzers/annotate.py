@@ -13,10 +13,11 @@ from dockertap.analyzers.fingerprint import BackendFingerprint
 from dockertap.analyzers.layer_table import LayerChain, expected_chain
 from dockertap.analyzers.routes import RouteMatch, match_route
 
-Status = Literal["expected", "observed", "missing"]
+#: "unexpected": evidence showed a layer the model does not name for this route (a mismatch).
+Status = Literal["expected", "observed", "missing", "unexpected"]
 
 #: How `format_chain` marks each status.
-STATUS_MARKS: dict[str, str] = {"expected": "", "observed": "✓", "missing": "✗"}
+STATUS_MARKS: dict[str, str] = {"expected": "", "observed": "✓", "missing": "✗", "unexpected": "!"}
 
 
 @dataclass(slots=True)
@@ -30,7 +31,10 @@ class LayerStatus:
     operation_status: dict[str, Status] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "operations": list(self.operations), "status": self.status}
+        data = {"layer": self.layer, "operations": list(self.operations), "status": self.status}
+        if self.operation_status:
+            data["operation_status"] = dict(self.operation_status)
+        return data
 
 
 @dataclass(slots=True)
@@ -42,6 +46,8 @@ class Annotation:
     layers: list[LayerStatus]
     backend: BackendFingerprint | None = None
     evidence: list[dict] = field(default_factory=list)
+    #: Where evidence contradicts the model (expected item not seen, unexpected layer seen).
+    mismatches: list[str] = field(default_factory=list)
 
     def layer(self, name: str) -> LayerStatus | None:
         return next((ls for ls in self.layers if ls.layer == name), None)
@@ -58,6 +64,7 @@ class Annotation:
             },
             "layers": [ls.to_dict() for ls in self.layers],
             "evidence": list(self.evidence),
+            "mismatches": list(self.mismatches),
         }
 
 

@@ -1,0 +1,528 @@
+"""Attribute host evidence (containerd events, runtime execs) to the exchanges that caused them.
+
+Pure: no sockets, no /proc, no clock. The caller feeds exchanges (`open`/`close`) and evidence
+items (`add`) with their own timestamps, and asks for results with an explicit `now`.
+
+Attribution is causal, not by overlap:
+
+1. An item belongs to an exchange only if that exchange's expected chain (the layer model)
+   names it — a containerd topic in `LayerStep.events` or an exec in `LayerStep.execs` — and
+   the item falls inside the exchange's lifetime, on the same object (container or exec id).
+   Names are mapped to ids from the exchanges themselves (create/inspect/exec responses).
+2. A container's exit clean-up (`/tasks/exit` → `runc delete` → `/tasks/delete` →
+   `/containers/delete`) is caused by the exit. Unless an exchange asks for it (stop, kill,
+   forced rm), it becomes a *container event*, linked to the waits that observe it — never
+   pinned on the attach or wait that happens to be open.
+3. An item on the same container as a short-lived exchange that no exchange expects is shown on
+   that exchange as *unexpected* (a mismatch with the model). Long-lived exchanges (attach,
+   wait, events, logs, stats, hijacked streams) overlap everything and never collect those.
+4. Everything else with no exchange behind it (health checks, restart policies, `--rm`
+   clean-up) is a *background* record.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockertap.analyzers.layer_table import LayerChain, LayerStep
+
+Item = dict[str, Any]
+
+#: Seconds an item may come after its exchange ended (containerd timestamps events when it
+#: forwards them, which can be just after dockerd has answered) or before it started (clocks).
+LATE_GRACE = 0.05
+EARLY_GRACE = 0.002
+#: Unclaimed items older than this become background records.
+DEFAULT_SETTLE = 0.15
+
+#: containerd operation → the event topic(s) it publishes (layer-model.md §2.1). Operations not
+#: listed publish nothing (Containers.Get, Tasks.Kill, Tasks.Metrics, Leases, …): evidence cannot
+#: confirm or refute them, so they keep their "expected" status.
+OPERATION_EVENTS: dict[str, tuple[str, ...]] = {
+    "Containers.Create": ("/containers/create",),
+    "Containers.Update": ("/containers/update",),
+    "Containers.Delete": ("/containers/delete",),
+    "Tasks.Create": ("/tasks/create",),
+    "Tasks.Start": ("/tasks/start", "/tasks/exec-started"),
+    "Tasks.Exec": ("/tasks/exec-added",),
+    "Tasks.Delete": ("/tasks/delete",),
+    "Tasks.Pause": ("/tasks/paused",),
+    "Tasks.Resume": ("/tasks/resumed",),
+    "Snapshots.Prepare": ("/snapshot/prepare",),
+    "Snapshots.Commit": ("/snapshot/commit",),
+    "Snapshots.Remove": ("/snapshot/remove",),
+    "Images.Create": ("/images/create",),
+    "Images.Update": ("/images/update",),
+    "Images.Delete": ("/images/delete",),
+}
+
+#: Shim TTRPC call → the runc subcommand it runs (layer-model.md §2.2): a runc exec whose parent
+#: is the container's shim confirms the shim call.
+SHIM_OPERATION_RUNC: dict[str, tuple[str, ...]] = {
+    "Create": ("create",),
+    "Start": ("start", "exec"),
+    "Kill": ("kill",),
+    "Delete": ("delete",),
+    "Pause": ("pause",),
+    "Resume": ("resume",),
+    "Pids": ("ps",),
+    "Update": ("update",),
+}
+
+#: The exit clean-up chain (layer-model.md §1.0 #2, §2.1): caused by the container's exit.
+EXIT_TOPICS = frozenset({"/tasks/exit", "/tasks/delete", "/containers/delete"})
+EXIT_EXECS = frozenset(
+    {"runc delete", "crun delete", "containerd-shim-runc-v2 delete", "podman container cleanup"}
+)
+
+#: Routes whose exchanges stay open across unrelated work (layer-model.md §5).
+LONG_LIVED_ROUTES = frozenset(
+    {
+        "POST /containers/{id}/attach",
+        "GET /containers/{id}/attach/ws",
+        "POST /containers/{id}/wait",
+        "GET /events",
+        "GET /containers/{id}/logs",
+        "GET /containers/{id}/stats",
+    }
+)
+WAIT_ROUTE = "POST /containers/{id}/wait"
+
+#: Layers whose handling of an exchange is proven by the response itself.
+API_LAYERS = frozenset({"dockerd", "compat-api"})
+_FULL_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def exec_signature(item: Item) -> str:
+    """`runc create`, `ps`, `conmon create`: how an exec item is named in the layer table."""
+    command = item.get("runtime_command")
+    return f"{item['program']} {command}" if command else str(item["program"])
+
+
+def _exec_matches(expected: str, item: Item) -> bool:
+    if item.get("unreadable"):
+        return False  # never guessed: an unreadable command line confirms nothing specific
+    return expected == exec_signature(item) or expected == item["program"]
+
+
+def _is_conditional(step: LayerStep) -> bool:
+    """Steps the model marks as happening only sometimes ("only if …", "only for …").
+
+    Their absence is not a contradiction, so they never become "missing".
+    """
+    return "only" in step.note.lower()
+
+
+@dataclass
+class _Exchange:
+    key: int
+    template: str
+    object_ref: str | None
+    started: float
+    chain: LayerChain
+    hijacked: bool = False
+    ended: float | None = None
+    responded: bool = False
+    items: list[Item] = field(default_factory=list)
+    unexpected: list[Item] = field(default_factory=list)
+
+    @property
+    def long_lived(self) -> bool:
+        return self.hijacked or self.template in LONG_LIVED_ROUTES
+
+    def covers(self, when: float, late: float = LATE_GRACE) -> bool:
+        if when < self.started - EARLY_GRACE:
+            return False
+        return self.ended is None or when <= self.ended + late
+
+
+@dataclass(frozen=True, slots=True)
+class LayerResult:
+    layer: str
+    operations: list[str]
+    status: str
+    operation_status: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What evidence says about one exchange."""
+
+    items: list[Item]
+    layers: list[LayerResult]
+    mismatches: list[str]
+
+
+class Correlator:
+    """Holds recent exchanges and unclaimed evidence; attributes items when it is safe to."""
+
+    def __init__(
+        self,
+        *,
+        engine_pids: Iterable[int] = (),
+        containerd_address: str | None = None,
+        sources: Mapping[str, bool] | None = None,
+        settle: float = DEFAULT_SETTLE,
+    ) -> None:
+        self.engine_pids = set(engine_pids)
+        self.containerd_address = containerd_address
+        #: Which evidence sources are active ("exec", "containerd"): "missing" needs an active one.
+        self.sources: dict[str, bool] = dict(sources or {})
+        self.settle = settle
+        self._exchanges: dict[int, _Exchange] = {}
+        self._pool: list[Item] = []
+        self._names: dict[str, str] = {}  # container name → id
+        self._ids: set[str] = set()  # container ids known to belong to this engine
+        self._exec_container: dict[str, str] = {}  # exec id → container id
+        self._pid_container: dict[int, str] = {}
+        self._our_pids: set[int] = set()
+        self._shim_pids: set[int] = set()
+        self.foreign = 0  # exec items from other engines on this host, dropped
+
+    # -- exchanges ----------------------------------------------------------------------------
+
+    def open(
+        self,
+        key: int,
+        template: str,
+        object_ref: str | None,
+        started: float,
+        chain: LayerChain,
+        *,
+        hijacked: bool = False,
+    ) -> None:
+        if key not in self._exchanges:
+            self._exchanges[key] = _Exchange(key, template, object_ref, started, chain, hijacked)
+
+    def close(
+        self,
+        key: int,
+        ended: float,
+        *,
+        responded: bool,
+        hijacked: bool = False,
+        query: Mapping[str, list[str]] | None = None,
+        response: Any = None,
+    ) -> None:
+        """The exchange is over; learn the ids its response reveals."""
+        ex = self._exchanges.get(key)
+        if ex is None:
+            return
+        ex.ended = ended
+        ex.responded = responded
+        ex.hijacked = ex.hijacked or hijacked
+        self._learn(ex, query or {}, response)
+
+    def _learn(self, ex: _Exchange, query: Mapping[str, list[str]], response: Any) -> None:
+        if not isinstance(response, dict):
+            return
+        template = ex.template
+        if template.endswith("/containers/create") and isinstance(response.get("Id"), str):
+            self._ids.add(response["Id"])
+            for name in query.get("name", []):
+                self._names[name.lstrip("/")] = response["Id"]
+        elif template.endswith("/containers/{id}/json") and isinstance(response.get("Id"), str):
+            self._ids.add(response["Id"])
+            if isinstance(response.get("Name"), str):
+                self._names[response["Name"].lstrip("/")] = response["Id"]
+            if ex.object_ref:
+                self._names.setdefault(ex.object_ref, response["Id"])
+        elif template.endswith("/containers/{id}/exec") and isinstance(response.get("Id"), str):
+            container = self.resolve(ex.object_ref)
+            if container:
+                self._exec_container[response["Id"]] = container
+        elif template.endswith("/exec/{id}/json") and isinstance(response.get("ContainerID"), str):
+            self._exec_container[str(response.get("ID"))] = response["ContainerID"]
+
+    def resolve(self, ref: str | None) -> str | None:
+        """A container name, short id or full id → the full id, when known."""
+        if not ref:
+            return None
+        if ref in self._names:
+            return self._names[ref]
+        if ref in self._ids or _FULL_ID.match(ref):
+            return ref
+        matches = [cid for cid in self._ids if cid.startswith(ref)]
+        return matches[0] if len(matches) == 1 else None
+
+    def _target(self, ex: _Exchange) -> tuple[str | None, str | None]:
+        """(container id, exec id) an exchange works on."""
+        if ex.template.split(" ", 1)[-1].startswith("/exec/"):
+            exec_id = ex.object_ref
+            return self._exec_container.get(exec_id or ""), exec_id
+        if "/containers/{id}" in ex.template:
+            return self.resolve(ex.object_ref), None
+        return None, None
+
+    # -- evidence -----------------------------------------------------------------------------
+
+    def add(self, items: Iterable[Item]) -> None:
+        for item in items:
+            if item.get("source") == "exec":
+                if not self._accept_exec(item):
+                    self.foreign += 1
+                    continue
+            elif item.get("container_id"):
+                self._ids.add(item["container_id"])
+                if item.get("exec_id"):
+                    self._exec_container[item["exec_id"]] = item["container_id"]
+            self._pool.append(item)
+
+    def _accept_exec(self, item: Item) -> bool:
+        """Keep execs of this engine only (other engines may run on the same host)."""
+        pid, ppid = item.get("pid"), item.get("ppid")
+        cid = (
+            item.get("container_id")
+            or self._pid_container.get(ppid or -1)
+            or self._pid_container.get(pid or -1)
+        )
+        if cid and not item.get("container_id"):
+            item["container_id"] = cid
+        argv = item.get("argv") or []
+        ours = (
+            not self.engine_pids
+            or ppid in self.engine_pids
+            or ppid in self._our_pids
+            or (cid is not None and cid in self._ids)
+            or (self.containerd_address is not None and self.containerd_address in argv)
+        )
+        if not ours:
+            return False
+        if pid is not None:
+            self._our_pids.add(pid)
+            if str(item.get("program", "")).startswith("containerd-shim"):
+                self._shim_pids.add(pid)
+            if cid:
+                self._pid_container[pid] = cid
+        return True
+
+    def _expects(self, ex: _Exchange, item: Item) -> LayerStep | None:
+        for step in ex.chain.steps:
+            if item.get("source") == "containerd":
+                if item.get("topic") in step.events:
+                    return step
+            elif any(_exec_matches(expected, item) for expected in step.execs):
+                return step
+        return None
+
+    def _on_object(self, ex: _Exchange, item: Item) -> bool:
+        """Whether the item concerns the object the exchange works on (or has no object)."""
+        cid = item.get("container_id")
+        target, exec_id = self._target(ex)
+        if cid is None:
+            return True  # runc --version, host ps: attributed by expectation and time only
+        if target is None:
+            return True  # no object, or a name we never saw resolved: time and expectation decide
+        if cid != target:
+            return False
+        if exec_id and item.get("source") == "containerd" and item.get("exec_id"):
+            return item["exec_id"] == exec_id
+        return True
+
+    def _is_exit_cleanup(self, item: Item) -> bool:
+        if item.get("source") == "containerd":
+            return item.get("topic") in EXIT_TOPICS and not item.get("exec_id")
+        return exec_signature(item) in EXIT_EXECS
+
+    def _best(self, item: Item) -> tuple[_Exchange | None, bool]:
+        """The exchange that caused `item`, and whether it expected it."""
+        when = item["time"]
+        expecting = [
+            ex
+            for ex in self._exchanges.values()
+            if ex.covers(when) and self._on_object(ex, item) and self._expects(ex, item)
+        ]
+        if expecting:
+            signature = exec_signature(item) if item.get("source") == "exec" else item.get("topic")
+
+            def already(ex: _Exchange) -> int:
+                return sum(
+                    1
+                    for seen in ex.items
+                    if (exec_signature(seen) if seen.get("source") == "exec" else seen.get("topic"))
+                    == signature
+                )
+
+            # the cause comes before the effect: the most recent request that still needs one
+            return min(expecting, key=lambda ex: (already(ex), -ex.started)), True
+        if self._is_exit_cleanup(item) or item.get("container_id") is None:
+            return None, False
+        suspects = [
+            ex
+            for ex in self._exchanges.values()
+            if not ex.long_lived
+            and ex.covers(when, late=0.0)
+            and self._target(ex)[0] == item.get("container_id")
+        ]
+        if suspects:
+            return max(suspects, key=lambda ex: ex.started), False
+        return None, False
+
+    def settle_items(self, now: float) -> list[dict[str, Any]]:
+        """Attribute what can be attributed; return background records for items nobody caused.
+
+        An item waits in the pool until its best exchange has ended (it may still gain better
+        candidates) or, without any candidate, until it is `settle` seconds old.
+        """
+        keep: list[Item] = []
+        orphans: list[Item] = []
+        for item in self._pool:
+            ex, expected = self._best(item)
+            if ex is None:
+                if now - item["time"] >= self.settle:
+                    orphans.append(item)
+                else:
+                    keep.append(item)
+                continue
+            if ex.ended is None and now - item["time"] < self.settle:
+                keep.append(item)  # a later request could not have caused it, but be patient
+                continue
+            (ex.items if expected else ex.unexpected).append(item)
+        self._pool = keep
+        return self._background(orphans)
+
+    def _background(self, orphans: list[Item]) -> list[dict[str, Any]]:
+        groups: dict[tuple[str | None, bool], list[Item]] = {}
+        for item in orphans:
+            groups.setdefault((item.get("container_id"), self._is_exit_cleanup(item)), []).append(item)
+        records = []
+        for (cid, exit_cleanup), items in groups.items():
+            items.sort(key=lambda i: i["time"])
+            first = items[0]["time"]
+            waits = [
+                ex.key
+                for ex in self._exchanges.values()
+                if ex.template == WAIT_ROUTE
+                and cid is not None
+                and self._target(ex)[0] == cid
+                and ex.covers(first, late=1.0)
+            ]
+            records.append(
+                {
+                    "type": "background",
+                    "kind": "container-exit" if exit_cleanup else "no-exchange",
+                    "container_id": cid,
+                    "time": first,
+                    "observed_by": waits,
+                    "items": items,
+                }
+            )
+        records.sort(key=lambda r: r["time"])
+        return records
+
+    # -- results ------------------------------------------------------------------------------
+
+    def outcome(self, key: int, *, finished: bool) -> Outcome | None:
+        """Layer statuses for one exchange. `finished`: it ended and the settle window passed."""
+        ex = self._exchanges.get(key)
+        if ex is None:
+            return None
+        layers = [self._layer(ex, step, finished) for step in ex.chain.steps]
+        mismatches = []
+        for result, step in zip(layers, ex.chain.steps, strict=True):
+            if result.status == "missing":
+                mismatches.append(f"{step.layer}: expected {', '.join(self._observables(step))}, not seen")
+            else:
+                gone = [op for op, st in result.operation_status.items() if st == "missing"]
+                if gone:
+                    mismatches.append(f"{step.layer}: {', '.join(gone)} not seen")
+        chain_layers = {s.layer for s in ex.chain.steps}
+        extra: dict[str, list[str]] = {}
+        for item in ex.unexpected:
+            layer = "containerd" if item.get("source") == "containerd" else str(item.get("layer") or "host")
+            name = item.get("topic") if item.get("source") == "containerd" else exec_signature(item)
+            extra.setdefault(layer, []).append(str(name))
+        for layer, names in extra.items():
+            unique = list(dict.fromkeys(names))
+            where = "an extra" if layer in chain_layers else "an unexpected layer"
+            mismatches.append(f"{layer}: {', '.join(unique)} seen ({where}, not in the model)")
+            if layer not in chain_layers:
+                layers.append(LayerResult(layer, unique, "unexpected", {}))
+        items = sorted(ex.items + ex.unexpected, key=lambda i: i["time"])
+        return Outcome(items, layers, mismatches)
+
+    def _observables(self, step: LayerStep) -> list[str]:
+        out = []
+        if self.sources.get("containerd"):
+            out += list(step.events)
+        if self.sources.get("exec"):
+            out += list(step.execs)
+        return out
+
+    def _layer(self, ex: _Exchange, step: LayerStep, finished: bool) -> LayerResult:
+        ops = list(step.operations)
+        if step.layer in API_LAYERS:
+            return LayerResult(step.layer, ops, "observed" if ex.responded else "expected", {})
+        events = [i for i in ex.items if i.get("source") == "containerd" and i.get("topic") in step.events]
+        execs = [
+            i for i in ex.items if i.get("source") == "exec" and any(_exec_matches(e, i) for e in step.execs)
+        ]
+        op_status: dict[str, str] = {}
+        can_miss = finished and not _is_conditional(step)
+        for op in ops:
+            seen = self._operation_seen(ex, step, op)
+            if seen is True:
+                op_status[op] = "observed"
+            elif seen is False and can_miss:
+                op_status[op] = "missing"
+        observable = bool(self._observables(step))
+        if events or execs or "observed" in op_status.values():
+            status = "observed"
+        elif observable and can_miss:
+            status = "missing"
+        else:
+            status = "expected"
+        return LayerResult(step.layer, ops, status, op_status)
+
+    def _operation_seen(self, ex: _Exchange, step: LayerStep, op: str) -> bool | None:
+        """True/False when evidence can tell for this operation, None when it cannot."""
+        if step.layer == "containerd":
+            topics = [t for t in OPERATION_EVENTS.get(op, ()) if t in step.events]
+            if not topics or not self.sources.get("containerd"):
+                return None
+            return any(i.get("topic") in topics for i in ex.items if i.get("source") == "containerd")
+        if not self.sources.get("exec"):
+            return None
+        runs = [i for i in ex.items if i.get("source") == "exec" and not i.get("unreadable")]
+        if step.layer in ("runc", "crun"):
+            if f"{step.layer} {op}" not in step.execs:
+                return None
+            return any(i["program"] == step.layer and i.get("runtime_command") == op for i in runs)
+        if step.layer == "shim" and op in SHIM_OPERATION_RUNC:
+            if op == "Create" and any(i["program"].startswith("containerd-shim") for i in runs):
+                return True  # containerd execs the shim on Tasks.Create
+            if not self._shim_pids:
+                return None  # the shims predate dockertap: their runc children cannot be told apart
+            return any(
+                i.get("ppid") in self._shim_pids and i.get("runtime_command") in SHIM_OPERATION_RUNC[op]
+                for i in runs
+            )
+        if step.layer == "conmon":
+            return any(i["program"] == "conmon" for i in runs) if "conmon" in step.execs else None
+        return None
+
+    def forget(self, key: int) -> None:
+        """Drop a finished exchange (its outcome has been taken)."""
+        self._exchanges.pop(key, None)
+
+    def prune(self, now: float, horizon: float = 300.0) -> None:
+        """Forget ended exchanges older than `horizon` that nobody asked about (bounded memory)."""
+        for key in [
+            k for k, ex in self._exchanges.items() if ex.ended is not None and now - ex.ended > horizon
+        ]:
+            del self._exchanges[key]
+
+
+def apply_outcome(annotation: Any, outcome: Outcome) -> None:
+    """Write an outcome onto an `Annotation` (statuses, per-operation marks, items, mismatches)."""
+    from dockertap.analyzers.annotate import LayerStatus
+
+    annotation.layers = [
+        LayerStatus(r.layer, list(r.operations), r.status, dict(r.operation_status))  # type: ignore[arg-type]
+        for r in outcome.layers
+    ]
+    annotation.evidence = list(outcome.items)
+    annotation.mismatches = list(outcome.mismatches)
