@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,9 +26,10 @@ from dockertap.analyzers.streams import decode_stream, looks_multiplexed
 from dockertap.recordings.replayable import RecordedExchange, ReplaySession, backend_fingerprint
 
 #: Lines of a stream or JSON message list shown per exchange before "… N more".
-MAX_LINES = 8
-#: Characters of a one-line JSON summary.
+MAX_LINES = 12
+#: Characters of a one-line JSON summary, and of an API error message (shown whole where possible).
 MAX_SUMMARY = 110
+MAX_MESSAGE = 400
 
 # The narration's fixed phrases, per language. Explanations of routes come from the layer table.
 PHRASES: dict[str, dict[str, str]] = {
@@ -170,6 +172,8 @@ def summarise_json(values: list[Any], lang: str) -> list[str]:
         if lines:
             return lines
     value = values[0]
+    if isinstance(value, dict) and isinstance(value.get("message"), str) and len(value) <= 2:
+        return [value["message"]]  # an API error: the very text the docker CLI prints
     compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if len(compact) <= MAX_SUMMARY:
         return [compact]
@@ -224,6 +228,14 @@ def _layer_chain(rec: RecordedExchange, chain_layers: list[dict[str, Any]], lang
     return text
 
 
+def _short_command(command: str | None) -> str | None:
+    """`/usr/local/bin/docker ps` → `docker ps`: the command as the user typed it."""
+    if not command:
+        return None
+    program, _, rest = command.partition(" ")
+    return " ".join(filter(None, (os.path.basename(program), rest)))
+
+
 def _evidence_line(item: dict[str, Any]) -> str:
     """One line for an evidence item, whatever its producer (containerd event, runtime exec…)."""
     parts = [
@@ -274,7 +286,7 @@ class Narrator:
 
     def group_header(self, group: ClientGroup) -> Text:
         text = Text("\n")
-        command = group.command or self._p("unknown_client")
+        command = _short_command(group.command) or self._p("unknown_client")
         text.append("▶ " + self._p("command", command=command), style="bold magenta")
         text.append(
             "  ("
@@ -314,7 +326,8 @@ class Narrator:
         if rec.ended is not None:
             text.append(f"  {(rec.ended - rec.started) * 1000:.1f}ms", style="cyan")
         text.append(f"\n      {rec.method} {rec.target}", style="dim")
-        explanation, layers = self.explanation(rec)
+        # An answer dockertap wrote itself (backend down) reached no layer: the model does not apply.
+        explanation, layers = self.explanation(rec) if not rec.synthetic else ("", [])
         if explanation:
             text.append(f"\n      {explanation}", style="italic")
         if layers:
@@ -351,7 +364,7 @@ class Narrator:
                 lines = summarise_json(values, self.lang)
                 if len(lines) == 1:
                     text.append(f"\n      {self._p('got')}: ", style="dim")
-                    text.append(_clip(lines[0]))
+                    text.append(_clip(lines[0], MAX_MESSAGE))
                 else:
                     self._lines(text, [("json", line) for line in lines])
             elif (rec.header("Content-Type") or "").startswith("text/"):
