@@ -573,8 +573,9 @@ def import_big_image(engine: Engine | str, tag: str, size_bytes: int, seed_file:
             for member in base.getmembers():
                 tar.addfile(member, base.extractfile(member) if member.isfile() else None)
             tar.add(str(seed_file), arcname="big")
-        proc.stdin.close()
-        out, err = proc.communicate(timeout=600)
+        proc.stdin.close()  # EOF ends the upload; then collect the (small) outputs
+        out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+        proc.wait(timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"docker import {tag} failed ({proc.returncode}): {err.decode(errors='replace')}")
     return _image_id_from_import(out.decode())
