@@ -58,6 +58,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "warning": "warning",
         "end": "End of recording: {n} exchanges shown.",
         "status": "status",
+        "background": "no API call behind it",
     },
     "ja": {
         "recording": "記録 {source}",
@@ -84,6 +85,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "warning": "警告",
         "end": "記録の終わり: {n} 件のやり取りを表示した。",
         "status": "ステータス",
+        "background": "API 呼び出しによらない",
     },
 }
 LANGUAGES = tuple(PHRASES)
@@ -236,15 +238,41 @@ def _short_command(command: str | None) -> str | None:
     return " ".join(filter(None, (os.path.basename(program), rest)))
 
 
-def _evidence_line(item: dict[str, Any]) -> str:
-    """One line for an evidence item, whatever its producer (containerd event, runtime exec…)."""
-    parts = [
-        str(item[key])
-        for key in ("source", "kind", "topic", "layer", "binary", "argv", "command", "id", "container_id")
-        if item.get(key) not in (None, "", [])
-    ]
-    text = " ".join(" ".join(p) if isinstance(p, list) else p for p in parts) if parts else json.dumps(item)
-    return _clip(text)
+def _evidence_line(item: dict[str, Any], since: float | None = None) -> str:
+    """One line for an evidence item: a containerd event or a runtime exec, else its fields."""
+    container = item.get("container_id")
+    short = f"container {container[:12]}" if isinstance(container, str) and container else None
+    exec_id = item.get("exec_id")
+    at = item.get("time")
+    offset = f"+{(at - since) * 1000:.1f}ms" if isinstance(at, int | float) and since else None
+    if item.get("source") == "containerd":
+        exit_status = item.get("exit_status")
+        parts = [
+            "containerd",
+            item.get("topic"),
+            short,
+            f"exec {exec_id[:12]}" if isinstance(exec_id, str) else None,
+            None if exit_status is None else f"exit {exit_status}",
+        ]
+    elif item.get("source") == "exec":
+        argv = item.get("argv")
+        program = os.path.basename(argv[0]) if argv else item.get("program")
+        layer = item.get("layer")
+        parts = [
+            f"{layer}:" if layer and layer != program else None,
+            program,
+            item.get("runtime_command"),
+            short,
+            f"pid {item.get('pid')}" if item.get("pid") else None,
+        ]
+    else:
+        parts = [
+            str(item[key])
+            for key in ("source", "kind", "topic", "layer", "program", "status", "container_id")
+            if item.get(key) not in (None, "", [])
+        ] or [json.dumps(item, ensure_ascii=False, default=str)]
+    text = " ".join(str(p) for p in parts if p)
+    return _clip(f"{text}  {offset}" if offset else text)
 
 
 # -- the narration ----------------------------------------------------------------------------------
@@ -335,7 +363,7 @@ class Narrator:
             text.append_text(_layer_chain(rec, layers, self.lang))
         for item in rec.evidence[:MAX_LINES]:
             text.append(f"\n      {self._p('evidence')}: ", style="green")
-            text.append(_evidence_line(item))
+            text.append(_evidence_line(item, rec.started))
         if rec.synthetic:
             text.append("\n      " + self._p("synthetic"), style="red")
         if rec.error and not rec.synthetic:
@@ -378,6 +406,16 @@ class Narrator:
                 "\n      " + self._p("truncated", captured=captured, size=rec.response_total), style="yellow"
             )
 
+    def background(self, items: list[dict[str, Any]], since: float) -> Text:
+        text = Text()
+        for n, item in enumerate(items[:MAX_LINES]):
+            text.append("\n" if n else "")
+            text.append(f"      {self._p('evidence')} ({self._p('background')}): ", style="green")
+            text.append(_evidence_line(item, since))
+        if len(items) > MAX_LINES:
+            text.append("\n      " + self._p("more", n=len(items) - MAX_LINES), style="dim")
+        return text
+
     def _lines(self, text: Text, lines: list[tuple[str, str]]) -> None:
         for stream, line in lines[:MAX_LINES]:
             text.append(f"\n      {stream:>6} │ ", style="dim")
@@ -403,10 +441,20 @@ def narration(session: ReplaySession, lang: str = "en", only: Sequence[str] = ()
     if not selected:
         yield NarrationItem(Text(phrase(narrator.lang, "no_match", globs=", ".join(only) or "*")))
         return
-    for group in groups:
+    background = sorted(
+        (item for item in session.evidence if isinstance(item.get("time"), int | float)),
+        key=lambda i: i["time"],
+    )
+    for i, group in enumerate(groups):
         yield NarrationItem(narrator.group_header(group))
         for rec in group.exchanges:
             yield NarrationItem(narrator.exchange(rec), rec)
+        # Background evidence (exit clean-up, health checks) shown with the command it happened during.
+        until = groups[i + 1].exchanges[0].started if i + 1 < len(groups) else float("inf")
+        during = [item for item in background if item["time"] < until]
+        background = background[len(during) :]
+        if during:
+            yield NarrationItem(narrator.background(during, group.exchanges[0].started))
     yield NarrationItem(Text("\n" + phrase(narrator.lang, "end", n=len(selected)), style="bold"))
 
 
