@@ -94,6 +94,8 @@ def format_chain(annotation: Annotation) -> str:
         if not ls.operations or ls.layer in ("dockerd", "compat-api"):
             parts.append(f"{ls.layer}{mark}")
             continue
-        ops = " ".join(f"{op}{STATUS_MARKS[ls.operation_status.get(op, ls.status)]}" for op in ls.operations)
+        # With per-operation evidence, an operation evidence cannot speak to gets no mark of its own.
+        default = "expected" if ls.operation_status else ls.status
+        ops = " ".join(f"{op}{STATUS_MARKS[ls.operation_status.get(op, default)]}" for op in ls.operations)
         parts.append(f"{ls.layer}[{ops}]")
     return " → ".join(parts)

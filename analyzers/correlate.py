@@ -105,7 +105,15 @@ def exec_signature(item: Item) -> str:
 def _exec_matches(expected: str, item: Item) -> bool:
     if item.get("unreadable"):
         return False  # never guessed: an unreadable command line confirms nothing specific
-    return expected == exec_signature(item) or expected == item["program"]
+    signature = exec_signature(item)
+    if signature in EXIT_EXECS:
+        return expected == signature  # clean-up is claimed only by name, never by program alone
+    return expected == signature or expected == item["program"]
+
+
+def _same_program(expected: str, item: Item) -> bool:
+    """An unreadable exec of a program the step names: it ran, but what it did is unknown."""
+    return bool(item.get("unreadable")) and expected.split(" ", 1)[0] == item.get("program")
 
 
 def _is_conditional(step: LayerStep) -> bool:
@@ -206,11 +214,15 @@ class Correlator:
         hijacked: bool = False,
         query: Mapping[str, list[str]] | None = None,
         response: Any = None,
+        chain: LayerChain | None = None,
     ) -> None:
-        """The exchange is over; learn the ids its response reveals."""
+        """The exchange is over; learn the ids its response reveals (and its final chain, which
+        may depend on the request body)."""
         ex = self._exchanges.get(key)
         if ex is None:
             return
+        if chain is not None:
+            ex.chain = chain
         ex.ended = ended
         ex.responded = responded
         ex.hijacked = ex.hijacked or hijacked
@@ -304,7 +316,7 @@ class Correlator:
             if item.get("source") == "containerd":
                 if item.get("topic") in step.events:
                     return step
-            elif any(_exec_matches(expected, item) for expected in step.execs):
+            elif any(_exec_matches(e, item) or _same_program(e, item) for e in step.execs):
                 return step
         return None
 
@@ -369,25 +381,31 @@ class Correlator:
         """
         keep: list[Item] = []
         orphans: list[Item] = []
+        young: list[Item] = []
         for item in self._pool:
             ex, expected = self._best(item)
             if ex is None:
-                if now - item["time"] >= self.settle:
-                    orphans.append(item)
-                else:
-                    keep.append(item)
+                (orphans if now - item["time"] >= self.settle else young).append(item)
                 continue
             if ex.ended is None and now - item["time"] < self.settle:
                 keep.append(item)  # a later request could not have caused it, but be patient
                 continue
             (ex.items if expected else ex.unexpected).append(item)
+        # an exit's clean-up comes out as one record, not split across timer ticks
+        due = {self._group(i) for i in orphans}
+        orphans += [i for i in young if self._group(i) in due]
+        keep += [i for i in young if self._group(i) not in due]
+        keep.sort(key=lambda i: i["time"])
         self._pool = keep
         return self._background(orphans)
+
+    def _group(self, item: Item) -> tuple[str | None, bool]:
+        return item.get("container_id"), self._is_exit_cleanup(item)
 
     def _background(self, orphans: list[Item]) -> list[dict[str, Any]]:
         groups: dict[tuple[str | None, bool], list[Item]] = {}
         for item in orphans:
-            groups.setdefault((item.get("container_id"), self._is_exit_cleanup(item)), []).append(item)
+            groups.setdefault(self._group(item), []).append(item)
         records = []
         for (cid, exit_cleanup), items in groups.items():
             items.sort(key=lambda i: i["time"])
@@ -458,7 +476,10 @@ class Correlator:
             return LayerResult(step.layer, ops, "observed" if ex.responded else "expected", {})
         events = [i for i in ex.items if i.get("source") == "containerd" and i.get("topic") in step.events]
         execs = [
-            i for i in ex.items if i.get("source") == "exec" and any(_exec_matches(e, i) for e in step.execs)
+            i
+            for i in ex.items
+            if i.get("source") == "exec"
+            and any(_exec_matches(e, i) or _same_program(e, i) for e in step.execs)
         ]
         op_status: dict[str, str] = {}
         can_miss = finished and not _is_conditional(step)
@@ -490,7 +511,11 @@ class Correlator:
         if step.layer in ("runc", "crun"):
             if f"{step.layer} {op}" not in step.execs:
                 return None
-            return any(i["program"] == step.layer and i.get("runtime_command") == op for i in runs)
+            if any(i["program"] == step.layer and i.get("runtime_command") == op for i in runs):
+                return True
+            if any(i.get("unreadable") and i.get("program") == step.layer for i in ex.items):
+                return None  # a runtime exec we could not read may have been this one
+            return False
         if step.layer == "shim" and op in SHIM_OPERATION_RUNC:
             if op == "Create" and any(i["program"].startswith("containerd-shim") for i in runs):
                 return True  # containerd execs the shim on Tasks.Create

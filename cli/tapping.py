@@ -60,19 +60,47 @@ class TraceSink:
         text = self._renderer.render(ended) if self._renderer else json_lines(ended)
         self._write(text)
 
+    def handle_background(self, records: list[dict]) -> None:
+        """Evidence with no exchange behind it (exit clean-up, health checks): its own line/record."""
+        from dockertap.evidence_wiring import background_json, background_lines
+
+        color = self._renderer is not None and self._renderer._console.is_terminal
+        self._write(background_lines(records, color) if self._renderer else background_json(records))
+
 
 @dataclass
 class _Collected:
     """Keeps finished exchanges so `run` can print them in request order when CMD ends."""
 
     exchanges: list[Exchange] = field(default_factory=list)
+    background: list[dict] = field(default_factory=list)
 
     def handle_batch(self, batch: list[Event]) -> None:
         self.exchanges.extend(ex for kind, ex in batch if kind == "end")
 
+    def handle_background(self, records: list[dict]) -> None:
+        self.background.extend(records)
+
     def render(self, fmt: TraceFormat, color: bool) -> str:
+        from dockertap.evidence_wiring import background_json, background_lines
+
         ordered = sorted(self.exchanges, key=lambda ex: (ex.started, ex.id))
-        return LineRenderer(color=color).render(ordered) if fmt is TraceFormat.text else json_lines(ordered)
+        # background records sit between the exchanges, in time order
+        entries = [(ex.started, 0, ex) for ex in ordered] + [(r["time"], 1, r) for r in self.background]
+        entries.sort(key=lambda e: (e[0], e[1]))
+        out, run_of = [], []
+        renderer = LineRenderer(color=color) if fmt is TraceFormat.text else None
+        for _t, is_background, entry in entries:
+            if not is_background:
+                run_of.append(entry)
+                continue
+            if run_of:
+                out.append(renderer.render(run_of) if renderer else json_lines(run_of))
+                run_of = []
+            out.append(background_lines([entry], color) if renderer else background_json([entry]))
+        if run_of:
+            out.append(renderer.render(run_of) if renderer else json_lines(run_of))
+        return "".join(out)
 
 
 # -- analysis wiring -------------------------------------------------------------------------
@@ -215,20 +243,43 @@ def _recorder(path: str | None, found: Discovery, analysis: Analysis, redact: bo
     return RecorderSink(writer, backend=lambda: analysis.backend)
 
 
+OBSERVE_HELP = (
+    "Observe the host below the engine (runtime execs via the kernel's process connector, containerd "
+    "events via ctr) and mark layers observed/missing [default: on when root]."
+)
+SETTLE_HELP = "Seconds each finished exchange waits for late evidence before it is shown."
+
+
+def _observer(observe: bool | None, analysis: Analysis, found: Discovery, pipeline: Pipeline, settle: float):
+    """The evidence observer installed in front of the sinks, or None when observation is off."""
+    from dockertap.evidence_wiring import Observer, observe_by_default
+
+    if observe is False or (observe is None and not observe_by_default()):
+        return None
+    observer = Observer(analysis, found.endpoint.url if found.endpoint else None, settle=settle)
+    observer.install(pipeline)
+    return observer
+
+
 RECORD_HELP = "Record the session (JSON Lines, flushed per exchange) to FILE."
 NO_REDACT_HELP = "Show and record registry credentials and secret-looking env values as they are."
 
 
-def _serve_forever(tap: Tap, on_ready: Callable[[], None]) -> None:
+def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await tap.start()
+        if observer is not None:
+            await observer.start()
         on_ready()
         await stop.wait()
         await tap.stop()
+        if observer is not None:
+            await observer.finish_all()
+            await observer.stop()
 
     with asyncio.Runner(loop_factory=install_fast_loop()) as runner:
         runner.run(main())
@@ -263,6 +314,8 @@ def proxy(
     plain: bool = typer.Option(False, "--plain", help="Plain lines even on a terminal (no live panel)."),
     record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
+    observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
+    settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
 ) -> None:
     """Listen on a socket and relay every Docker API exchange to the real engine, one trace line each.
 
@@ -315,10 +368,13 @@ def proxy(
         pipeline.sinks.append(live_view)
     else:
         pipeline.sinks.append(TraceSink(out.write, fmt, color=sys.stdout.isatty(), filters=filters))
+    observer = _observer(observe, analysis, found, pipeline, settle)
 
     def ready() -> None:
         err = sys.stderr
         err.write(f"dockertap: {_backend_banner(found)}\n")
+        if observer is not None:
+            err.write(f"dockertap: {observer.banner()}\n")
         err.write(f"dockertap: listening on {listening.url}{_who_can_connect(listening, group)}\n")
         err.write(f"export DOCKER_HOST={listening.url}\n")
         err.flush()
@@ -326,7 +382,7 @@ def proxy(
             live_view.start()
 
     try:
-        _serve_forever(tap, ready)
+        _serve_forever(tap, ready, observer)
     finally:
         if live_view is not None:
             live_view.stop()
@@ -390,6 +446,8 @@ def run(
     capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", help=CAPTURE_HELP),
     record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
+    observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
+    settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
 ) -> None:
     """Run CMD with DOCKER_HOST pointing at a private tap, then print the trace of its exchanges.
 
@@ -435,6 +493,7 @@ def run(
     pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
     if recorder is not None:
         pipeline.sinks.append(recorder)
+    observer = _observer(observe, analysis, found, pipeline, settle)
     tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
     env = dict(os.environ, DOCKER_HOST=listening.url)
     env.pop("DOCKER_CONTEXT", None)  # DOCKER_HOST must win, whatever context is current
@@ -442,6 +501,8 @@ def run(
     async def main() -> int:
         loop = asyncio.get_running_loop()
         await tap.start()
+        if observer is not None:
+            await observer.start()
         proc = await asyncio.create_subprocess_exec(executable, *command[1:], env=env)
         # The terminal sends ^C to CMD itself; we stay up until CMD decides to exit.
         loop.add_signal_handler(signal.SIGINT, lambda: None)
@@ -449,6 +510,9 @@ def run(
         loop.add_signal_handler(signal.SIGHUP, lambda: proc.send_signal(signal.SIGHUP))
         code = await proc.wait()
         await tap.stop()
+        if observer is not None:
+            await observer.finish_all()
+            await observer.stop()
         return code
 
     try:
@@ -462,6 +526,8 @@ def run(
         writer.close()
     else:
         trace_stream.write(collected.render(fmt, color))
+        if observer is not None and fmt is TraceFormat.text:
+            trace_stream.write(f"dockertap: {observer.banner()}\n")
         trace_stream.flush()
     if trace_file:
         trace_stream.close()

@@ -17,6 +17,7 @@ import asyncio
 import errno
 import json
 import os
+import select
 import socket
 import struct
 import sys
@@ -307,17 +308,18 @@ class ProcConnector:
         sock.settimeout(0.2)  # lets the reader notice `stopping` promptly
         buf = bytearray(16384)
         view = memoryview(buf)
-        dirty = False
+        dirty = 0
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
         while not stopping.is_set():
+            # Hand items over as soon as the kernel queue is momentarily empty (or every 32 items
+            # under a flood), so a busy host never holds a finished batch back.
+            if dirty and (dirty >= 32 or not poller.poll(0)):
+                flush()
+                dirty = 0
             try:
-                if dirty:  # drain what is queued without waiting; flush once the queue is empty
-                    n = sock.recv_into(buf, 0, socket.MSG_DONTWAIT)
-                else:
-                    n = sock.recv_into(buf)
-            except (BlockingIOError, TimeoutError):
-                if dirty:
-                    flush()
-                    dirty = False
+                n = sock.recv_into(buf)
+            except TimeoutError:
                 continue
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
@@ -332,7 +334,7 @@ class ProcConnector:
                 item = self._handle_event(view, offset + _EVENT_OFFSET)
                 if item is not None:
                     emit(item)
-                    dirty = True
+                    dirty += 1
                 offset += (length + 3) & ~3
         if dirty:
             flush()
@@ -433,6 +435,11 @@ class ExecWatcher:
     def status(self) -> dict[str, Any]:
         return {"source": "exec", "active": self._active, "reason": self._reason}
 
+    def disable(self, reason: str) -> None:
+        """Leave the source off for a reason found elsewhere (the engine is not on this host)."""
+        self._active = False
+        self._reason = reason
+
     async def start(self) -> bool:
         self._loop = asyncio.get_running_loop()
         reason = capability_reason()
@@ -462,7 +469,7 @@ class ExecWatcher:
                 if self._proc.returncode is None:
                     self._proc.kill()
             await self._proc.wait()
-        if self._active:
+        if self._proc is not None or self._connector is not None:
             self._reason = "stopped"
         self._active = False
 

@@ -1,0 +1,295 @@
+"""Observed evidence in a running tap: sources → correlator → a settle stage in front of the sinks.
+
+Evidence lags its exchange by milliseconds (a runc exec is read from /proc, a containerd event
+travels through `ctr`), so an exchange that has just ended is *held* for `settle` seconds before
+the sinks see it, while evidence keeps arriving and being attributed. Requests and responses
+pass straight through. None of this runs on the relay path: sources deliver batches to the event
+loop, and the stage is a sink behind the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections import deque
+from typing import Any
+
+from rich.text import Text
+
+from dockertap.analyzers.correlate import DEFAULT_SETTLE, Correlator, apply_outcome
+from dockertap.proxy.evidence.containerd import ContainerdEvents, find_containerd_socket, socket_peer_pid
+from dockertap.proxy.evidence.execs import ExecWatcher, capability_reason
+from dockertap.proxy.exchange import Exchange
+from dockertap.proxy.hub import Event
+
+
+def observe_by_default() -> bool:
+    """On when this process may use the host sources (root / CAP_NET_ADMIN on Linux)."""
+    return capability_reason() is None
+
+
+class SettleStage:
+    """A sink that holds ended exchanges for the settle window, then hands them on enriched."""
+
+    def __init__(self, observer: Observer, sinks: list) -> None:
+        self._observer = observer
+        self.sinks = sinks
+        self._held: deque[tuple[float, Exchange]] = deque()
+
+    def handle_batch(self, batch: list[Event]) -> None:
+        passing = [(kind, ex) for kind, ex in batch if kind != "end"]
+        if passing:
+            self._emit(passing)
+        due = time.time() + self._observer.settle
+        for kind, ex in batch:
+            if kind == "end":
+                self._held.append((due, ex))
+        if self._held:
+            self._observer.schedule(self._observer.settle)
+
+    def release(self, now: float, everything: bool = False) -> None:
+        ready: list[Event] = []
+        while self._held and (everything or self._held[0][0] <= now):
+            _due, ex = self._held.popleft()
+            self._observer.finish(ex)
+            ready.append(("end", ex))
+        if ready:
+            self._emit(ready)
+        if self._held:
+            self._observer.schedule(max(0.0, self._held[0][0] - now))
+
+    def background(self, records: list[dict[str, Any]]) -> None:
+        for sink in self.sinks:
+            handler = getattr(sink, "handle_background", None)
+            if handler is not None:
+                handler(records)
+
+    def _emit(self, batch: list[Event]) -> None:
+        for sink in self.sinks:
+            sink.handle_batch(batch)
+
+
+class Observer:
+    """Runs the evidence sources for one backend and attributes what they report."""
+
+    def __init__(self, analysis: Any, backend_url: str | None, *, settle: float = DEFAULT_SETTLE) -> None:
+        self.analysis = analysis
+        self.settle = settle
+        self.correlator = Correlator(settle=settle)
+        self.execs = ExecWatcher(self._on_items)
+        self.containerd: ContainerdEvents | None = None
+        self._backend_path = (
+            backend_url[len("unix://") :] if backend_url and backend_url.startswith("unix://") else None
+        )
+        self._stage: SettleStage | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.background_count = 0
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def install(self, pipeline: Any) -> None:
+        """Run after the other processors, and put the settle stage in front of every sink."""
+        pipeline.processors.append(self)
+        self._stage = SettleStage(self, list(pipeline.sinks))
+        pipeline.sinks[:] = [self._stage]
+
+    async def start(self) -> None:
+        backend = getattr(self.analysis, "backend", None)
+        family = getattr(backend, "family", "unknown")
+        location = getattr(backend, "location", "unknown")
+        product = getattr(backend, "product", "")
+        engine_pid = socket_peer_pid(self._backend_path) if self._backend_path else None
+        if engine_pid:
+            self.correlator.engine_pids.add(engine_pid)
+        address = None
+        why_not = None
+        if location == "vm":
+            why_not = (
+                f"the engine runs inside a VM ({product}): its containerd and runtimes are not on this host"
+            )
+        elif family == "podman":
+            why_not = "Podman has no containerd (conmon runs the OCI runtime directly)"
+        elif self._backend_path is None:
+            why_not = "the backend is not a local Unix socket: its host is not this one"
+        else:
+            info = getattr(self.analysis, "_info", None)
+            if info is None and getattr(backend, "containerd_address", None):
+                info = {"Containerd": {"Address": backend.containerd_address}}
+            address, how = find_containerd_socket(info, engine_pid)
+            if address is None:
+                why_not = how
+        self.containerd = ContainerdEvents(self._on_items, address)
+        self.correlator.containerd_address = address
+        tasks = []
+        if location == "vm" or self._backend_path is None:
+            # Execs would be this host's, not the engine's: do not pretend they are evidence.
+            self.execs.disable(why_not or "the engine is not on this host")
+        else:
+            tasks.append(self.execs.start())
+        if why_not:
+            self.containerd.disable(why_not)
+        else:
+            tasks.append(self.containerd.start())
+        await asyncio.gather(*tasks)
+        self._refresh_sources()
+
+    def _refresh_sources(self) -> None:
+        self.correlator.sources = {
+            "exec": self.execs.status()["active"],
+            "containerd": bool(self.containerd and self.containerd.status()["active"]),
+        }
+
+    def statuses(self) -> list[dict[str, Any]]:
+        out = [self.execs.status()]
+        if self.containerd is not None:
+            out.append(self.containerd.status())
+        return out
+
+    def banner(self) -> str:
+        parts = []
+        for st in self.statuses():
+            state = "on" if st["active"] else "off"
+            parts.append(f"{st['source']} {state} ({st['reason']})")
+        return "evidence: " + "; ".join(parts)
+
+    async def finish_all(self) -> None:
+        """At shutdown: give the last evidence its settle window, then release everything."""
+        if self._stage is not None and self._stage._held:
+            await asyncio.sleep(self.settle)
+        self._tick(everything=True)
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self.execs.stop()
+        if self.containerd is not None:
+            await self.containerd.stop()
+
+    # -- processor: runs in the pipeline for every event ---------------------------------------
+
+    def __call__(self, kind: str, ex: Exchange) -> None:
+        annotation = ex.annotation
+        route = getattr(annotation, "route", None)
+        chain = getattr(annotation, "chain", None)
+        if route is None or chain is None:
+            return
+        if kind == "request":
+            self.correlator.open(
+                ex.id, route.template, route.object_id, ex.started, chain, hijacked=ex.hijacked
+            )
+        elif kind == "end":
+            self.correlator.open(
+                ex.id, route.template, route.object_id, ex.started, chain, hijacked=ex.hijacked
+            )
+            self.correlator.close(
+                ex.id,
+                ex.ended or time.time(),
+                responded=ex.status is not None and not ex.synthetic,
+                hijacked=ex.hijacked,
+                query=route.query,
+                response=_response_json(ex),
+                chain=chain,
+            )
+
+    def finish(self, ex: Exchange) -> None:
+        """Called by the stage when an exchange leaves the settle window."""
+        outcome = self.correlator.outcome(ex.id, finished=True)
+        if outcome is not None and ex.annotation is not None:
+            apply_outcome(ex.annotation, outcome)
+
+    # -- evidence arrival and the settle timer ---------------------------------------------------
+
+    def _on_items(self, items: list[dict[str, Any]]) -> None:
+        self.correlator.add(items)
+        self.schedule(self.settle)
+
+    def schedule(self, delay: float) -> None:
+        if self._timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._timer = loop.call_later(delay + 0.001, self._tick)
+
+    def _tick(self, everything: bool = False) -> None:
+        self._timer = None
+        now = time.time()
+        self._refresh_sources()
+        records = self.correlator.settle_items(now + (self.settle if everything else 0.0))
+        if self._stage is not None:
+            self._stage.release(now, everything=everything)
+            if records:
+                self.background_count += len(records)
+                self._stage.background(records)
+        self.correlator.prune(now)
+        if self.correlator._pool and not everything:
+            self.schedule(self.settle)
+
+
+def _response_json(ex: Exchange) -> Any:
+    response = ex.response
+    if response is None or ex.response_body.truncated:
+        return None
+    if "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        return json.loads(response.content or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+# -- showing background records -------------------------------------------------------------
+
+
+def background_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The JSON trace form of a background record (`{"type": "background", ...}`)."""
+    from dockertap.recordings.trace import rfc3339
+
+    return {**record, "time": rfc3339(record["time"])}
+
+
+def background_json(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(background_record(r), ensure_ascii=False) + "\n" for r in records)
+
+
+def background_text(record: dict[str, Any]) -> Text:
+    """A dim line: what happened below the API with no request behind it."""
+    from datetime import datetime
+
+    names = []
+    for item in record["items"]:
+        if item.get("source") == "containerd":
+            names.append(item["topic"])
+        elif item.get("unreadable"):
+            names.append(f"{item['program']} (command line unreadable)")
+        else:
+            command = item.get("runtime_command")
+            names.append(f"{item['program']} {command}" if command else item["program"])
+    what = "container exit" if record["kind"] == "container-exit" else "no request"
+    cid = (record.get("container_id") or "")[:12]
+    line = Text(style="dim")
+    line.append(datetime.fromtimestamp(record["time"]).strftime("%H:%M:%S.%f")[:-3])
+    line.append(f"  (background) {what}{' ' + cid if cid else ''}: {', '.join(dict.fromkeys(names))}")
+    if record.get("observed_by"):
+        line.append("  ← seen by wait #" + ", #".join(str(k) for k in record["observed_by"]))
+    return line
+
+
+def background_lines(records: list[dict[str, Any]], color: bool) -> str:
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=color, no_color=not color, width=200, soft_wrap=True)
+    for record in records:
+        console.print(background_text(record))
+    return buffer.getvalue()
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0
