@@ -87,6 +87,9 @@ def exchange_to_flow(rec: RecordedExchange, backend_url: str | None) -> http.HTT
     request.port = 80
     flow.request = request
     flow.response = ex.response
+    if flow.response is not None:
+        # proxy.capture's head parsing leaves the line end on the reason phrase.
+        flow.response.reason = flow.response.reason.strip()
     flow.metadata["dockertap"] = _metadata(rec)
     if rec.record.get("error") and ex.response is None:
         from mitmproxy.flow import Error
@@ -120,7 +123,9 @@ def _request_head(request: http.Request) -> bytes:
 
 
 def _response_head(response: http.Response) -> bytes:
-    lines = [f"{response.http_version or 'HTTP/1.1'} {response.status_code} {response.reason}".encode()]
+    lines = [
+        f"{response.http_version or 'HTTP/1.1'} {response.status_code} {response.reason.strip()}".encode()
+    ]
     lines += [name + b": " + value for name, value in response.headers.fields]
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
@@ -191,22 +196,61 @@ def import_flows(flows: Iterable[http.HTTPFlow], out: str, *, redact: bool = Tru
 
     redactor = Redactor() if redact else None
     exchanges = [flow_to_exchange(flow, n) for n, flow in enumerate(flows, 1)]
+    for ex in exchanges:
+        materialize(ex)
     first = min((ex.started for ex in exchanges), default=None)
     backend_url = next((ex.backend for ex in exchanges if ex.backend), None)
+    backend = infer_backend(exchanges, backend_url)
     writer = SessionWriter(
-        out, backend_url=backend_url, redacted=redact, started=first, extra={"imported": True}
+        out,
+        backend=backend,
+        backend_url=backend_url,
+        redacted=redact,
+        started=first,
+        extra={"imported": True},
     )
     try:
         for ex in exchanges:
-            materialize(ex)
             if redactor is not None:
                 redactor("end", ex)
             method, target = ex.method_and_target
-            ex.annotation = annotate(method, target, None, _json_body(ex))
+            ex.annotation = annotate(method, target, backend, _json_body(ex))
             writer.write_exchange(ex)
     finally:
         writer.close()
     return len(exchanges)
+
+
+def infer_backend(exchanges: list[Exchange], endpoint_url: str | None):
+    """The backend fingerprint from the capture's own `/_ping`, `/version` and `/info` answers.
+
+    A live tap probes the engine; an import can only learn from what the client asked, as the
+    live tap's passive refresh does.
+    """
+    import json
+
+    from dockertap.analyzers.fingerprint import fingerprint
+    from dockertap.analyzers.routes import match_route
+
+    ping: dict[str, str] | None = None
+    documents: dict[str, dict] = {}
+    for ex in exchanges:
+        response = ex.response
+        if response is None or response.status_code != 200:
+            continue
+        template = match_route(*ex.method_and_target).template
+        if template.endswith(" /_ping"):
+            ping = dict(response.headers.items())
+        elif template in ("GET /version", "GET /info"):
+            try:
+                documents[template] = json.loads(response.content or b"")
+            except ValueError:
+                continue
+    if ping is None and not documents:
+        return None
+    return fingerprint(
+        ping, documents.get("GET /version"), documents.get("GET /info"), endpoint_url=endpoint_url
+    )
 
 
 def _json_body(ex: Exchange) -> object | None:

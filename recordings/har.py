@@ -78,7 +78,7 @@ def har_entry(rec: RecordedExchange) -> dict[str, Any]:
         },
         "response": {
             "status": response.status_code if response else 0,
-            "statusText": response.reason if response else (record.get("error") or ""),
+            "statusText": response.reason.strip() if response else (record.get("error") or ""),
             "httpVersion": response.http_version if response else "HTTP/1.1",
             "cookies": [],
             "headers": _headers(response),

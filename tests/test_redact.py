@@ -1,0 +1,126 @@
+"""Redaction over relay-shaped exchanges: heads, bodies (plain and chunked), command lines, marks."""
+
+from __future__ import annotations
+
+import json
+
+from dockertap.analyzers.redact import (
+    REDACTED,
+    Redactor,
+    is_secret_name,
+    redact_command,
+    redact_target,
+    redact_text,
+)
+from dockertap.proxy.capture import materialize
+from dockertap.proxy.exchange import Capture, Exchange, PeerInfo
+
+SECRET = "S3cretPass"
+
+
+def _exchange(
+    head: bytes, body: bytes = b"", response_head: bytes | None = None, response: bytes = b""
+) -> Exchange:
+    request_body = Capture(limit=1 << 20)
+    request_body.add(body) if body else None
+    response_body = Capture(limit=1 << 20)
+    response_body.add(response) if response else None
+    ex = Exchange(
+        id=1,
+        connection_id=1,
+        sequence=1,
+        peer=PeerInfo(pid=1, uid=0, gid=0, command=f"docker create -e DB_PASSWORD={SECRET} img"),
+        backend="unix:///x",
+        request_head=head,
+        request_body=request_body,
+        response_body=response_body,
+    )
+    ex.request_ended = ex.started
+    ex.response_head = response_head
+    ex.response_chunked = bool(response_head and b"chunked" in response_head.lower())
+    ex.ended = ex.started + 0.01
+    return ex
+
+
+def test_secret_names_are_data_driven_and_leave_ordinary_names_alone() -> None:
+    for name in (
+        "DB_PASSWORD",
+        "GITHUB_TOKEN",
+        "AWS_SECRET_ACCESS_KEY",
+        "API_KEY",
+        "IdentityToken",
+        "password",
+    ):
+        assert is_secret_name(name), name
+    for name in ("PATH", "HOME", "PWD", "HOSTNAME", "TERM", "Author"):
+        assert not is_secret_name(name), name
+
+
+def test_create_body_env_is_redacted_and_content_length_follows() -> None:
+    body = json.dumps({"Env": [f"DB_PASSWORD={SECRET}", "PATH=/bin"], "Image": "img"}).encode()
+    head = b"POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n".encode()
+    ex = _exchange(head, body)
+    materialize(ex)
+    Redactor()("end", ex)
+    payload = bytes(ex.request_body.data)
+    assert SECRET.encode() not in payload and SECRET not in (ex.peer.command or "")
+    assert json.loads(payload)["Env"] == [f"DB_PASSWORD={REDACTED}", "PATH=/bin"]
+    assert f"Content-Length: {len(payload)}".encode() in ex.request_head
+    assert ex.request is not None and SECRET.encode() not in ex.request.raw_content
+    assert not ex.request_body.truncated
+
+
+def test_registry_headers_and_query_credentials() -> None:
+    head = (
+        b"POST /v1.41/images/create?fromImage=x&authconfig=abc HTTP/1.1\r\nHost: d\r\n"
+        b"X-Registry-Auth: eyJwYXNzd29yZCI6IlMzY3JldFBhc3MifQ==\r\nX-Registry-Config: e30=\r\n\r\n"
+    )
+    ex = _exchange(head)
+    Redactor()("request", ex)
+    assert b"eyJwYXNz" not in ex.request_head and b"authconfig=abc" not in ex.request_head
+    assert b"X-Registry-Auth: <redacted>" in ex.request_head and b"fromImage=x" in ex.request_head
+    assert "%7B%22NPM_TOKEN%22" in redact_target("/build?buildargs=%7B%22NPM_TOKEN%22%3A%22t0k%22%7D")
+    assert "t0k" not in redact_target("/build?buildargs=%7B%22NPM_TOKEN%22%3A%22t0k%22%7D")
+
+
+def test_chunked_response_is_rechunked_with_marks_moved() -> None:
+    doc = json.dumps({"Config": {"Env": [f"API_TOKEN={SECRET}"]}, "IdentityToken": SECRET}).encode()
+    half = len(doc) // 2
+    chunks = [doc[:half], doc[half:]]
+    wire = b"".join(f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in chunks) + b"0\r\n\r\n"
+    response_head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ex = _exchange(b"GET /v1.41/containers/c/json HTTP/1.1\r\nHost: d\r\n\r\n", response_head=response_head)
+    ex.response_body.add(wire[:40])
+    ex.response_body.add(wire[40:])
+    Redactor()("end", ex)
+    raw = bytes(ex.response_body.data)
+    assert SECRET.encode() not in raw
+    from dockertap.proxy.framing import decode_chunked
+
+    decoded = json.loads(decode_chunked(raw))
+    assert decoded["IdentityToken"] == REDACTED and decoded["Config"]["Env"] == [f"API_TOKEN={REDACTED}"]
+    assert raw.endswith(b"0\r\n\r\n") and ex.response_body.total == len(raw)
+    assert all(0 <= offset <= len(raw) for _, offset in ex.response_body.marks)
+
+
+def test_truncated_json_and_command_lines() -> None:
+    cut = '{"username":"u","password":"' + SECRET + '","serveraddr'
+    assert SECRET not in redact_text(cut)
+    assert redact_command(f"docker login -u u -p {SECRET} reg") == f"docker login -u u -p {REDACTED} reg"
+    assert (
+        redact_command(f"docker login --password={SECRET} reg") == f"docker login --password={REDACTED} reg"
+    )
+    # -p is --publish outside `login`: left alone.
+    assert redact_command("docker run -p 80:80 img") == "docker run -p 80:80 img"
+    assert SECRET not in redact_command(f"docker run --env=MY_SECRET={SECRET} -eTOKEN={SECRET} img")
+
+
+def test_stdio_streams_are_never_rewritten() -> None:
+    frame = b"\x01\x00\x00\x00\x00\x00\x00\x10PASSWORD=visible"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n"
+    ex = _exchange(
+        b"GET /v1.41/containers/c/logs HTTP/1.1\r\nHost: d\r\n\r\n", response_head=head, response=frame
+    )
+    Redactor()("end", ex)
+    assert bytes(ex.response_body.data) == frame
