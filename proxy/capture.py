@@ -14,7 +14,8 @@ from dockertap.proxy.framing import decode_chunked
 
 
 def _head_lines(head: bytes) -> list[bytes]:
-    return [line + b"\r\n" for line in head.split(b"\r\n") if line]
+    # mitmproxy's head readers take lines without their CRLF (with it, the reason keeps "\r\n").
+    return [line for line in head.split(b"\r\n") if line]
 
 
 def body_prefix(capture: Capture, chunked: bool) -> bytes:
