@@ -101,17 +101,22 @@ class AnswerBook:
         return (same or pings or [None])[0]
 
     def closest(self, method: str, target: str) -> str | None:
-        """The recorded request most like this one: same route first, then the most similar text."""
+        """The recorded request most like this one: same route, same method, then the most similar text."""
         wanted = describe_request(method, target)
         key = request_key(method, target)
         candidates = {describe_request(r.method, r.target): r for r in self.session.exchanges}
         if not candidates:
             return None
-        same_route = [
-            text for text, r in candidates.items() if request_key(r.method, r.target)[:2] == key[:2]
-        ]
-        pool = same_route or list(candidates)
-        return max(pool, key=lambda text: difflib.SequenceMatcher(None, wanted, text).ratio())
+
+        def likeness(text: str) -> tuple[bool, bool, float]:
+            rec_key = request_key(candidates[text].method, candidates[text].target)
+            return (
+                rec_key[:2] == key[:2],
+                rec_key[0] == key[0],
+                difflib.SequenceMatcher(None, wanted, text).ratio(),
+            )
+
+        return max(candidates, key=likeness)
 
 
 # -- heads ----------------------------------------------------------------------------------------

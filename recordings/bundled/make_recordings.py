@@ -32,6 +32,9 @@ import engines  # noqa: E402
 CAPTURE_BYTES = 8192
 MAX_FILE_BYTES = 200_000
 IMAGE = engines.BUSYBOX_TAG
+#: The exec observer needs a moment after `dockertap run` starts; without it the first runtime execs of a
+#: short command are missed (and shown as "missing"). `exec` keeps the docker CLI as the recorded client.
+OBSERVER_WARM_UP = ["sh", "-c", 'sleep 1; exec "$@"', "sh"]
 DOCKERFILE = f"FROM {IMAGE}\nRUN echo built by the legacy builder > /built.txt\nCMD cat /built.txt\n"
 
 
@@ -105,7 +108,8 @@ def record(scenario: Scenario, engine: engines.Engine | None, out: Path) -> None
     for argv in scenario.setup:
         engines.docker(backend, *argv[1:], check=True)
     work = Path(tempfile.mkdtemp(prefix="dtmk", dir="/tmp"))
-    evidence = ["--evidence"] if _run_supports("--evidence") else []
+    observe = _run_supports("--observe")
+    evidence = ["--observe"] if observe else []
     live = []
     try:
         for i, argv in enumerate(scenario.commands):
@@ -117,7 +121,7 @@ def record(scenario: Scenario, engine: engines.Engine | None, out: Path) -> None
                 "--capture-bytes", str(CAPTURE_BYTES),
                 "--trace-file", str(work / f"{i}.trace"),
                 *evidence,
-                "--", *argv,
+                "--", *(OBSERVER_WARM_UP if observe else []), *argv,
             ]  # fmt: skip
             env = engines.docker_env("unix:///nonexistent-dockertap.sock", scenario.env)
             result = subprocess.run(cmd, input=scenario.stdin, env=env, capture_output=True, timeout=300)
