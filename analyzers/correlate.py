@@ -188,6 +188,7 @@ class Correlator:
         self._pid_container: dict[int, str] = {}
         self._our_pids: set[int] = set()
         self._shim_pids: set[int] = set()
+        self._undecided: list[Item] = []
         self.foreign = 0  # exec items from other engines on this host, dropped
 
     # -- exchanges ----------------------------------------------------------------------------
@@ -275,7 +276,7 @@ class Correlator:
         for item in items:
             if item.get("source") == "exec":
                 if not self._accept_exec(item):
-                    self.foreign += 1
+                    self._undecided.append(item)  # a containerd event may vouch for it shortly
                     continue
             elif item.get("container_id"):
                 self._ids.add(item["container_id"])
@@ -299,7 +300,7 @@ class Correlator:
             or ppid in self.engine_pids
             or ppid in self._our_pids
             or (cid is not None and cid in self._ids)
-            or (self.containerd_address is not None and self.containerd_address in argv)
+            or (self.containerd_address is not None and self._mentions_containerd(argv))
         )
         if not ours:
             return False
@@ -310,6 +311,12 @@ class Correlator:
             if cid:
                 self._pid_container[pid] = cid
         return True
+
+    def _mentions_containerd(self, argv: list[str]) -> bool:
+        """The shim names the socket; runc's --log/--bundle live in containerd's state dir."""
+        assert self.containerd_address is not None
+        state_dir = self.containerd_address.rsplit("/", 1)[0] + "/"
+        return any(arg == self.containerd_address or arg.startswith(state_dir) for arg in argv)
 
     def _expects(self, ex: _Exchange, item: Item) -> LayerStep | None:
         for step in ex.chain.steps:
@@ -379,6 +386,15 @@ class Correlator:
         An item waits in the pool until its best exchange has ended (it may still gain better
         candidates) or, without any candidate, until it is `settle` seconds old.
         """
+        undecided = self._undecided
+        self._undecided = []
+        for item in undecided:
+            if self._accept_exec(item):
+                self._pool.append(item)
+            elif now - item["time"] < self.settle:
+                self._undecided.append(item)
+            else:
+                self.foreign += 1
         keep: list[Item] = []
         orphans: list[Item] = []
         young: list[Item] = []

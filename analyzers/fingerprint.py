@@ -395,6 +395,12 @@ def fingerprint(
     reasons.append(f"product: {product}")
 
     default_runtime = _dig(info, "DefaultRuntime")
+    if not default_runtime and version:
+        # Podman names its runtime as a /version component `OCI Runtime (crun|runc)` (compat/version.go).
+        for component in version.get("Components") or []:
+            name = str(component.get("Name", ""))
+            if name.startswith("OCI Runtime (") and name.endswith(")"):
+                default_runtime = name[len("OCI Runtime (") : -1]
     storage_driver = _dig(info, "Driver")
     image_store, why_store = _image_store(family, info)
     reasons.append(why_store)

@@ -86,6 +86,8 @@ class Observer:
         self._stage: SettleStage | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.background_count = 0
+        #: The backend `Endpoint`, asked once for /version and /info at start.
+        self.endpoint: Any = None
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -95,7 +97,22 @@ class Observer:
         self._stage = SettleStage(self, list(pipeline.sinks))
         pipeline.sinks[:] = [self._stage]
 
+    async def _learn_backend(self, endpoint: Any) -> None:
+        """Ask `/version` and `/info` once (off the relay path): the runtime name and the containerd
+        socket decide which evidence the model expects."""
+        if endpoint is None or getattr(self.analysis, "_info", None) is not None:
+            return
+        from dockertap.proxy.probe import probe
+
+        result = await asyncio.to_thread(probe, endpoint, timeout=3.0, full=True)
+        if result.info is None and result.version is None:
+            return
+        self.analysis._version = self.analysis._version or result.version
+        self.analysis._info = result.info
+        self.analysis.backend = self.analysis._compute()
+
     async def start(self) -> None:
+        await self._learn_backend(self.endpoint)
         backend = getattr(self.analysis, "backend", None)
         family = getattr(backend, "family", "unknown")
         location = getattr(backend, "location", "unknown")

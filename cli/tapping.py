@@ -257,6 +257,7 @@ def _observer(observe: bool | None, analysis: Analysis, found: Discovery, pipeli
     if observe is False or (observe is None and not observe_by_default()):
         return None
     observer = Observer(analysis, found.endpoint.url if found.endpoint else None, settle=settle)
+    observer.endpoint = found.endpoint
     observer.install(pipeline)
     return observer
 

@@ -1,0 +1,236 @@
+"""Observed evidence on real engines: the docker CLI through `dockertap run --format json`, with the
+kernel's process connector and containerd events on, checked against what the host really did.
+
+Needs root (the proc connector needs CAP_NET_ADMIN); engines come from tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import engines
+import pytest
+
+from dockertap.proxy.evidence.containerd import parse_ctr_line
+from dockertap.proxy.evidence.execs import ExecWatcher, Program, capability_reason, describe_exec
+
+IMAGE = engines.BUSYBOX_TAG
+needs_root = pytest.mark.skipif(capability_reason() is not None, reason=str(capability_reason()))
+
+
+def traced(engine: engines.Engine, tmp: Path, *docker_args: str) -> tuple[list[dict], list[dict]]:
+    """Run `docker …` through `dockertap run --observe`; return (exchange records, background)."""
+    trace = tmp / f"{uuid.uuid4().hex[:8]}.jsonl"
+    argv = [*engines.dockertap_command(), "run", "--observe", "--format", "json", "-o", str(trace)]
+    argv += ["--backend", engine.url, "--", "docker", *docker_args]
+    done = subprocess.run(
+        argv, capture_output=True, timeout=120, env=engines.docker_env("unix:///nonexistent")
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    return [r for r in records if "type" not in r], [r for r in records if r.get("type") == "background"]
+
+
+def one(records: list[dict], route: str) -> dict:
+    found = [r for r in records if r.get("route") == route]
+    assert len(found) == 1, f"{route}: {[r.get('route') for r in records]}"
+    return found[0]
+
+
+def layers(record: dict) -> dict[str, dict]:
+    return {entry["layer"]: entry for entry in record["layers"]}
+
+
+def runtime_commands(record: dict, program: str = "runc") -> list[str]:
+    return [
+        i["runtime_command"] for i in record["evidence"] if i["source"] == "exec" and i["program"] == program
+    ]
+
+
+def topics(record: dict) -> list[str]:
+    return [i["topic"] for i in record["evidence"] if i["source"] == "containerd"]
+
+
+@pytest.fixture
+def running(dockerd):
+    name = f"dt-ev-{uuid.uuid4().hex[:6]}"
+    engines.docker(dockerd.url, "run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
+    try:
+        yield name
+    finally:
+        engines.docker(dockerd.url, "rm", "-f", name)
+
+
+@needs_root
+def test_run_start_is_observed_in_containerd_and_runc(dockerd, short_tmp):
+    records, background = traced(dockerd, short_tmp, "run", "--rm", IMAGE, "echo", "hi")
+    start = one(records, "POST /containers/{id}/start")
+    assert {"/tasks/create", "/tasks/start"} <= set(topics(start))
+    assert {"create", "start"} <= set(runtime_commands(start))
+    by_layer = layers(start)
+    assert by_layer["containerd"]["status"] == "observed"
+    assert by_layer["runc"]["status"] == "observed"
+    assert by_layer["runc"]["operation_status"] == {"create": "observed", "start": "observed"}
+    assert by_layer["containerd"]["operation_status"]["Tasks.Start"] == "observed"
+    assert not start["mismatches"]
+    # the exit and its clean-up belong to the container, seen by the wait, not to attach or start
+    assert "/tasks/exit" not in topics(start)
+    exits = [b for b in background if b["kind"] == "container-exit"]
+    assert exits and exits[0]["container_id"] == start["object_id"]
+    wait = one(records, "POST /containers/{id}/wait")
+    assert exits[0]["observed_by"] == [wait["id"]]
+    assert one(records, "POST /containers/{id}/attach")["evidence"] == []
+
+
+@needs_root
+def test_ps_is_observed_as_dockerd_only(dockerd, short_tmp):
+    records, _ = traced(dockerd, short_tmp, "ps")
+    listing = one(records, "GET /containers/json")
+    assert [entry["layer"] for entry in listing["layers"]] == ["dockerd"]
+    assert listing["layers"][0]["status"] == "observed"
+    assert listing["evidence"] == []
+
+
+@needs_root
+def test_version_execs_runc_version(dockerd, short_tmp):
+    # dockerd 20.10 does exec `runc --version` (and docker-init --version) on every /version:
+    # seen here on Debian's 20.10.24, as the layer model says for v29.
+    records, _ = traced(dockerd, short_tmp, "version")
+    version = one(records, "GET /version")
+    execs = {(i["program"], i["runtime_command"]) for i in version["evidence"] if not i["unreadable"]}
+    assert ("runc", "--version") in execs
+    assert layers(version)["host"]["status"] == "observed"
+
+
+@needs_root
+def test_exec_is_observed_as_runc_exec(dockerd, running, short_tmp):
+    records, _ = traced(dockerd, short_tmp, "exec", running, "true")
+    start = one(records, "POST /exec/{id}/start")
+    assert "exec" in runtime_commands(start)
+    assert {"/tasks/exec-added", "/tasks/exec-started"} <= set(topics(start))
+    assert layers(start)["runc"]["operation_status"] == {"exec": "observed"}
+
+
+@needs_root
+def test_pause_is_observed_as_runc_pause(dockerd, running, short_tmp):
+    records, _ = traced(dockerd, short_tmp, "pause", running)
+    pause = one(records, "POST /containers/{id}/pause")
+    assert runtime_commands(pause) == ["pause"]
+    assert topics(pause) == ["/tasks/paused"]
+    assert not pause["mismatches"]
+    engines.docker(dockerd.url, "unpause", running, check=True)
+
+
+@needs_root
+def test_top_is_observed_as_runc_ps_then_host_ps(dockerd, running, short_tmp):
+    records, _ = traced(dockerd, short_tmp, "top", running)
+    top = one(records, "GET /containers/{id}/top")
+    programs = [(i["program"], i["runtime_command"]) for i in top["evidence"] if not i["unreadable"]]
+    assert ("runc", "ps") in programs
+    assert any(program == "ps" for program, _ in programs)
+    runc_ps = next(i for i in top["evidence"] if i["program"] == "runc")
+    host_ps = next(i for i in top["evidence"] if i["program"] == "ps")
+    assert runc_ps["time"] < host_ps["time"]
+    assert host_ps["ppid"] == dockerd.pid  # dockerd itself runs the host ps
+
+
+@needs_root
+def test_podman_run_is_conmon_and_the_runtime_never_containerd(podman, short_tmp):
+    records, _ = traced(podman, short_tmp, "run", "--rm", IMAGE, "echo", "hi")
+    evidence = [i for r in records for i in r["evidence"]]
+    assert not any(i["source"] == "containerd" for i in evidence)
+    programs = {i["program"] for i in evidence if i["source"] == "exec"}
+    assert "conmon" in programs
+    assert programs & {"runc", "crun"}
+    runtime_creates = [
+        i for i in evidence if i.get("runtime_command") == "create" and i["program"] != "conmon"
+    ]
+    assert runtime_creates, evidence
+    for r in records:
+        assert "containerd" not in layers(r)
+
+
+@needs_root
+def test_exec_reader_keeps_up_with_short_lived_processes():
+    """N short-lived execs per second: every one is seen (readable or reported unreadable)."""
+    spawned = 1000
+    items: list[dict] = []
+
+    async def main() -> tuple[float, dict]:
+        watcher = ExecWatcher(items.extend, programs=(Program("true", "host", "plain", "test load"),))
+        assert await watcher.start(), watcher.status()
+        pids = set()
+        began = time.perf_counter()
+        for i in range(spawned):
+            pids.add(os.posix_spawn("/bin/true", ["/bin/true", str(i)], os.environ))
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+        for pid in pids:
+            os.waitpid(pid, 0)
+        rate = spawned / (time.perf_counter() - began)
+        await asyncio.sleep(0.5)
+        await watcher.stop()
+        mine = [i for i in items if i["pid"] in pids]
+        return rate, {
+            "seen": len({i["pid"] for i in mine}),
+            "readable": sum(not i["unreadable"] for i in mine),
+        }
+
+    rate, counts = asyncio.run(main())
+    print(f"\n{spawned} execs at {rate:.0f}/s: seen {counts['seen']}, command line read {counts['readable']}")
+    assert counts["seen"] == spawned
+    for item in items:
+        assert (item["argv"] is None) == item["unreadable"]  # unreadable is said, never guessed
+
+
+def test_command_lines_parse_into_runtime_command_and_container_id():
+    cid = "d49adf3a1042d74650125e2860f55e50e8825d71488ef6acbcbc087371fe4ba3"
+    root = ["runc", "--root", "/x/runtime-runc/moby", "--log", "/b/log.json", "--log-format", "json"]
+    cases = [
+        ([*root, "create", "--bundle", "/b", "--pid-file", "/b/init.pid", cid], ("create", cid)),
+        ([*root, "kill", cid, "15"], ("kill", cid)),
+        ([*root, "exec", "--process", "/tmp/p.json", "--detach", "--pid-file", "/p", cid], ("exec", cid)),
+        ([*root, "ps", "--format", "json", cid], ("ps", cid)),
+        ([*root, "update", "--resources=-", cid], ("update", cid)),
+        (["runc", "--version"], ("--version", None)),
+        (["runc", "init"], ("init", None)),
+        (["/usr/bin/containerd-shim-runc-v2", "-namespace", "moby", "-id", cid, "start"], ("start", cid)),
+        (
+            ["/usr/bin/conmon", "--api-version", "1", "-c", cid, "-u", cid, "-r", "/usr/sbin/runc"],
+            ("create", cid),
+        ),
+        (["/usr/bin/conmon", "-e", "-c", cid, "--exec-attach"], ("exec", cid)),
+    ]
+    for argv, (command, container) in cases:
+        parsed = describe_exec(argv)
+        assert (parsed["runtime_command"], parsed["container_id"]) == (command, container), argv
+
+
+def test_ctr_events_lines_parse():
+    # verbatim from `ctr --address … events` (containerd 1.6.20, Debian 12)
+    cid = "345eda1a311f1c406d5ad7048f726ceedb4f0e3be74a34be0990e54d455637d4"
+    eid = "7b483671b6bf5a6ea974e9e3ca1c966ecc24d060d60c6940cab25e04bd32f3e5"
+    line = (
+        f'2026-11-29 10:41:29.213528451 +0000 UTC moby /tasks/exit {{"container_id":"{cid}","id":"{eid}",'
+        f'"pid":15299,"exited_at":"2026-11-29T10:41:29.213492889Z"}}'
+    )
+    item = parse_ctr_line(line)
+    assert item is not None
+    assert (item["namespace"], item["topic"], item["container_id"], item["exec_id"]) == (
+        "moby",
+        "/tasks/exit",
+        cid,
+        eid,
+    )
+    assert abs(item["time"] - 1795948889.213528) < 1e-3
+    created = parse_ctr_line(
+        f'2026-11-29 10:41:28.939182101 +0000 UTC moby /containers/create {{"id":"{cid}"}}'
+    )
+    assert created is not None and created["container_id"] == cid and created["exec_id"] is None
+    assert parse_ctr_line("ctr: failed to dial") is None
