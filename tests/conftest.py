@@ -18,8 +18,16 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # `import engines` from tests and from conftest alike
 
 import engines  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
-ENGINE_FIXTURES = ("dockerd", "podman", "engine")
+# Fuzz profiles (tests/test_fuzz.py): "ci" = 2,600 cases per property (4 properties: > 10,000 in all,
+# ~1 min); "deep" for local soaks. Pick one with HYPOTHESIS_PROFILE.
+_FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile("ci", max_examples=2_600, deadline=None, suppress_health_check=_FUZZ_HEALTH)
+settings.register_profile("deep", max_examples=100_000, deadline=None, suppress_health_check=_FUZZ_HEALTH)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+ENGINE_FIXTURES = ("dockerd", "podman", "engine", "target")  # target: test_conformance
 
 
 def engines_required() -> bool:

@@ -26,6 +26,8 @@ import engines
 import pytest
 from engines import BUSYBOX_TAG
 
+pytestmark = pytest.mark.engine  # engines are reached through `target`, via getfixturevalue
+
 IMAGE = BUSYBOX_TAG
 BIG_IMAGE_BYTES = 256 * 1024 * 1024
 ONE_MIB_PAYLOAD = os.urandom(1 << 20)

@@ -48,6 +48,7 @@ def test_dockerd_has_its_own_containerd(dockerd: engines.Engine) -> None:
     assert {"dockerd", "containerd"} <= names
 
 
+@pytest.mark.engine
 def test_stop_leaves_no_process_or_mount(short_tmp) -> None:
     """A throwaway dockerd with a running container: after stop() nothing of it survives."""
     try:
