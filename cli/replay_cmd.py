@@ -145,6 +145,7 @@ def _serve(session: ReplaySession, listen: str | None, speed: float) -> None:
         if served.note:
             line.append(f"  {served.note}", style="yellow")
         console.print(line, soft_wrap=not console.is_terminal)
+        console.file.flush()  # a log file or pipe sees each request as it is answered
 
     server = ReplayServer(session, speed=speed, on_served=show)
 

@@ -34,7 +34,7 @@ MAX_FILE_BYTES = 200_000
 IMAGE = engines.BUSYBOX_TAG
 #: The exec observer needs a moment after `dockertap run` starts; without it the first runtime execs of a
 #: short command are missed (and shown as "missing"). `exec` keeps the docker CLI as the recorded client.
-OBSERVER_WARM_UP = ["sh", "-c", 'sleep 1; exec "$@"', "sh"]
+WARM_UP_SCRIPT = 'sleep 1\nexec "$@"\n'
 DOCKERFILE = f"FROM {IMAGE}\nRUN echo built by the legacy builder > /built.txt\nCMD cat /built.txt\n"
 
 
@@ -109,6 +109,8 @@ def record(scenario: Scenario, engine: engines.Engine | None, out: Path) -> None
         engines.docker(backend, *argv[1:], check=True)
     work = Path(tempfile.mkdtemp(prefix="dtmk", dir="/tmp"))
     observe = _run_supports("--observe")
+    warm_up = work / "warm-up.sh"
+    warm_up.write_text(WARM_UP_SCRIPT)
     evidence = ["--observe"] if observe else []
     live = []
     try:
@@ -121,7 +123,7 @@ def record(scenario: Scenario, engine: engines.Engine | None, out: Path) -> None
                 "--capture-bytes", str(CAPTURE_BYTES),
                 "--trace-file", str(work / f"{i}.trace"),
                 *evidence,
-                "--", *(OBSERVER_WARM_UP if observe else []), *argv,
+                "--", *(["sh", str(warm_up)] if observe else []), *argv,
             ]  # fmt: skip
             env = engines.docker_env("unix:///nonexistent-dockertap.sock", scenario.env)
             result = subprocess.run(cmd, input=scenario.stdin, env=env, capture_output=True, timeout=300)
