@@ -59,6 +59,19 @@ def test_bundled_recording_narrates(name: str) -> None:
         assert rec.route in result.stdout
     for live in session.header["live"]:
         assert _short_command(" ".join(live["command"])) in result.stdout
+    # Observed evidence is shown with the exchange it belongs to.
+    for rec in session.exchanges:
+        for item in rec.evidence:
+            if item.get("source") == "containerd":
+                assert f"containerd {item['topic']} container {item['container_id'][:12]}" in result.stdout
+
+
+def test_run_recording_carries_containerd_and_runc_evidence() -> None:
+    """The docker-run lesson is about the layers below dockerd: the recording must show them observed."""
+    session = load_replay(BUNDLED["docker-run"])
+    start = next(r for r in session.exchanges if r.route == "POST /containers/{id}/start")
+    observed = {layer["layer"] for layer in start.annotation["layers"] if layer["status"] == "observed"}
+    assert {"containerd", "runc"} <= observed
 
 
 @pytest.mark.parametrize("name", sorted(BUNDLED))
