@@ -173,6 +173,16 @@ class LiveView:
             elif kind == "request":
                 self._open[ex.id] = ex
 
+    def handle_background(self, records: list[dict]) -> None:
+        """Evidence with no exchange behind it (e.g. a container's exit clean-up) scrolls by dimmed."""
+        from dockertap.evidence_wiring import background_text
+
+        for record in records:
+            try:
+                self._lines.put_nowait(background_text(record))
+            except queue.Full:
+                self.lines_dropped += 1
+
     # -- threads ----------------------------------------------------------------------------------
 
     def _print_loop(self) -> None:

@@ -716,5 +716,10 @@ class RecorderSink:
     def write_evidence(self, item: Any) -> None:
         self.writer.write_evidence(item)
 
+    def handle_background(self, records: list[dict]) -> None:
+        """Evidence no exchange caused (exit clean-up, restarts): kept as `evidence` records."""
+        for record in records:
+            self.writer.write_evidence(record)
+
     def close(self, dropped: int = 0) -> None:
         self.writer.close(dropped=dropped)
