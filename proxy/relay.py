@@ -401,7 +401,7 @@ class _Connection:
                 return
             ex.request_ended = time.time()
 
-            verdict = await relayed
+            verdict = await self._wait_relayed(relayed, ex)
             if verdict is None:  # the response pump has ended the connection
                 return
             if verdict is not Hijack.NONE:
@@ -413,6 +413,21 @@ class _Connection:
             if frame.close:
                 self.queue.put_nowait(None)
                 return
+
+    async def _wait_relayed(self, relayed: asyncio.Future, ex: Exchange) -> Hijack | None:
+        """Wait for this request's response head — unless the response pump is already gone.
+
+        The pump ends the connection on a backend error (bad chunk size, close mid-body); a
+        request the client pipelined behind it may be queued after the pump drained the queue,
+        and nobody would ever answer it.
+        """
+        pump = self.response_task
+        if not relayed.done() and pump is not None:
+            await asyncio.wait((relayed, pump), return_when=asyncio.FIRST_COMPLETED)
+        if relayed.done():
+            return relayed.result()
+        self._end(ex, "connection ended before a response")
+        return None
 
     async def _client_eof(self) -> None:
         """The client stopped sending between requests: end politely or abort, as it meant."""
