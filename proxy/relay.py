@@ -306,8 +306,8 @@ class _Connection:
         self.hub.emit("response", ex)
         try:
             await self.loop.sock_sendall(self.client, response)
-        except OSError:
-            pass
+        except OSError as exc:  # e.g. an until-close response already closed the client side
+            ex.error = f"{message}; the {status} answer could not be delivered: {exc.strerror or exc}"
         self._end(ex)
 
     async def _finish_responses(self) -> None:
