@@ -10,6 +10,7 @@ Plain module on purpose (no pytest import): ``bench/`` and recording scripts use
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
@@ -109,9 +110,17 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def engine_root() -> Path:
+    """Where engine bases go: /tmp, or ``$DOCKERTAP_ENGINE_ROOT`` (CI points it at one directory so it
+    can prove afterwards that nothing started below it survived). Keep it short."""
+    root = Path(os.environ.get("DOCKERTAP_ENGINE_ROOT") or "/tmp")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def short_base(prefix: str = "dt") -> Path:
-    """A fresh, short directory under /tmp: short enough for the sockets nested inside it."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    """A fresh, short directory: short enough for the sockets nested inside it."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=engine_root()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -438,8 +447,9 @@ def docker_config_dir() -> Path:
     """A private DOCKER_CONFIG so the user's contexts, credential helpers and plugins never interfere."""
     global _docker_config_dir
     if _docker_config_dir is None or not _docker_config_dir.exists():
-        _docker_config_dir = Path(tempfile.mkdtemp(prefix="dtcfg", dir="/tmp"))
+        _docker_config_dir = short_base("dtcfg")
         (_docker_config_dir / "config.json").write_text("{}\n")
+        atexit.register(shutil.rmtree, _docker_config_dir, True)
     return _docker_config_dir
 
 
