@@ -115,6 +115,14 @@ def _shutdown(sock: socket.socket | None, how: int) -> None:
         pass
 
 
+def _stray_crlfs(buf: bytes | bytearray) -> int:
+    """Length of the run of CRLFs at the start of `buf` (empty lines before a head)."""
+    n = 0
+    while buf[n : n + 2] == b"\r\n":
+        n += 2
+    return n
+
+
 def _error_response(status: int, message: str) -> bytes:
     body = json.dumps({"message": message}).encode() + b"\n"
     head = (
@@ -250,15 +258,16 @@ class _Connection:
         return True
 
     async def _read_head(self, sock: socket.socket, buf: bytearray, timeout: float | None) -> bytes | None:
-        """Return one head (through its blank line) from `buf`/`sock`; None on EOF before any byte."""
-        # Tolerate stray CRLFs between messages (RFC 9112 §2.2).
-        while buf[:2] == b"\r\n":
-            del buf[:2]
-        end = find_head_end(buf)
+        """Return one head (through its blank line) from `buf`/`sock`; None on EOF before any byte.
+
+        Stray CRLFs before a head (RFC 9112 §2.2) are tolerated and stay in front of it, so they
+        are relayed like every other byte; callers parse `raw[_stray_crlfs(raw):]`.
+        """
+        end = find_head_end(buf, _stray_crlfs(buf)) if len(buf) > _stray_crlfs(buf) else -1
         if end < 0:
-            if not buf and not await self._fill(sock, buf):
+            if len(buf) == _stray_crlfs(buf) and not await self._fill(sock, buf):
                 return None
-            end = find_head_end(buf)
+            end = find_head_end(buf, _stray_crlfs(buf)) if len(buf) > _stray_crlfs(buf) else -1
             if end < 0:
                 async with asyncio.timeout(timeout):
                     while end < 0:
@@ -267,7 +276,8 @@ class _Connection:
                         searched = len(buf)
                         if not await self._fill(sock, buf):
                             raise PeerClosed("connection closed in the middle of a head")
-                        end = find_head_end(buf, searched)
+                        skip = _stray_crlfs(buf)
+                        end = find_head_end(buf, max(skip, searched)) if len(buf) > skip else -1
         if end > self.config.max_head:
             raise HeadTooLarge(f"head larger than {self.config.max_head} bytes")
         head = bytes(buf[:end])
@@ -349,7 +359,7 @@ class _Connection:
         client = self.client
         while True:
             try:
-                head = await self._read_head(client, self.client_buf, self.config.head_timeout)
+                raw = await self._read_head(client, self.client_buf, self.config.head_timeout)
             except HeadTooLarge as exc:
                 await self._reject(431, str(exc), bytes(self.client_buf[:1024]))
                 return
@@ -359,9 +369,10 @@ class _Connection:
             except PeerClosed:
                 await self._client_eof()
                 return
-            if head is None:
+            if raw is None:
                 await self._client_eof()
                 return
+            head = raw[_stray_crlfs(raw) :]
             try:
                 frame = parse_request_head(head)
             except ProtocolError as exc:
@@ -375,7 +386,7 @@ class _Connection:
             relayed: asyncio.Future = self.loop.create_future()
             self.queue.put_nowait((ex, frame, relayed))
             try:
-                await self.loop.sock_sendall(self.backend, head)
+                await self.loop.sock_sendall(self.backend, raw)
                 if frame.body is Body.LENGTH:
                     ex.request_chunked = False
                     await self._copy_length(
@@ -477,14 +488,15 @@ class _Connection:
         informational = b""
         try:
             while True:
-                head = await self._read_head(backend, self.backend_buf, None)
-                if head is None:
+                raw = await self._read_head(backend, self.backend_buf, None)
+                if raw is None:
                     raise PeerClosed("backend closed the connection without responding")
+                head = raw[_stray_crlfs(raw) :]
                 response = parse_response_head(head, frame)
                 if not response.informational:
                     break
                 informational += head
-                await self.loop.sock_sendall(client, head)  # 100 Continue must reach the client now
+                await self.loop.sock_sendall(client, raw)  # 100 Continue must reach the client now
         except (PeerClosed, ProtocolError, HeadTooLarge, OSError) as exc:
             if informational or ex.response_head is not None:
                 self._end(ex, f"backend error: {exc}")
@@ -518,7 +530,7 @@ class _Connection:
         ex.response_started = time.time()
         self.hub.emit("response", ex)
         try:
-            await self.loop.sock_sendall(client, head)
+            await self.loop.sock_sendall(client, raw)
         except OSError:
             self._end(ex, "client went away before the response head")
             _shutdown(backend, socket.SHUT_RDWR)
