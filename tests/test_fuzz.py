@@ -1,0 +1,331 @@
+"""Fuzzing the framing boundary THROUGH THE REAL RELAY (hypothesis).
+
+Every case is a whole conversation: the client's bytes (split at random points, shut down for
+writing at the end) against a scripted backend's bytes (split too). Three generators:
+
+* well-formed conversations (pipelined requests with Content-Length/chunked bodies, 1xx, HEAD,
+  204/304, close, until-close, 101 and raw-stream hijacks with arbitrary bytes after them):
+  everything must arrive unchanged both ways and no exchange may carry an error;
+* the same conversations MUTATED (bytes flipped, inserted, deleted, duplicated, truncated, framing
+  numbers replaced by absurd ones): the relay may stop early, but only with an error recorded on an
+  exchange or a synthetic answer, or where nothing an engine could act on was left (an unfinished
+  head at EOF, a response nobody asked for, after a close);
+* "token soup": streams assembled from HTTP fragments, which reaches the odd parser states fastest.
+
+Always: what each side received is a prefix of what the other sent (plus, for the client, at most
+one synthetic error answer at the end) — the relay never alters or injects bytes; the relay's
+`stats.errors` stays 0; the event loop reports no unhandled exception; no task is left behind;
+and a long-lived keep-alive connection through the same relay answers a ping in every case.
+
+Profiles (tests/conftest.py): HYPOTHESIS_PROFILE=ci (default, ≥ 10,000 cases over this module)
+or deep (local soak).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from relay_harness import CONTROL_RESPONSE, Conversation, RelayRig, split_at
+
+from dockertap.proxy.framing import find_head_end
+
+# -- generators ------------------------------------------------------------------------------
+
+METHODS = [b"GET", b"POST", b"PUT", b"DELETE", b"HEAD"]
+TARGETS = [b"/_ping", b"/v1.41/containers/json?all=1", b"/v1.41/events", b"/v1.41/images/create?fromImage=x"]
+# Cheap to draw but sometimes long: a few arbitrary bytes, or a short pattern repeated up to 3 KB
+# (long enough to span several socket reads and the relay's head-read size boundaries).
+payloads = st.one_of(
+    st.binary(max_size=12),
+    st.tuples(st.integers(0, 3000), st.binary(min_size=1, max_size=3)).map(lambda t: (t[1] * t[0])[: t[0]]),
+)
+
+
+@st.composite
+def chunked_body(draw) -> bytes:
+    chunks = [c for c in draw(st.lists(payloads, max_size=4)) if c]
+    ext = draw(st.sampled_from([b"", b";ext=1"]))
+    out = b"".join(b"%x%s\r\n%s\r\n" % (len(c), ext, c) for c in chunks)
+    trailer = draw(st.sampled_from([b"", b"X-Trailer: 1\r\n"]))
+    return out + b"0\r\n" + trailer + b"\r\n"
+
+
+@st.composite
+def request(draw, last: bool) -> tuple[bytes, bytes]:
+    """(request bytes, method)."""
+    method = draw(st.sampled_from(METHODS))
+    target = draw(st.sampled_from(TARGETS))
+    headers = [b"Host: docker", b"User-Agent: Docker-Client/28.2.2 (linux)"]
+    kind = draw(st.sampled_from(["none", "length", "chunked"]))
+    body = b""
+    if kind == "length":
+        body = draw(payloads)
+        headers.append(b"Content-Length: %d" % len(body))
+    elif kind == "chunked":
+        body = draw(chunked_body())
+        headers.append(b"Transfer-Encoding: chunked")
+    if last and draw(st.booleans()):
+        headers.append(b"Connection: close")
+    return b"%s %s HTTP/1.1\r\n%s\r\n\r\n%s" % (method, target, b"\r\n".join(headers), body), method
+
+
+@st.composite
+def response(draw, method: bytes, last: bool) -> tuple[bytes, bool]:
+    """(response bytes, whether it ends the conversation)."""
+    informational = draw(st.sampled_from([b"", b"HTTP/1.1 100 Continue\r\n\r\n"]))
+    kinds = ["length", "chunked", "empty", "204"]
+    if last:
+        kinds += ["until-close", "close"]
+    kind = draw(st.sampled_from(kinds))
+    head, body, ends = [b"Api-Version: 1.41", b"Content-Type: application/json"], b"", False
+    status = b"200 OK"
+    if kind == "length" or kind == "close":
+        body = draw(payloads)
+        head.append(b"Content-Length: %d" % len(body))
+        if kind == "close":
+            head.append(b"Connection: close")
+            ends = True
+    elif kind == "chunked":
+        body = draw(chunked_body())
+        head.append(b"Transfer-Encoding: chunked")
+    elif kind == "empty":
+        head.append(b"Content-Length: 0")
+    elif kind == "204":
+        status = b"204 No Content"
+    elif kind == "until-close":
+        body = draw(payloads)
+        ends = True
+    if method == b"HEAD":
+        body = b""  # a HEAD response has no body, whatever its headers say (RFC 9112 §6.3)
+    return informational + b"HTTP/1.1 %s\r\n%s\r\n\r\n%s" % (status, b"\r\n".join(head), body), ends
+
+
+HIJACK_HEADS = [
+    b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+    b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n",
+]
+
+
+@st.composite
+def conversation(draw) -> tuple[bytes, bytes]:
+    """A well-formed conversation: (client bytes, backend bytes)."""
+    count = draw(st.integers(1, 4))
+    hijack = draw(st.integers(0, 3)) == 0  # the last exchange hijacks: attach / exec start
+    client, backend = [], []
+    for i in range(count):
+        last = i == count - 1 and not hijack
+        req, method = draw(request(last))
+        client.append(req)
+        resp, _ends = draw(response(method, last))
+        backend.append(resp)
+    if hijack:
+        client.append(
+            b"POST /v1.41/containers/c1/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: docker\r\n"
+            b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + draw(payloads)
+        )
+        backend.append(draw(st.sampled_from(HIJACK_HEADS)) + draw(payloads))
+    return b"".join(client), b"".join(backend)
+
+
+def splits(data_len_hint: int = 2000):
+    return st.lists(st.integers(0, data_len_hint), max_size=6)
+
+
+# -- mutations ---------------------------------------------------------------------------------
+
+ABSURD_NUMBERS = [b"-1", b"99999999999999999999", b"ffffffffffffffffff", b"0x10", b"1_0", b"+5", b" ", b""]
+_NUMBER = re.compile(rb"(?<=Content-Length: )\d+|(?<=\r\n)[0-9a-f]+(?=\r\n)")
+
+
+@st.composite
+def mutated(draw, data: bytes) -> bytes:
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate", "duplicate", "number"]))
+        n = len(data)
+        pos = draw(st.integers(0, n))
+        if op == "flip" and n:
+            pos = min(pos, n - 1)
+            data = data[:pos] + bytes([data[pos] ^ draw(st.integers(1, 255))]) + data[pos + 1 :]
+        elif op == "insert":
+            data = data[:pos] + draw(st.binary(min_size=1, max_size=20)) + data[pos:]
+        elif op == "delete":
+            data = data[:pos] + data[pos + draw(st.integers(1, 20)) :]
+        elif op == "truncate":
+            data = data[:pos]
+        elif op == "duplicate":
+            data = data[:pos] + data[pos : pos + draw(st.integers(1, 80))] + data[pos:]
+        elif op == "number":
+            numbers = list(_NUMBER.finditer(data))
+            if numbers:
+                m = draw(st.sampled_from(numbers))
+                data = data[: m.start()] + draw(st.sampled_from(ABSURD_NUMBERS)) + data[m.end() :]
+    return data
+
+
+TOKENS = [
+    b"GET / HTTP/1.1\r\n", b"POST /x HTTP/1.1\r\n", b"HEAD / HTTP/1.1\r\n", b"CONNECT h:1 HTTP/1.1\r\n",
+    b"GET / HTTP/1.0\r\n", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 101 UPGRADED\r\n", b"HTTP/1.1 100 Continue\r\n",
+    b"HTTP/1.1 204 No Content\r\n", b"HTTP/1.0 200 OK\r\n", b"Content-Length: 5\r\n",
+    b"Content-Length: 0\r\n",
+    b"Content-Length: 99999\r\n", b"Content-Length: 3, 4\r\n", b"Transfer-Encoding: chunked\r\n",
+    b"Connection: close\r\n", b"Connection: Upgrade\r\nUpgrade: tcp\r\n",
+    b"Content-Type: application/vnd.docker.raw-stream\r\n", b"\r\n", b"\r\n\r\n", b"5\r\nhello\r\n",
+    b"0\r\n\r\n", b"ffffffffffff\r\n", b"zz\r\n", b"hello", b"\x00\x01\xff", b" folded\r\n", b"\n",
+]  # fmt: skip
+
+
+def token_soup():
+    return st.lists(st.sampled_from(TOKENS), max_size=14).map(b"".join)
+
+
+# -- the invariant ----------------------------------------------------------------------------
+
+
+def _synthetic_answer(result: Conversation) -> bytes:
+    synthetic = [ex for ex in result.exchanges if ex.synthetic]
+    assert len(synthetic) <= 1, "more than one synthetic answer on one connection"
+    if not synthetic:
+        return b""
+    ex = synthetic[0]
+    if "could not be delivered" in (ex.error or ""):
+        return b""  # the relay had already closed the client's side (e.g. after an until-close body)
+    return (ex.response_head or b"") + bytes(ex.response_body.data)
+
+
+def _loss_explained(result: Conversation, relayed_to_client: bytes) -> bool:
+    if result.flagged:
+        return True
+    lost_upstream = result.client_sent[len(result.backend_received) :]
+    lost_downstream = result.backend_sent[len(relayed_to_client) :]
+    closes = any(
+        re.search(rb"(?i)\r\nconnection:[^\r]*close|^[^\r]* HTTP/1\.0\r\n", ex.request_head)
+        or (ex.response_head and re.search(rb"(?i)\r\nconnection:[^\r]*close|^HTTP/1\.0 ", ex.response_head))
+        or (
+            ex.response_head
+            and not re.search(rb"(?i)\r\n(content-length|transfer-encoding):", ex.response_head)
+        )
+        for ex in result.exchanges
+    )
+    # Upstream: an unfinished head at EOF, which no engine could act on, or bytes after a close.
+    upstream_ok = not lost_upstream or closes or find_head_end(lost_upstream.lstrip(b"\r\n")) < 0
+    # Downstream: bytes no request asked for (every exchange answered), or after a close.
+    answered = all(ex.response_head for ex in result.exchanges)
+    downstream_ok = not lost_downstream or closes or answered
+    return upstream_ok and downstream_ok
+
+
+class Tally:
+    """Outcome counts, published for bench/report.py (DOCKERTAP_FUZZ_STATS=path)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def add(self, test: str, outcome: str, relayed: int) -> None:
+        row = self.counts.setdefault(
+            test, {"cases": 0, "complete": 0, "flagged": 0, "explained": 0, "bytes": 0}
+        )
+        row["cases"] += 1
+        row[outcome] += 1
+        row["bytes"] += relayed
+
+    def publish(self) -> None:
+        path = os.environ.get("DOCKERTAP_FUZZ_STATS")
+        if path:
+            with open(path, "w") as out:
+                json.dump(self.counts, out, indent=1)
+
+
+TALLY = Tally()
+
+
+@pytest.fixture(scope="module")
+def rig():
+    rig = RelayRig(head_timeout=2.0)
+    try:
+        yield rig
+    finally:
+        rig.close()
+        TALLY.publish()
+
+
+def check(rig: RelayRig, test: str, client: bytes, backend: bytes, client_splits, backend_splits,
+          well_formed: bool) -> None:  # fmt: skip
+    tasks_before = rig.relay.active_tasks
+
+    async def case():
+        import asyncio
+
+        convo, ping = await asyncio.gather(
+            rig.converse(split_at(client, client_splits), split_at(backend, backend_splits)),
+            rig.control_ping(),
+        )
+        return convo, ping
+
+    result, ping = rig.run(case())
+    assert ping == CONTROL_RESPONSE, "the concurrent keep-alive connection was disturbed"
+    assert rig.relay.stats.errors == 0, "the relay hit an unhandled exception (see log)"
+    assert not rig.loop_errors, rig.loop_errors
+    assert rig.relay.active_tasks == tasks_before, "a connection task was left behind"
+    assert all(ex.ended is not None for ex in result.exchanges)
+
+    # Never altered, never injected: prefixes, plus at most one synthetic answer at the end.
+    synthetic = _synthetic_answer(result)
+    assert result.client_received.endswith(synthetic)
+    relayed_to_client = result.client_received[: len(result.client_received) - len(synthetic)]
+    assert result.backend_sent.startswith(relayed_to_client), "client received bytes the backend never sent"
+    assert result.client_sent.startswith(result.backend_received), (
+        "backend received bytes the client never sent"
+    )
+
+    if well_formed:
+        assert not result.flagged, [(ex.error, ex.request_head[:60]) for ex in result.exchanges]
+        assert result.complete
+        outcome = "complete"
+    elif result.complete:
+        outcome = "complete"
+    else:
+        assert _loss_explained(result, relayed_to_client), (
+            "bytes lost without an error recorded",
+            result.client_sent,
+            result.backend_received,
+            result.backend_sent,
+            result.client_received,
+        )
+        outcome = "flagged" if result.flagged else "explained"
+    TALLY.add(test, outcome, len(result.backend_received) + len(relayed_to_client))
+
+
+# -- the properties ---------------------------------------------------------------------------
+
+
+@given(convo=conversation(), client_splits=splits(), backend_splits=splits())
+def test_well_formed_conversations_relay_unchanged(rig, convo, client_splits, backend_splits):
+    client, backend = convo
+    check(rig, "well-formed", client, backend, client_splits, backend_splits, well_formed=True)
+
+
+@given(data=st.data(), convo=conversation(), client_splits=splits(), backend_splits=splits())
+def test_mutated_conversations_never_break_the_relay(rig, data, convo, client_splits, backend_splits):
+    client, backend = convo
+    side = data.draw(st.sampled_from(["client", "backend", "both"]))
+    if side in ("client", "both"):
+        client = data.draw(mutated(client))
+    if side in ("backend", "both"):
+        backend = data.draw(mutated(backend))
+    check(rig, "mutated", client, backend, client_splits, backend_splits, well_formed=False)
+
+
+@given(client=token_soup(), backend=token_soup(), client_splits=splits(300), backend_splits=splits(300))
+def test_token_soup_never_breaks_the_relay(rig, client, backend, client_splits, backend_splits):
+    check(rig, "token-soup", client, backend, client_splits, backend_splits, well_formed=False)
+
+
+@given(client=st.binary(max_size=400), backend=st.binary(max_size=400))
+def test_arbitrary_bytes_never_break_the_relay(rig, client, backend):
+    check(rig, "arbitrary", client, backend, [], [], well_formed=False)
