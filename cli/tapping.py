@@ -499,11 +499,14 @@ def run(
     env = dict(os.environ, DOCKER_HOST=listening.url)
     env.pop("DOCKER_CONTEXT", None)  # DOCKER_HOST must win, whatever context is current
 
+    evidence_banner: list[str] = []
+
     async def main() -> int:
         loop = asyncio.get_running_loop()
         await tap.start()
         if observer is not None:
             await observer.start()
+            evidence_banner.append(observer.banner())  # what was on while CMD ran
         proc = await asyncio.create_subprocess_exec(executable, *command[1:], env=env)
         # The terminal sends ^C to CMD itself; we stay up until CMD decides to exit.
         loop.add_signal_handler(signal.SIGINT, lambda: None)
@@ -528,7 +531,7 @@ def run(
     else:
         trace_stream.write(collected.render(fmt, color))
         if observer is not None and fmt is TraceFormat.text:
-            trace_stream.write(f"dockertap: {observer.banner()}\n")
+            trace_stream.write("".join(f"dockertap: {line}\n" for line in evidence_banner))
         trace_stream.flush()
     if trace_file:
         trace_stream.close()
