@@ -452,6 +452,9 @@ def probe(endpoint: Endpoint, timeout: float = 2.0, full: bool = True) -> ProbeR
                     pass  # the ping answered: a slow /info must not make a working engine look dead
     except _ProbeFailure as failure:
         result.kind, result.error, result.hint = failure.kind, failure.reason, failure.hint
+    except ProtocolError as exc:  # e.g. a bad chunk size in the body: not an engine we can relay
+        result.kind, result.error = "not-http", f"{endpoint.url} sent a malformed HTTP body: {exc}"
+        result.hint = "this socket is not a working Docker API endpoint"
     except OSError as exc:  # anything the classifier did not foresee
         result.kind, result.error, result.hint = "error", f"{endpoint.url}: {exc}", "see `dockertap doctor`"
     result.elapsed = time.monotonic() - started
