@@ -508,8 +508,12 @@ class _Connection:
                 self._end(ex, "backend closed the idle connection")
                 _shutdown(client, socket.SHUT_RDWR)
                 return False
-            what = "did not answer with HTTP" if isinstance(exc, ProtocolError) else "failed"
+            sent = bytes(self.backend_buf[:32])
+            garbled = isinstance(exc, ProtocolError) or not b"HTTP/".startswith(sent[:5])
+            what = "did not answer with HTTP" if garbled else "failed"
             message = f"dockertap: the backend at {self.config.backend.url} {what}: {exc}"
+            if sent and not isinstance(exc, ProtocolError):
+                message += f" (it sent {sent!r})"  # non-HTTP bytes, then closed: say what they were
             synthetic = _error_response(502, message)
             split = synthetic.index(b"\r\n\r\n") + 4
             ex.synthetic = True
