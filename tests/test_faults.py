@@ -17,7 +17,9 @@ import subprocess
 import threading
 import time
 
+import engines
 import pytest
+from fakesock import FakeServer, garbage, silent, stale_socket
 from faultkit import (
     PING,
     LiveRelay,
@@ -31,9 +33,6 @@ from faultkit import (
     status_and_body,
     wait_for,
 )
-from fakesock import FakeServer, garbage, silent, stale_socket
-
-import engines
 
 
 @pytest.fixture
@@ -58,7 +57,8 @@ def docker_ps(url: str, timeout: float = 30) -> subprocess.CompletedProcess:
 # -- backend closes in the middle of a response ------------------------------------------------
 
 TRUNCATED = {
-    "content-length": b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{"Id":',
+    "content-length": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    b'[{"Id":',
     "chunked": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     b'7\r\n[{"Id":\r\n',
 }
@@ -205,7 +205,8 @@ def test_absurd_chunk_size_from_backend_closes_with_error(workdir, chunk_line):
 
 def test_absurd_chunk_size_from_client_closes_with_error(workdir, ok_engine):
     with ProxyProcess(workdir, ok_engine.url) as px:
-        request = b"POST /build HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n"
+        head = b"POST /build HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n"
+        request = head + b"ffffffffffffffffffff\r\n"
         exchange(px.path, request)
         records = px.trace_until(lambda r: any(x["path"] == "/build" for x in r))
         assert "malformed request body" in next(x for x in records if x["path"] == "/build")["error"]
