@@ -58,6 +58,28 @@ class Pipeline:
                 log.exception("sink %r failed", sink)
 
 
+def raise_open_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+
+    Each relayed connection costs two descriptors, and the common default soft limit (1024)
+    would make accept() fail with EMFILE at ~500 concurrent docker clients (or held streams).
+    """
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > 1 << 20:
+        hard = 1 << 20  # macOS reports "unlimited" but refuses more than its kern.maxfilesperproc
+    if soft == resource.RLIM_INFINITY or soft >= hard:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    except (ValueError, OSError):
+        return soft
+    return hard
+
+
 def install_fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop halves the relay's added latency; fall back to asyncio where it is missing."""
     try:

@@ -18,13 +18,20 @@ import typer
 from dockertap.filters import ExchangeFilter, FilterError, matches_all, parse_filters
 from dockertap.output import BackgroundWriter
 from dockertap.proxy.discovery import Discovery, default_listen_path, discover_backend
-from dockertap.proxy.endpoints import EndpointError
+from dockertap.proxy.endpoints import EndpointError, parse_endpoint
 from dockertap.proxy.exchange import Exchange
 from dockertap.proxy.hub import Event
 from dockertap.proxy.listener import ListenError
 from dockertap.proxy.probe import describe_connect_error
 from dockertap.proxy.relay import RelayConfig
-from dockertap.session import Listening, Pipeline, Tap, install_fast_loop, open_listener
+from dockertap.session import (
+    Listening,
+    Pipeline,
+    Tap,
+    install_fast_loop,
+    open_listener,
+    raise_open_file_limit,
+)
 from dockertap.trace_view import LineRenderer, json_lines
 
 
@@ -267,6 +274,8 @@ NO_REDACT_HELP = "Show and record registry credentials and secret-looking env va
 
 
 def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> None:
+    raise_open_file_limit()  # two descriptors per relayed connection
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -398,7 +407,12 @@ def proxy(
 
 def _who_can_connect(listening: Listening, group: str | None) -> str:
     if listening.path is None:
-        return " (TCP: anyone who can reach this address)"
+        if not parse_endpoint(listening.url).is_loopback:
+            return (
+                "\ndockertap: WARNING: this is not a loopback address: anyone who can reach it gets "
+                "root-equivalent access to the engine — no TLS, no authentication"
+            )
+        return " (TCP loopback: any local user can connect)"
     if group:
         return f" (mode 0660: you and group {group})"
     if os.geteuid() == 0 and os.environ.get("SUDO_USER"):
