@@ -20,6 +20,7 @@ from collections.abc import Callable
 from urllib.parse import quote, unquote
 
 from dockertap.proxy.exchange import Capture, Exchange
+from dockertap.proxy.framing import iter_chunks
 
 REDACTED = "<redacted>"
 
@@ -268,24 +269,6 @@ def _is_textual(head: bytes | None, *, request: bool) -> bool:
     return request and not kind  # a request body without a type: usually JSON from old clients
 
 
-def _chunks(raw: bytes) -> list[tuple[int, int, int, int]]:
-    """(size line start, payload start, payload end, declared size) per chunk of a chunked prefix."""
-    spans, pos = [], 0
-    while pos < len(raw):
-        nl = raw.find(b"\r\n", pos)
-        if nl < 0:
-            break
-        try:
-            size = int(raw[pos:nl].split(b";", 1)[0].strip() or b"x", 16)
-        except ValueError:
-            break
-        if size == 0:
-            break
-        spans.append((pos, nl + 2, min(nl + 2 + size, len(raw)), size))
-        pos = nl + 2 + size + 2
-    return spans
-
-
 def redact_capture(capture: Capture, chunked: bool) -> int | None:
     """Redact a captured body in place; returns the new payload length, or None if unchanged."""
     raw = bytes(capture.data)
@@ -298,7 +281,7 @@ def redact_capture(capture: Capture, chunked: bool) -> int | None:
         new, mapped = result
         _replace(capture, new, mapped)
         return len(new)
-    spans = _chunks(raw)
+    spans = list(iter_chunks(raw))
     payload = b"".join(raw[a:b] for _, a, b, _ in spans)
     result = _redact_bytes_mapped(payload)
     if result is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from mitmproxy import http
 from mitmproxy.net.http.http1 import read_request_head, read_response_head
 
-from dockertap.proxy.exchange import Capture, Exchange
+from dockertap.proxy.exchange import Capture, Exchange, final_head
 from dockertap.proxy.framing import decode_chunked
 
 
@@ -40,10 +40,8 @@ def build_response(ex: Exchange) -> http.Response | None:
     head = ex.response_head
     if not head:
         return None
-    # Several heads when 1xx responses preceded the final one: keep the final.
-    last = head.rstrip(b"\r\n").rsplit(b"\r\n\r\n", 1)[-1] + b"\r\n\r\n"
-    try:
-        response = read_response_head(_head_lines(last))
+    try:  # several heads when 1xx responses preceded the final one: keep the final
+        response = read_response_head(_head_lines(final_head(head)))
     except ValueError:
         return None
     response.timestamp_start = ex.response_started or ex.started

@@ -18,6 +18,24 @@ if TYPE_CHECKING:
 FrameDirection = Literal["client", "backend"]
 
 
+def final_head(head: bytes | None) -> bytes | None:
+    """The final response head when 1xx interim heads (100 Continue) were relayed before it."""
+    if not head:
+        return head
+    return head.rstrip(b"\r\n").rsplit(b"\r\n\r\n", 1)[-1] + b"\r\n\r\n"
+
+
+def status_of(head: bytes | None) -> int | None:
+    """Status code of the final response in a raw head."""
+    head = final_head(head)
+    if not head:
+        return None
+    try:
+        return int(head[9:12])
+    except ValueError:
+        return None
+
+
 @dataclass(slots=True)
 class PeerInfo:
     """Who is on the other end of a client connection (Unix peer credentials)."""
@@ -140,14 +158,8 @@ class Exchange:
 
     @property
     def status(self) -> int | None:
-        """Status code read straight from the raw response head (no parsing objects needed)."""
-        head = self.response_head
-        if not head:
-            return None
-        try:
-            return int(head[9:12])
-        except ValueError:
-            return None
+        """Status of the final response, read straight from the raw head (no parsing objects)."""
+        return status_of(self.response_head)
 
     @property
     def method_and_target(self) -> tuple[str, str]:

@@ -18,6 +18,7 @@ Docker specifics handled here (layer-model.md §5.1):
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 #: Largest request or response head we accept; a larger one gets 431 (issue: 1 MiB heads).
@@ -256,21 +257,28 @@ class ChunkedScanner:
         return pos
 
 
-def decode_chunked(raw: bytes | bytearray) -> bytes:
-    """Decode a (possibly truncated) chunked body prefix into its payload, best effort."""
-    out = bytearray()
+def iter_chunks(raw: bytes | bytearray) -> Iterator[tuple[int, int, int, int]]:
+    """Walk a (possibly truncated) chunked body prefix, off the forwarding path.
+
+    Yields (size-line start, payload start, payload end, declared size) per data chunk; the
+    payload end is clipped to what `raw` holds. Stops at the last chunk or at malformed bytes.
+    """
     pos = 0
     while pos < len(raw):
         nl = raw.find(b"\r\n", pos)
         if nl < 0:
-            break
+            return
         try:
             size = int(bytes(raw[pos:nl]).split(b";", 1)[0].strip() or b"x", 16)
         except ValueError:
-            break
+            return
         if size == 0:
-            break
+            return
         start = nl + 2
-        out += raw[start : start + size]
+        yield pos, start, min(start + size, len(raw)), size
         pos = start + size + 2
-    return bytes(out)
+
+
+def decode_chunked(raw: bytes | bytearray) -> bytes:
+    """Decode a (possibly truncated) chunked body prefix into its payload, best effort."""
+    return b"".join(bytes(raw[start:end]) for _, start, end, _ in iter_chunks(raw))

@@ -42,7 +42,7 @@ from typing import IO, Any
 
 from dockertap.analyzers.streams import MULTIPLEXED_TYPE, STREAM_NAMES
 from dockertap.proxy.exchange import Capture, Exchange, HijackCapture, PeerInfo
-from dockertap.proxy.framing import decode_chunked
+from dockertap.proxy.framing import decode_chunked, iter_chunks
 from dockertap.recordings.trace import rfc3339, trace_record
 
 FORMAT_NAME = "dockertap-session"
@@ -162,24 +162,12 @@ def _dechunk_timed(slices: list[tuple[float, bytes]]) -> list[tuple[float, bytes
         starts.append((offset, t))
         offset += len(chunk)
     out: list[tuple[float, bytes]] = []
-    pos = 0
-    while pos < len(raw):
-        nl = raw.find(b"\r\n", pos)
-        if nl < 0:
-            break
-        try:
-            size = int(raw[pos:nl].split(b";", 1)[0].strip() or b"x", 16)
-        except ValueError:
-            break
-        if size == 0:
-            break
-        start, stop = nl + 2, min(nl + 2 + size, len(raw))
+    for _, start, stop, _ in iter_chunks(raw):
         for i, (slice_start, t) in enumerate(starts):
             slice_end = starts[i + 1][0] if i + 1 < len(starts) else len(raw)
             lo, hi = max(start, slice_start), min(stop, slice_end)
             if lo < hi:
                 out.append((t, raw[lo:hi]))
-        pos = nl + 2 + size + 2
     return out
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dockertap.analyzers.routes import match_route
-from dockertap.proxy.exchange import Exchange
+from dockertap.proxy.exchange import Exchange, final_head, status_of
 from dockertap.proxy.framing import decode_chunked
 
 #: Where bundled teaching recordings live inside the installed package.
@@ -71,13 +71,7 @@ class RecordedExchange:
 
     @property
     def status(self) -> int | None:
-        head = final_head(self.response_head)
-        if not head:
-            return None
-        try:
-            return int(head[9:12])
-        except ValueError:
-            return None
+        return status_of(self.response_head)
 
     @property
     def response_body(self) -> bytes:
@@ -95,14 +89,6 @@ class RecordedExchange:
     def header(self, name: str, response: bool = True) -> str | None:
         head = final_head(self.response_head) if response else self.request_head
         return header_value(head or b"", name)
-
-
-def final_head(head: bytes | None) -> bytes | None:
-    """The last head when 1xx interim responses were recorded before the final one."""
-    if not head:
-        return head
-    parts = head.rstrip(b"\r\n").split(b"\r\n\r\n")
-    return parts[-1] + b"\r\n\r\n"
 
 
 def header_value(head: bytes, name: str) -> str | None:

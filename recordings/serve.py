@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockertap.analyzers.routes import match_route
+from dockertap.proxy.exchange import final_head
 from dockertap.proxy.framing import (
     MAX_HEAD_SIZE,
     Body,
@@ -37,7 +38,7 @@ from dockertap.proxy.framing import (
     parse_request_head,
     parse_response_head,
 )
-from dockertap.recordings.replayable import RecordedExchange, ReplaySession, TimedSlice, final_head
+from dockertap.recordings.replayable import RecordedExchange, ReplaySession, TimedSlice
 
 log = logging.getLogger(__name__)
 

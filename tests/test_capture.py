@@ -45,3 +45,11 @@ def test_garbage_head_gives_no_object():
     ex = _exchange(b"\x00\x01garbage\r\n\r\n", None)
     assert build_request(ex) is None
     assert build_response(ex) is None
+
+
+def test_status_is_the_final_responses_after_100_continue():
+    ex = _exchange(
+        b"POST /build HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+    )
+    assert ex.status == 500
