@@ -7,10 +7,8 @@ to scripts. Exit code 0 when the endpoint the docker CLI would use right now ans
 
 from __future__ import annotations
 
-import grp
 import json
 import os
-import pwd
 import re
 import shutil
 import stat
@@ -37,7 +35,7 @@ from dockertap.proxy.discovery import (
     list_contexts,
 )
 from dockertap.proxy.endpoints import EndpointError, parse_endpoint
-from dockertap.proxy.probe import InstalledEngine, ProbeResult, installed_engines, probe
+from dockertap.proxy.probe import InstalledEngine, ProbeResult, installed_engines, owner_names, probe
 
 # The layers behind each backend family, top to bottom, and which `/version` component carries the
 # version of each (layer-model.md §4.2; Podman's compat/version.go names components
@@ -149,14 +147,7 @@ def socket_facts(path: str) -> SocketFacts:
     except OSError:
         return SocketFacts(path, False, hops)
     kind = next((name for test, name in _FILE_KINDS if test(st.st_mode)), "other")
-    try:
-        owner = pwd.getpwuid(st.st_uid).pw_name
-    except KeyError:
-        owner = str(st.st_uid)
-    try:
-        group = grp.getgrgid(st.st_gid).gr_name
-    except KeyError:
-        group = str(st.st_gid)
+    owner, group = owner_names(st)
     return SocketFacts(
         path,
         True,

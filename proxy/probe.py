@@ -143,7 +143,8 @@ def _engines_hint() -> str:
     return "installed: " + "; ".join(f"{e.name} ({e.where}) - start with: {e.start}" for e in engines)
 
 
-def _owner_text(st: os.stat_result) -> str:
+def owner_names(st: os.stat_result) -> tuple[str, str]:
+    """User and group names of a file (numeric when the id has no name)."""
     try:
         user = pwd.getpwuid(st.st_uid).pw_name
     except KeyError:
@@ -152,6 +153,11 @@ def _owner_text(st: os.stat_result) -> str:
         group = grp.getgrgid(st.st_gid).gr_name
     except KeyError:
         group = str(st.st_gid)
+    return user, group
+
+
+def _owner_text(st: os.stat_result) -> str:
+    user, group = owner_names(st)
     return f"{user}:{group} {stat.filemode(st.st_mode)}"
 
 
