@@ -14,7 +14,7 @@ import os
 import selectors
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 RECV = 256 * 1024
 
@@ -97,11 +97,16 @@ class Latency:
     p50_us: float
     p99_us: float
     count: int
+    samples_ns: list[int] = field(default_factory=list, repr=False)
+
+    def merge(self, other: Latency) -> Latency:
+        """Pool the samples of interleaved rounds into one distribution."""
+        return _latency(self.samples_ns + other.samples_ns)
 
 
 def _latency(samples_ns: list[int]) -> Latency:
     us = [s / 1000 for s in samples_ns]
-    return Latency(percentile(us, 50), percentile(us, 99), len(us))
+    return Latency(percentile(us, 50), percentile(us, 99), len(us), samples_ns)
 
 
 def keepalive_latency(sock_path: str, path: str, count: int, warmup: int = 200) -> Latency:

@@ -1,6 +1,7 @@
 """Where does dockertap spend its time? Samples the proxy with py-spy under one benchmark load.
 
     .venv/bin/python bench/profile_relay.py [keepalive|concurrent|bulk] [--seconds 8] [--native]
+                                             [--relay-only]
 
 Starts the fake backend and `dockertap proxy --format json` (trace sink on, as in run.py),
 drives the chosen load at it, records the proxy with `py-spy record --format raw`, and prints
@@ -70,19 +71,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--native", action="store_true", help="include C frames (py-spy --native)")
+    parser.add_argument("--relay-only", action="store_true", help="profile bench/relay_only.py (no sinks)")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(procs.ROOT / ".venv" / "bin" / "py-spy")
     base = Path(tempfile.mkdtemp(prefix="dtp", dir="/tmp"))
     fake = tap = None
     try:
         fake = procs.start_fake_backend(str(base / "f.sock"), 2 << 30, 250)
-        tap = procs.start_dockertap(
-            str(base / "t.sock"),
-            str(base / "f.sock"),
-            str(base / "trace.jsonl"),
-            str(base / "tap.log"),
-            False,
-        )
+        if args.relay_only:
+            tap = procs.start_relay_only(str(base / "t.sock"), str(base / "f.sock"), str(base / "tap.log"))
+        else:
+            trace, tap_log = str(base / "trace.jsonl"), str(base / "tap.log")
+            tap = procs.start_dockertap(str(base / "t.sock"), str(base / "f.sock"), trace, tap_log, False)
         raw = base / "profile.txt"
         argv = [spy, "record", "--format", "raw", "-r", "500", "-o", str(raw), "-p", str(tap.pid)]
         argv += ["-d", str(int(args.seconds) + 1)] + (["--native"] if args.native else [])
