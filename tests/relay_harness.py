@@ -280,3 +280,50 @@ class RelayRig:
             os.rmdir(self.dir)
         except OSError:
             pass
+
+
+def bulk_roundtrip(rig: RelayRig, size: int, framing: str) -> dict:
+    """Push `size` bytes each way through the relay in one exchange; sha256 of both directions.
+
+    `framing`: "length" (Content-Length body up, Content-Length body down), "chunked" (both bodies
+    chunked) or "hijack" (attach: raw bytes both ways after a 101).
+    """
+    import hashlib
+
+    up, down = os.urandom(size), os.urandom(size)
+    if framing == "length":
+        client = b"POST /bulk HTTP/1.1\r\nHost: d\r\nContent-Length: %d\r\n\r\n" % size + up
+        backend = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + down
+    elif framing == "chunked":
+        step = 1 << 16
+        client = (
+            b"POST /bulk HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"".join(
+                b"%x\r\n%s\r\n" % (len(up[i : i + step]), up[i : i + step]) for i in range(0, size, step)
+            )
+            + b"0\r\n\r\n"
+        )
+        backend = (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"".join(
+                b"%x\r\n%s\r\n" % (len(down[i : i + step]), down[i : i + step]) for i in range(0, size, step)
+            )
+            + b"0\r\n\r\n"
+        )
+    else:
+        client = (
+            b"POST /containers/c/attach?stdin=1 HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + up
+        )
+        backend = b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + down
+    mib = 1 << 20
+    client_pieces = split_at(client, range(mib, len(client), mib))
+    backend_pieces = split_at(backend, range(mib, len(backend), mib))
+    result = rig.run(rig.converse(client_pieces, backend_pieces, timeout=120), timeout=150)
+    digest = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+    return {
+        "framing": framing,
+        "bytes_each_way": size,
+        "client_to_backend_equal": digest(result.backend_received) == digest(result.client_sent),
+        "backend_to_client_equal": digest(result.client_received) == digest(result.backend_sent),
+        "errors": [ex.error for ex in result.exchanges if ex.error],
+    }

@@ -30,7 +30,7 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from relay_harness import CONTROL_RESPONSE, Conversation, RelayRig, split_at
+from relay_harness import CONTROL_RESPONSE, Conversation, RelayRig, bulk_roundtrip, split_at
 
 from dockertap.proxy.framing import find_head_end
 
@@ -329,3 +329,10 @@ def test_token_soup_never_breaks_the_relay(rig, client, backend, client_splits, 
 @given(client=st.binary(max_size=400), backend=st.binary(max_size=400))
 def test_arbitrary_bytes_never_break_the_relay(rig, client, backend):
     check(rig, "arbitrary", client, backend, [], [], well_formed=False)
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "hijack"])
+def test_bulk_bytes_arrive_with_equal_sha256_both_ways(rig, framing):
+    outcome = bulk_roundtrip(rig, 32 << 20, framing)
+    assert outcome["client_to_backend_equal"] and outcome["backend_to_client_equal"], outcome
+    assert outcome["errors"] == [] and rig.relay.stats.errors == 0
