@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--relay-only", action="store_true", help="profile bench/relay_only.py (no sinks)")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(procs.ROOT / ".venv" / "bin" / "py-spy")
-    base = Path(tempfile.mkdtemp(prefix="dtp", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="dtbp", dir="/tmp"))
     fake = tap = None
     try:
         fake = procs.start_fake_backend(str(base / "f.sock"), 2 << 30, 250)
