@@ -32,6 +32,11 @@ DOCKER_STREAM_TYPES = (b"application/vnd.docker.raw-stream", b"application/vnd.d
 
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+# The same sets as `bytes.translate` deletion tables: `value.translate(None, ALLOWED)` leaves only the
+# disallowed bytes, in C. A per-byte generator here cost ~20 µs per head on the relay's hot path.
+_TOKEN_BYTES = bytes(sorted(_TOKEN_CHARS))
+_HEX_BYTES = bytes(sorted(_HEX_DIGITS))
+_TARGET_BYTES = bytes(c for c in range(256) if c > 0x20 and c != 0x7F)
 
 
 class ProtocolError(Exception):
@@ -103,7 +108,7 @@ def _header_fields(lines: list[bytes]) -> dict[bytes, list[bytes]]:
         if line[0] in b" \t":
             raise ProtocolError("obsolete header line folding")
         name, sep, value = line.partition(b":")
-        if not sep or not name or not all(c in _TOKEN_CHARS for c in name):
+        if not sep or not name or name.translate(None, _TOKEN_BYTES):
             raise ProtocolError(f"malformed header line {line[:60]!r}")
         fields.setdefault(name.lower(), []).append(value.strip())
     return fields
@@ -142,9 +147,9 @@ def parse_request_head(head: bytes | bytearray) -> RequestFrame:
     if len(parts) != 3:
         raise ProtocolError(f"malformed request line {request_line[:80]!r}")
     method, target, version = parts
-    if not method or not all(c in _TOKEN_CHARS for c in method):
+    if not method or method.translate(None, _TOKEN_BYTES):
         raise ProtocolError(f"malformed method {method[:20]!r}")
-    if not target or any(c <= 0x20 or c == 0x7F for c in target):
+    if not target or target.translate(None, _TARGET_BYTES):
         raise ProtocolError(f"malformed request target {target[:80]!r}")
     if version not in (b"HTTP/1.1", b"HTTP/1.0"):
         raise ProtocolError(f"unsupported HTTP version {version[:20]!r}")
@@ -245,7 +250,7 @@ class ChunkedScanner:
                 continue
             size_text = line.split(b";", 1)[0].strip()
             # Hex digits only: int(x, 16) would also take "0x", "+", "-" and "_", which the peer won't.
-            if not size_text or len(size_text) > 16 or not all(c in _HEX_DIGITS for c in size_text):
+            if not size_text or len(size_text) > 16 or size_text.translate(None, _HEX_BYTES):
                 raise ProtocolError(f"invalid chunk size {size_text[:20]!r}")
             size = int(size_text, 16)
             if size > MAX_CHUNK_SIZE:
