@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dockertap.analyzers.fingerprint import BackendFingerprint
-from dockertap.analyzers.layer_table import LayerChain, expected_chain
+from dockertap.analyzers.layer_table import _INDEX, LayerChain, _libpod_alias, condition_holds, expected_chain
 from dockertap.analyzers.routes import RouteMatch, match_route
 
 #: "unexpected": evidence showed a layer the model does not name for this route (a mismatch).
@@ -68,20 +68,70 @@ class Annotation:
         }
 
 
+#: Bound of each memo below; a full memo is simply emptied (the working set is a few dozen routes).
+_MEMO_SIZE = 4096
+_routes: dict[tuple[str, str], RouteMatch] = {}
+_chains: dict[tuple, LayerChain] = {}
+_conditions: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def route_of(method: str, target: str) -> RouteMatch:
+    """`match_route`, memoized: clients repeat the same few targets (`/_ping`, `/containers/json`).
+
+    The `RouteMatch` is shared between exchanges; it is frozen, and nothing writes to its dicts.
+    """
+    key = (method, target)
+    route = _routes.get(key)
+    if route is None:
+        if len(_routes) >= _MEMO_SIZE:
+            _routes.clear()
+        route = _routes[key] = match_route(method, target)
+    return route
+
+
+def _chain_conditions(family: str, route: RouteMatch) -> tuple[str, ...]:
+    """The `when` conditions of every layer-table row `expected_chain` may pick for this route."""
+    template = route.template
+    if family == "podman" and route.family == "libpod":
+        template = _libpod_alias(template)
+    key = (family, template)
+    found = _conditions.get(key)
+    if found is None:
+        rows = _INDEX.base.get(key, []) + _INDEX.adds.get(key, [])
+        found = _conditions[key] = tuple(dict.fromkeys(r.when for r in rows if r.when is not None))
+    return found
+
+
+def chain_of(backend: BackendFingerprint | None, route: RouteMatch, body: object | None = None) -> LayerChain:
+    """`expected_chain` for `route` on `backend`, memoized on everything it reads.
+
+    That is the backend facts, the route's template and family, and the truth of each condition
+    (`query.force`, `body.Detach`) the candidate rows test, so the memo cannot return another
+    request's chain.
+    """
+    family = backend.family if backend and backend.family != "unknown" else "dockerd"
+    image_store = backend.image_store if backend else "unknown"
+    engine_version = backend.engine_version if backend else None
+    runtime = backend.default_runtime if backend else None
+    table_family = "podman" if family == "podman" else "dockerd"
+    holds = tuple(condition_holds(w, route.query, body) for w in _chain_conditions(table_family, route))
+    key = (family, image_store, engine_version, runtime, route.template, route.family, holds)
+    chain = _chains.get(key)
+    if chain is None:
+        if len(_chains) >= _MEMO_SIZE:
+            _chains.clear()
+        chain = _chains[key] = expected_chain(
+            family, image_store, route, body=body, engine_version=engine_version, runtime=runtime
+        )
+    return chain
+
+
 def annotate(
     method: str, target: str, backend: BackendFingerprint | None, body: object | None = None
 ) -> Annotation:
     """Match the route and attach the chain the layer model expects on `backend` (dockerd when unknown)."""
-    route = match_route(method, target)
-    family = backend.family if backend and backend.family != "unknown" else "dockerd"
-    chain = expected_chain(
-        family,
-        backend.image_store if backend else "unknown",
-        route,
-        body=body,
-        engine_version=backend.engine_version if backend else None,
-        runtime=backend.default_runtime if backend else None,
-    )
+    route = route_of(method, target)
+    chain = chain_of(backend, route, body)
     layers = [LayerStatus(step.layer, list(step.operations)) for step in chain.steps]
     return Annotation(route=route, chain=chain, layers=layers, backend=backend)
 

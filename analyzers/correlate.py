@@ -91,6 +91,14 @@ LONG_LIVED_ROUTES = frozenset(
 )
 WAIT_ROUTE = "POST /containers/{id}/wait"
 
+#: Routes whose responses reveal ids (`_learn`): create/inspect of containers and execs.
+_LEARNING_SUFFIXES = (
+    "/containers/create",
+    "/containers/{id}/json",
+    "/containers/{id}/exec",
+    "/exec/{id}/json",
+)
+
 #: Layers whose handling of an exchange is proven by the response itself.
 API_LAYERS = frozenset({"dockerd", "compat-api"})
 _FULL_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -228,6 +236,11 @@ class Correlator:
         ex.responded = responded
         ex.hijacked = ex.hijacked or hijacked
         self._learn(ex, query or {}, response)
+
+    @staticmethod
+    def learns_from(template: str) -> bool:
+        """Whether `close` reads the response of this route (so callers parse only those)."""
+        return template.endswith(_LEARNING_SUFFIXES)
 
     def _learn(self, ex: _Exchange, query: Mapping[str, list[str]], response: Any) -> None:
         if not isinstance(response, dict):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, unquote
 
 from dockertap.proxy.exchange import Capture, Exchange
@@ -97,10 +98,65 @@ _JSON_ASSIGNMENT = re.compile(r'"([A-Za-z_][A-Za-z0-9_.\-]{0,200})=((?:[^"\\]|\\
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@\"']+):([^@\s/\"']+)@")
 
 
+#: Every secret name above contains one of these (case-insensitively, in ASCII text), and every URL
+#: password needs "://": a body or head without any of them cannot change, so it is never scanned.
+#: Exact, not a guess: `_assert_hints_cover_the_tables` checks the tables against it at import.
+_SECRET_HINTS: tuple[bytes, ...] = (
+    b"pass",
+    b"pwd",
+    b"token",
+    b"secret",
+    b"key",
+    b"private",
+    b"credential",
+    b"auth",
+    b"dsn",
+    b"conn",
+    b"session",
+    b"cookie",
+    b"://",
+)
+#: Every secret header name contains one of these.
+_HEADER_HINTS: tuple[bytes, ...] = (b"auth", b"cookie", b"x-registry")
+
+
+def _assert_hints_cover_the_tables() -> None:
+    for row in SECRET_HEADERS:
+        assert any(h in row["name"].encode() for h in _HEADER_HINTS), row
+    # each alternative of each name pattern spells out one hint in capitals
+    for row in SECRET_NAME_PATTERNS:
+        for alternative in re.split(r"\|(?![^(]*\))", row["pattern"]):
+            letters = re.sub(r"[^A-Z]", "", re.sub(r"\(\?[^)]*\)\??|\?|\(\?:|\)|\^|\$", "", alternative))
+            assert any(h.decode().upper() in letters for h in _SECRET_HINTS if h != b"://"), alternative
+
+
+def may_hold_secret(data: bytes) -> bool:
+    """False only when redaction provably leaves `data` alone (ASCII text naming no secret).
+
+    Non-ASCII text takes the full path: `str.upper()` maps e.g. "ſ" to "S", so a name could match
+    the patterns without spelling a hint in ASCII.
+    """
+    if not data.isascii():
+        return True
+    lowered = data.lower()
+    return any(hint in lowered for hint in _SECRET_HINTS)
+
+
+def _head_may_hold_secret(head: bytes, *, request: bool) -> bool:
+    """Whether `redact_head` could change this head: a secret header name, or a query string."""
+    lowered = head.lower()
+    if any(hint in lowered for hint in _HEADER_HINTS):
+        return True
+    return request and b"?" in head.split(b"\r\n", 1)[0]
+
+
 def is_secret_name(name: str) -> bool:
     """True when a variable, key or label name looks like it holds a secret."""
     upper = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).upper().replace("-", "_")
     return bool(_SECRET_NAME.search(upper))
+
+
+_assert_hints_cover_the_tables()
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -275,6 +331,8 @@ def redact_capture(capture: Capture, chunked: bool) -> int | None:
     if not raw:
         return None
     if not chunked:
+        if not may_hold_secret(raw):
+            return None
         result = _redact_bytes_mapped(raw)
         if result is None:
             return None
@@ -283,6 +341,8 @@ def redact_capture(capture: Capture, chunked: bool) -> int | None:
         return len(new)
     spans = list(iter_chunks(raw))
     payload = b"".join(raw[a:b] for _, a, b, _ in spans)
+    if not may_hold_secret(payload):
+        return None
     result = _redact_bytes_mapped(payload)
     if result is None:
         return None
@@ -325,17 +385,35 @@ def _replace(capture: Capture, new: bytes, mapped: Callable[[int], int]) -> None
 # -- the exchange -------------------------------------------------------------------------------
 
 
-def redact_exchange_head(ex: Exchange) -> bool:
-    """Redact the request head and client command; returns True when anything changed."""
+def redact_exchange_head(ex: Exchange, commands: dict[str, str | None] | None = None) -> bool:
+    """Redact the request head and client command; returns True when the head changed.
+
+    `commands` memoizes redacted command lines: a client's command line is the same for every
+    exchange of its connections, so it is redacted once.
+    """
     changed = False
-    new_head = redact_head(ex.request_head, request=True)
-    if new_head != ex.request_head:
-        ex.request_head = new_head
-        changed = True
-    command = redact_command(ex.peer.command)
-    if command != ex.peer.command:
-        ex.peer.command = command
+    if _head_may_hold_secret(ex.request_head, request=True):
+        new_head = redact_head(ex.request_head, request=True)
+        if new_head != ex.request_head:
+            ex.request_head = new_head
+            changed = True
+    original = ex.peer.command
+    if original:
+        if commands is None:
+            command = redact_command(original)
+        else:
+            command = commands.get(original, _MISSING)
+            if command is _MISSING:
+                if len(commands) >= _COMMAND_MEMO:
+                    commands.clear()
+                command = commands[original] = redact_command(original)
+        if command != original:
+            ex.peer.command = command
     return changed
+
+
+_MISSING: Any = object()
+_COMMAND_MEMO = 4096
 
 
 def redact_request_body(ex: Exchange) -> bool:
@@ -361,23 +439,22 @@ def redact_response_body(ex: Exchange) -> bool:
 
 
 class Redactor:
-    """Pipeline processor that must run first: heads as soon as seen, bodies once complete.
+    """Pipeline processor that must run first: the request head and command line as soon as seen,
+    everything else once, at the end of the exchange (no capture appends land after rewritten bytes).
 
-    The request body is redacted when the relay has finished reading it, the response body at the
-    end of the exchange, so no later capture appends land after rewritten bytes.
+    Sinks see `request`/`response` events only for open exchanges (the live view's panel shows their
+    route and command line, never bodies), so bodies wait for `end`. Each step first checks cheaply
+    whether anything could need redaction (`may_hold_secret`), which is exact, not a heuristic.
     """
 
     def __init__(self) -> None:
-        self._request_done: set[int] = set()
         self.redacted = 0
+        self._commands: dict[str, str | None] = {}
 
     def __call__(self, kind: str, ex: Exchange) -> None:
-        changed = redact_exchange_head(ex)
-        if ex.id not in self._request_done and (ex.request_ended is not None or kind == "end"):
-            self._request_done.add(ex.id)
-            changed = redact_request_body(ex) or changed
+        changed = redact_exchange_head(ex, self._commands)
         if kind == "end":
-            self._request_done.discard(ex.id)
+            changed = redact_request_body(ex) or changed
             changed = redact_response_body(ex) or changed
             changed = redact_response_head(ex) or changed
         if changed:
@@ -386,7 +463,7 @@ class Redactor:
 
 
 def redact_response_head(ex: Exchange) -> bool:
-    if not ex.response_head:
+    if not ex.response_head or not _head_may_hold_secret(ex.response_head, request=False):
         return False
     new = redact_head(ex.response_head, request=False)
     if new == ex.response_head:

@@ -3,12 +3,13 @@
     .venv/bin/python bench/pipeline_micro.py time [--count 20000]
     .venv/bin/python bench/pipeline_micro.py dump OUT.txt
 
-`time` feeds keep-alive `/_ping` exchanges (request, response and end events, in hub-sized batches)
-through the pipeline `dockertap proxy --format json` builds (redaction, analysis, evidence observer,
-JSON trace) and prints µs per exchange. `dump` runs a mixed corpus — the bundled recordings with their
-evidence, planted secrets in heads, bodies and command lines, changing `/_ping`, `/version` and `/info`
-answers — through the same pipeline plus text lines and a recorder, and writes every output, so two
-versions of the pipeline can be diffed (run it with PYTHONPATH pointing at the other tree).
+`time` feeds keep-alive `/_ping` exchanges (request, response and end events, in hub-sized
+batches) through the pipeline `dockertap proxy --format json` builds (redaction, analysis, evidence
+observer, JSON trace; `--record` adds a recorder) and prints µs per exchange. `dump` runs a mixed
+corpus — the bundled recordings with their evidence, planted secrets in heads, bodies and command
+lines, changing `/_ping`, `/version` and `/info` answers — through the same pipeline plus text lines
+and a recorder, and writes every output, so two versions of the pipeline can be diffed (run it with
+PYTHONPATH pointing at the other tree).
 """
 
 from __future__ import annotations
@@ -196,8 +197,10 @@ def corpus() -> tuple[list[Exchange], list[dict]]:
 def build(trace_write, text_write, record_to):
     analysis = Analysis(_discovery())
     pipeline = Pipeline(processors=_processors(analysis, True))
-    writer = SessionWriter(record_to, backend=analysis.backend, backend_url="unix:///run/docker.sock")
-    pipeline.sinks.append(RecorderSink(writer, backend=lambda: analysis.backend))
+    writer = None
+    if record_to is not None:
+        writer = SessionWriter(record_to, backend=analysis.backend, backend_url="unix:///run/docker.sock")
+        pipeline.sinks.append(RecorderSink(writer, backend=lambda: analysis.backend))
     pipeline.sinks.append(TraceSink(trace_write, TraceFormat.json, color=False))
     if text_write is not None:
         pipeline.sinks.append(TraceSink(text_write, TraceFormat.text, color=False))
@@ -237,9 +240,9 @@ def dump(out_path: str) -> None:
     print(f"{len(exchanges)} exchanges, {len(items)} items; secret present: {SECRET in blob}")
 
 
-def timing(count: int, batch: int) -> None:
+def timing(count: int, batch: int, record: bool) -> None:
     written = []
-    pipeline, observer, writer = build(written.append, None, io.BytesIO())
+    pipeline, observer, writer = build(written.append, None, io.BytesIO() if record else None)
     exchanges = [ping(i) for i in range(count)]
     started = time.process_time()
     for i in range(0, count, batch):
@@ -260,11 +263,12 @@ def main() -> None:
     parser.add_argument("out", nargs="?")
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--record", action="store_true", help="time: with a recorder sink too (--record)")
     args = parser.parse_args()
     if args.mode == "dump":
         dump(args.out or "/dev/stdout")
     else:
-        timing(args.count, args.batch)
+        timing(args.count, args.batch, args.record)
 
 
 if __name__ == "__main__":

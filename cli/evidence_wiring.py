@@ -207,7 +207,7 @@ class Observer:
                 responded=ex.status is not None and not ex.synthetic,
                 hijacked=ex.hijacked,
                 query=route.query,
-                response=_response_json(ex),
+                response=_response_json(ex) if self.correlator.learns_from(route.template) else None,
                 chain=chain,
             )
 
@@ -248,8 +248,14 @@ class Observer:
 
 
 def _response_json(ex: Exchange) -> Any:
-    response = ex.response
-    if response is None or ex.response_body.truncated:
+    """The response body as JSON (decoded as mitmproxy decodes it), for the few routes whose answer
+    names ids the correlator needs."""
+    from dockertap.proxy.capture import build_response
+
+    if ex.response_body.truncated or not ex.response_head:
+        return None
+    response = ex.response if ex.response is not None and ex.ended is not None else build_response(ex)
+    if response is None:
         return None
     if "json" not in response.headers.get("content-type", ""):
         return None

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from dockertap.analyzers.streams import decode_stream
 from dockertap.filters import ExchangeFilter, matches_all
-from dockertap.proxy.capture import body_prefix
+from dockertap.proxy.capture import body_prefix, materialize
 from dockertap.proxy.exchange import Exchange
 from dockertap.proxy.hub import Event
 from dockertap.proxy.relay import RelayStats
@@ -163,6 +163,7 @@ class LiveView:
                 if matches_all(self._filters, ex):
                     renderable: RenderableType = exchange_line(ex)
                     if self._bodies:
+                        materialize(ex)  # the pipeline builds no mitmproxy objects of its own
                         details = body_details(ex)
                         if details:
                             renderable = Group(renderable, *details)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import sys
@@ -17,9 +18,10 @@ import typer
 
 from dockertap.filters import ExchangeFilter, FilterError, matches_all, parse_filters
 from dockertap.output import BackgroundWriter
+from dockertap.proxy.capture import body_prefix
 from dockertap.proxy.discovery import Discovery, default_listen_path, discover_backend
 from dockertap.proxy.endpoints import EndpointError, parse_endpoint
-from dockertap.proxy.exchange import Exchange
+from dockertap.proxy.exchange import Exchange, final_head
 from dockertap.proxy.hub import Event
 from dockertap.proxy.listener import ListenError
 from dockertap.proxy.probe import describe_connect_error
@@ -28,6 +30,7 @@ from dockertap.session import (
     Listening,
     Pipeline,
     Tap,
+    header_value,
     install_fast_loop,
     open_listener,
     raise_open_file_limit,
@@ -117,7 +120,12 @@ class Analysis:
     """Annotates exchanges with route and layers, and keeps the backend fingerprint current.
 
     The fingerprint starts from dockertap's own probe at start-up and is refreshed passively
-    whenever the client's own `/_ping`, `/version` or `/info` exchanges pass by.
+    whenever the client's own `/_ping`, `/version` or `/info` exchanges pass by — recomputed only
+    when what they say changed (a client pinging in a loop would otherwise pay for it every time).
+
+    Each exchange is annotated cheaply (memoized route and chain, no body) when its request is
+    seen, so the evidence correlator and the live view know open exchanges, and fully once, at
+    its end, from the raw captures: no mitmproxy objects are built for it.
     """
 
     def __init__(self, discovery: Discovery | None) -> None:
@@ -129,6 +137,8 @@ class Analysis:
         self._version = probe.version if probe else None
         self._info = probe.info if probe else None
         self._url = discovery.endpoint.url if discovery and discovery.endpoint else None
+        #: The last `/_ping` head learned from, minus its Date: the same head teaches nothing new.
+        self._ping_head: bytes | None = None
         self.backend = self._compute()
 
     def _compute(self):
@@ -136,15 +146,24 @@ class Analysis:
             return None
         return self._fingerprint(self._ping, self._version, self._info, endpoint_url=self._url)
 
-    def _learn(self, ex: Exchange) -> None:
-        route = getattr(ex.annotation, "route", None)
-        template = getattr(route, "template", "")
-        response = ex.response
+    def _learn(self, ex: Exchange, template: str) -> None:
+        if template.endswith(" /_ping"):
+            if ex.status != 200 or ex.response_body.truncated:
+                return
+            head = _DATE_LINE.sub(b"", final_head(ex.response_head) or b"")
+            if head == self._ping_head:
+                return  # only the Date differs, and the fingerprint reads no Date
+        elif template not in ("GET /version", "GET /info"):
+            return
+        from dockertap.proxy.capture import build_response
+
+        response = build_response(ex)
         if response is None or response.status_code != 200 or ex.response_body.truncated:
             return
         if template.endswith(" /_ping"):
+            self._ping_head = head
             self._ping = {k: v for k, v in response.headers.items()}
-        elif template in ("GET /version", "GET /info"):
+        else:
             try:
                 import json
 
@@ -155,32 +174,40 @@ class Analysis:
                 self._version = data
             else:
                 self._info = data
-        else:
-            return
         self.backend = self._compute()
 
     def __call__(self, kind: str, ex: Exchange) -> None:
-        if kind == "response" and ex.annotation is not None:
-            return
         from dockertap.analyzers.annotate import annotate
 
-        method, target = ex.method_and_target
-        body = None
-        if kind == "end" and ex.request is not None and ex.request.raw_content:
-            body = _json_or_none(ex.request)
-        ex.annotation = annotate(method, target, self.backend, body)
-        if kind == "end":
-            self._learn(ex)
+        if kind != "end":
+            if ex.annotation is None:
+                method, target = ex.method_and_target
+                ex.annotation = annotate(method, target, self.backend)
+            return
+        body = _request_json(ex)
+        annotation = ex.annotation
+        if annotation is None or body is not None or annotation.backend is not self.backend:
+            # (an annotation from the request event, with the same backend and no body, is the
+            # one this would build again)
+            method, target = ex.method_and_target
+            annotation = ex.annotation = annotate(method, target, self.backend, body)
+        self._learn(ex, annotation.route.template)
 
 
-def _json_or_none(message) -> object | None:
-    content_type = message.headers.get("content-type", "")
-    if "json" not in content_type:
+_DATE_LINE = re.compile(rb"(?im)^date:[^\r\n]*\r\n")
+
+
+def _request_json(ex: Exchange) -> object | None:
+    """The request body as JSON when it says it is JSON, straight from the (redacted) capture."""
+    if not ex.request_body.data or "json" not in header_value(ex.request_head, "content-type"):
+        return None
+    raw = body_prefix(ex.request_body, ex.request_chunked)
+    if not raw:
         return None
     try:
         import json
 
-        return json.loads(message.raw_content)
+        return json.loads(raw)
     except ValueError:
         return None
 
