@@ -75,6 +75,11 @@ class Capture:
     def truncated(self) -> bool:
         return self.total > len(self.data)
 
+    @property
+    def full(self) -> bool:
+        """The prefix is complete: later bytes are only counted."""
+        return len(self.data) >= self.limit
+
 
 @dataclass(slots=True, eq=False)
 class HijackCapture:
