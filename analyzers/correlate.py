@@ -23,6 +23,7 @@ Attribution is causal, not by overlap:
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,7 +133,14 @@ def _is_conditional(step: LayerStep) -> bool:
     return "only" in step.note.lower()
 
 
-@dataclass
+#: Finished exchanges kept for late evidence: at most this many, for at most this long (seconds).
+#: Their outcome is taken when their settle window ends; what arrives later for an exchange
+#: that has been dropped becomes a background record instead.
+MAX_FINISHED = 4096
+FINISHED_HORIZON = 300.0
+
+
+@dataclass(slots=True)
 class _Exchange:
     key: int
     template: str
@@ -182,6 +190,7 @@ class Correlator:
         containerd_address: str | None = None,
         sources: Mapping[str, bool] | None = None,
         settle: float = DEFAULT_SETTLE,
+        max_finished: int = MAX_FINISHED,
     ) -> None:
         self.engine_pids = set(engine_pids)
         self.containerd_address = containerd_address
@@ -189,6 +198,9 @@ class Correlator:
         self.sources: dict[str, bool] = dict(sources or {})
         self.settle = settle
         self._exchanges: dict[int, _Exchange] = {}
+        #: (ended, key) of closed exchanges in the order they closed: pruning pops from the left.
+        self._finished: deque[tuple[float, int]] = deque()
+        self.max_finished = max_finished
         self._pool: list[Item] = []
         self._names: dict[str, str] = {}  # container name → id
         self._ids: set[str] = set()  # container ids known to belong to this engine
@@ -232,6 +244,8 @@ class Correlator:
             return
         if chain is not None:
             ex.chain = chain
+        if ex.ended is None:
+            self._finished.append((ended, key))
         ex.ended = ended
         ex.responded = responded
         ex.hijacked = ex.hijacked or hijacked
@@ -562,12 +576,18 @@ class Correlator:
         """Drop a finished exchange (its outcome has been taken)."""
         self._exchanges.pop(key, None)
 
-    def prune(self, now: float, horizon: float = 300.0) -> None:
-        """Forget ended exchanges older than `horizon` that nobody asked about (bounded memory)."""
-        for key in [
-            k for k, ex in self._exchanges.items() if ex.ended is not None and now - ex.ended > horizon
-        ]:
-            del self._exchanges[key]
+    def prune(self, now: float, horizon: float = FINISHED_HORIZON) -> None:
+        """Forget ended exchanges older than `horizon`, and the oldest beyond `max_finished`.
+
+        Bounded memory under any load, and O(pruned) per call: the finished exchanges are kept in
+        the order they closed, so this never scans the ones it keeps.
+        """
+        finished = self._finished
+        while finished and (len(finished) > self.max_finished or now - finished[0][0] > horizon):
+            _ended, key = finished.popleft()
+            ex = self._exchanges.get(key)
+            if ex is not None and ex.ended is not None:
+                del self._exchanges[key]
 
 
 def apply_outcome(annotation: Any, outcome: Outcome) -> None:

@@ -241,3 +241,28 @@ def test_names_resolve_to_ids_from_inspect_and_exec_ids_from_exec_create():
     ]
     assert {ls.layer: ls.operation_status for ls in start.layers}["runc"] == {"exec": "observed"}
     assert s.c.resolve("web") == CID
+
+
+def test_finished_exchanges_are_bounded_by_count_and_age_and_late_items_become_background() -> None:
+    c = Correlator(
+        engine_pids={DOCKERD}, containerd_address=SOCK, sources={"containerd": True}, max_finished=50
+    )
+    ping = annotate("GET", "/v1.41/_ping", BACKEND)
+    start = annotate("POST", f"/v1.41/containers/{CID}/start", BACKEND)
+    c.open(0, start.route.template, start.route.object_id, T0, start.chain)
+    c.close(0, T0 + 0.2, responded=True, chain=start.chain)
+    for key in range(1, 10_001):  # a client pinging in a loop
+        c.open(key, ping.route.template, None, T0 + key * 1e-4, ping.chain)
+        c.close(key, T0 + key * 1e-4 + 5e-5, responded=True, chain=ping.chain)
+        if key % 100 == 0:
+            c.prune(T0 + key * 1e-4)
+    assert len(c._exchanges) <= 50 + 100 and len(c._finished) <= 50 + 100
+    assert c.outcome(0, finished=True) is None  # the start was dropped by count, long before 300 s
+    # evidence for the dropped start no longer lands on it: it is shown as background instead
+    c.add([event("/tasks/start", 0.1)])
+    records = c.settle_items(T0 + 10.0)
+    assert [r["kind"] for r in records] == ["no-exchange"] and records[0]["items"][0][
+        "topic"
+    ] == "/tasks/start"
+    c.prune(T0 + 400.0)
+    assert c._exchanges == {} and not c._finished  # and every one goes after the horizon
