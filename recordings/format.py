@@ -673,6 +673,9 @@ def read_session(source: str | os.PathLike[str] | IO[bytes]) -> Session:
 # -- pipeline sink --------------------------------------------------------------------------------
 
 
+_UNSEEN = object()
+
+
 class RecorderSink:
     """Pipeline sink: appends each ended exchange to a session file, and backend changes as they come.
 
@@ -684,6 +687,9 @@ class RecorderSink:
         self.writer = writer
         self._backend = backend
         self._last_backend = writer.header.get("backend")
+        #: The fingerprint object last compared: fingerprints are frozen, so the same object cannot
+        #: have changed, and its `to_dict` is not rebuilt for every exchange.
+        self._last_backend_object: Any = _UNSEEN
         self.errors = 0
 
     def handle_batch(self, batch: list[tuple[str, Exchange]]) -> None:
@@ -696,7 +702,11 @@ class RecorderSink:
     def _note_backend(self) -> None:
         if self._backend is None:
             return
-        current = _to_jsonable(self._backend())
+        backend = self._backend()
+        if backend is self._last_backend_object and not isinstance(backend, dict):
+            return
+        self._last_backend_object = backend
+        current = _to_jsonable(backend)
         if current is not None and current != self._last_backend:
             self._last_backend = current
             self.writer.write_backend(current)
