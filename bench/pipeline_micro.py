@@ -211,17 +211,41 @@ def build(trace_write, text_write, record_to):
     return pipeline, observer, writer
 
 
+def _live_view(stage) -> tuple:
+    """A live view (`--bodies`) drawing into a buffer, at a fixed clock, as the last sink."""
+    from rich.console import Console
+
+    import dockertap.live_view as live_view
+    from dockertap.proxy.relay import RelayStats
+
+    live_view.time = SimpleNamespace(time=lambda: 1_700_000_500.0)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=160, force_terminal=False, color_system=None)
+    view = live_view.LiveView(console, stats=RelayStats, backend_label="unix:///run/docker.sock", bodies=True)
+    stage.sinks.append(view)
+    return view, console, buffer
+
+
 def dump(out_path: str) -> None:
     exchanges, items = corpus()
     trace, text = [], []
     record = io.BytesIO()
     pipeline, observer, writer = build(trace.append, text.append, record)
+    view, console, buffer = _live_view(pipeline.sinks[0])
+    ended = [ex.ended for ex in exchanges]
+    for ex in exchanges:  # open while their requests are seen: the panel lists them
+        ex.ended = None
     pipeline([("request", ex) for ex in exchanges])
+    console.print(view._panel())
+    for ex, when in zip(exchanges, ended, strict=True):
+        ex.ended = when
     pipeline([("response", ex) for ex in exchanges if ex.response_head])
     observer.correlator.add(items)
     for i in range(0, len(exchanges), 7):  # ends in a few batches, as the hub delivers them
         pipeline([("end", ex) for ex in exchanges[i : i + 7]])
     observer._tick(everything=True)
+    while not view._lines.empty():
+        console.print(view._lines.get_nowait())
     writer.close()
     lines = record.getvalue().decode().splitlines()
     normalized = []
@@ -235,8 +259,9 @@ def dump(out_path: str) -> None:
         out.write("".join(trace))
         out.write("".join(text))
         out.write("\n".join(normalized) + "\n")
+        out.write(buffer.getvalue())
         out.write(f"errors {pipeline.errors}\n")
-    blob = "".join(trace) + "".join(text) + record.getvalue().decode()
+    blob = "".join(trace) + "".join(text) + record.getvalue().decode() + buffer.getvalue()
     print(f"{len(exchanges)} exchanges, {len(items)} items; secret present: {SECRET in blob}")
 
 
