@@ -139,15 +139,22 @@ def may_hold_secret(data: bytes) -> bool:
     if not data.isascii():
         return True
     lowered = data.lower()
-    return any(hint in lowered for hint in _SECRET_HINTS)
+    for hint in _SECRET_HINTS:
+        if hint in lowered:
+            return True
+    return False
 
 
 def _head_may_hold_secret(head: bytes, *, request: bool) -> bool:
     """Whether `redact_head` could change this head: a secret header name, or a query string."""
     lowered = head.lower()
-    if any(hint in lowered for hint in _HEADER_HINTS):
-        return True
-    return request and b"?" in head.split(b"\r\n", 1)[0]
+    for hint in _HEADER_HINTS:
+        if hint in lowered:
+            return True
+    if not request:
+        return False
+    line_end = head.find(b"\r\n")
+    return b"?" in (head if line_end < 0 else head[:line_end])
 
 
 def is_secret_name(name: str) -> bool:
@@ -417,7 +424,7 @@ _COMMAND_MEMO = 4096
 
 
 def redact_request_body(ex: Exchange) -> bool:
-    if not _is_textual(ex.request_head, request=True):
+    if not ex.request_body.data or not _is_textual(ex.request_head, request=True):
         return False
     new_len = redact_capture(ex.request_body, ex.request_chunked)
     if new_len is None:
@@ -428,7 +435,9 @@ def redact_request_body(ex: Exchange) -> bool:
 
 
 def redact_response_body(ex: Exchange) -> bool:
-    if ex.hijack is not None or not _is_textual(ex.response_head, request=False):
+    if ex.hijack is not None or not ex.response_body.data:
+        return False
+    if not _is_textual(ex.response_head, request=False):
         return False
     new_len = redact_capture(ex.response_body, ex.response_chunked)
     if new_len is None:
