@@ -15,6 +15,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,10 +52,8 @@ def main() -> None:
         for _ in range(args.rounds):
             before = cpu_seconds(tap.pid)
             lat = client.keepalive_latency(sock, "/_ping", args.count, warmup=0)
-            import time
-
             time.sleep(0.3)  # let the last batches (and the settle window) drain
-            per.append((cpu_seconds(tap.pid) - before - 0.0) / args.count * 1e6)
+            per.append((cpu_seconds(tap.pid) - before) / args.count * 1e6)
             p50.append(lat.p50_us)
             p99.append(lat.p99_us)
         rps = client.concurrent_rps(sock, "/_ping", seconds=args.seconds)
