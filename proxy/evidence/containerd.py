@@ -5,7 +5,7 @@ gRPC events API directly: it needs grpcio plus containerd's protobuf definitions
 payload decoding for every event type) — a large native dependency for one stream — whereas
 Debian's containerd package ships `ctr`, which already subscribes with the right client and
 prints each event as `<date> <time> <tz offset> <tz> <namespace> <topic> <payload JSON>`
-(format checked against ctr 1.6.20 on Debian 12; see readme-parts/evidence.md).
+(format checked against ctr 1.6.20 on Debian 12; the README explains the choice).
 """
 
 from __future__ import annotations
