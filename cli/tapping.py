@@ -226,7 +226,10 @@ def _discover(backend: str | None, own: list[str]) -> Discovery:
     except EndpointError as exc:
         raise _fail(str(exc)) from None
     if found.endpoint is None:
-        raise _fail(found.reason)
+        raise _fail(
+            f"{found.reason}\nStart an engine or pass --backend; `dockertap doctor` explains this machine, "
+            "and `dockertap replay docker-run` shows a recorded session with no engine at all."
+        )
     return found
 
 
