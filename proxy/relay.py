@@ -314,23 +314,34 @@ class _Connection:
             response_body=Capture(limit),
         )
 
-    async def _reject(self, status: int, message: str, head: bytes) -> None:
-        """Answer a request we cannot relay ourselves, record it, and close."""
-        ex = self._new_exchange(head)
+    async def _answer_ourselves(self, ex: Exchange, status: int, message: str) -> OSError | None:
+        """Send (and record on `ex`) an answer dockertap writes itself: 400, 408, 431, 502.
+
+        The JSON `message` is what the docker CLI prints. Returns the error if it could not be sent.
+        """
+        response = _error_response(status, message)
+        split = response.index(b"\r\n\r\n") + 4
         ex.synthetic = True
-        ex.error = message
-        self.hub.emit("request", ex)
-        await self._finish_responses()
-        response = _error_response(status, f"dockertap: {message}")
-        ex.response_head = response[: response.index(b"\r\n\r\n") + 4]
+        ex.response_head = response[:split]
         ex.response_started = time.time()
-        ex.response_body.add(response[len(ex.response_head) :])
+        ex.response_body.add(response[split:])
         self.stats.synthetic[status] = self.stats.synthetic.get(status, 0) + 1
         self.hub.emit("response", ex)
         try:
             await self.loop.sock_sendall(self.client, response)
-        except OSError as exc:  # e.g. an until-close response already closed the client side
-            ex.error = f"{message}; the {status} answer could not be delivered: {exc.strerror or exc}"
+        except OSError as exc:
+            return exc
+        return None
+
+    async def _reject(self, status: int, message: str, head: bytes) -> None:
+        """Answer a request we cannot relay ourselves, record it, and close."""
+        ex = self._new_exchange(head)
+        ex.error = message
+        self.hub.emit("request", ex)
+        await self._finish_responses()
+        failed = await self._answer_ourselves(ex, status, f"dockertap: {message}")
+        if failed is not None:  # e.g. an until-close response already closed the client side
+            ex.error = f"{message}; the {status} answer could not be delivered: {failed.strerror or failed}"
         self._end(ex)
 
     async def _finish_responses(self) -> None:
@@ -349,19 +360,8 @@ class _Connection:
             message = f"dockertap: cannot reach {self.config.backend.url}: {reason}"
             if hint:
                 message += f" — {hint}"
-            ex.synthetic = True
             ex.error = message
-            response = _error_response(502, message)
-            split = response.index(b"\r\n\r\n") + 4
-            ex.response_head = response[:split]
-            ex.response_started = time.time()
-            ex.response_body.add(response[split:])
-            self.stats.synthetic[502] = self.stats.synthetic.get(502, 0) + 1
-            self.hub.emit("response", ex)
-            try:
-                await self.loop.sock_sendall(self.client, response)
-            except OSError:
-                pass
+            await self._answer_ourselves(ex, 502, message)
             self._end(ex)
             return False
         _tune(self.backend)
@@ -599,18 +599,7 @@ class _Connection:
             message = f"dockertap: the backend at {self.config.backend.url} {what}: {exc}"
             if sent and not isinstance(exc, ProtocolError):
                 message += f" (it sent {sent!r})"  # non-HTTP bytes, then closed: say what they were
-            synthetic = _error_response(502, message)
-            split = synthetic.index(b"\r\n\r\n") + 4
-            ex.synthetic = True
-            ex.response_head = synthetic[:split]
-            ex.response_started = time.time()
-            ex.response_body.add(synthetic[split:])
-            self.stats.synthetic[502] = self.stats.synthetic.get(502, 0) + 1
-            self.hub.emit("response", ex)
-            try:
-                await self.loop.sock_sendall(client, synthetic)
-            except OSError:
-                pass
+            await self._answer_ourselves(ex, 502, message)
             self._end(ex, message)
             _shutdown(client, socket.SHUT_RDWR)
             return False
