@@ -216,3 +216,28 @@ def test_live_view_shows_open_streams_in_place_and_finished_lines(dockerd, short
         assert "/events" in screen  # the stream ended and scrolled into the log
     finally:
         term.close()
+
+
+DEBIAN_DOCKER_CLI = "/usr/bin/docker"  # the 20.10 CLI: BuildKit through POST /session (h2c upgrade)
+
+
+@pytest.mark.skipif(not os.path.exists(DEBIAN_DOCKER_CLI), reason="Debian's docker.io CLI is not installed")
+def test_buildkit_session_h2c_upgrade_is_relayed(dockerd, short_tmp: Path):
+    context = short_tmp / "ctx"
+    context.mkdir()
+    dockerfile = f'FROM {IMAGE}\nCOPY hello.txt /hello.txt\nCMD ["cat", "/hello.txt"]\n'
+    (context / "Dockerfile").write_text(dockerfile)
+    (context / "hello.txt").write_text("built through dockertap\n")
+    trace = short_tmp / "t.jsonl"
+    result = dockertap(
+        "run", "--backend", dockerd.url, "--format", "json", "-o", str(trace), "--",
+        DEBIAN_DOCKER_CLI, "build", "-t", "dt-bk-session", str(context),
+        env={"DOCKER_BUILDKIT": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    records = [json.loads(line) for line in trace.read_text().splitlines() if line.startswith("{")]
+    session = [r for r in records if r.get("route") == "POST /session"]
+    assert session and session[0]["status"] == 101 and session[0]["hijacked"], records
+    assert session[0]["request_bytes"] > 0 and session[0]["response_bytes"] > 0  # h2c both ways
+    built = engines.docker(dockerd.url, "run", "--rm", "dt-bk-session")
+    assert built.stdout == "built through dockertap\n"
