@@ -131,6 +131,12 @@ def _stray_crlfs(buf: bytes | bytearray) -> int:
     return n
 
 
+def _head_end(buf: bytes | bytearray, searched: int = 0) -> int:
+    """Where the head in `buf` ends (stray CRLFs before it skipped), or -1 if it is incomplete."""
+    skip = _stray_crlfs(buf)
+    return find_head_end(buf, max(skip, searched)) if len(buf) > skip else -1
+
+
 def _error_response(status: int, message: str) -> bytes:
     body = json.dumps({"message": message}).encode() + b"\n"
     head = (
@@ -276,11 +282,11 @@ class _Connection:
         Stray CRLFs before a head (RFC 9112 §2.2) are tolerated and stay in front of it, so they
         are relayed like every other byte; callers parse `raw[_stray_crlfs(raw):]`.
         """
-        end = find_head_end(buf, _stray_crlfs(buf)) if len(buf) > _stray_crlfs(buf) else -1
+        end = _head_end(buf)
         if end < 0:
             if len(buf) == _stray_crlfs(buf) and not await self._fill(sock, buf):
                 return None
-            end = find_head_end(buf, _stray_crlfs(buf)) if len(buf) > _stray_crlfs(buf) else -1
+            end = _head_end(buf)
             if end < 0:
                 async with asyncio.timeout(timeout):
                     while end < 0:
@@ -289,8 +295,7 @@ class _Connection:
                         searched = len(buf)
                         if not await self._fill(sock, buf):
                             raise PeerClosed("connection closed in the middle of a head")
-                        skip = _stray_crlfs(buf)
-                        end = find_head_end(buf, max(skip, searched)) if len(buf) > skip else -1
+                        end = _head_end(buf, searched)
         if end > self.config.max_head:
             raise HeadTooLarge(f"head larger than {self.config.max_head} bytes")
         head = bytes(buf[:end])
