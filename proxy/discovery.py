@@ -383,7 +383,9 @@ def candidates(
     if env.get("DOCKER_HOST"):
         host = env["DOCKER_HOST"]
         out.append(
-            _candidate("DOCKER_HOST", host, "environment", skip=own_socket_check(host, own_sockets, env))
+            _candidate(
+                "DOCKER_HOST", host, "set in your environment", skip=own_socket_check(host, own_sockets, env)
+            )
         )
 
     current = current_context_name(config_dir)
