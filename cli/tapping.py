@@ -21,7 +21,7 @@ from dockertap.output import BackgroundWriter
 from dockertap.proxy.capture import body_prefix
 from dockertap.proxy.discovery import Discovery, default_listen_path, discover_backend
 from dockertap.proxy.endpoints import EndpointError, parse_endpoint
-from dockertap.proxy.exchange import Exchange, final_head
+from dockertap.proxy.exchange import Exchange, final_head, header_value
 from dockertap.proxy.hub import Event
 from dockertap.proxy.listener import ListenError
 from dockertap.proxy.probe import describe_connect_error
@@ -30,7 +30,6 @@ from dockertap.session import (
     Listening,
     Pipeline,
     Tap,
-    header_value,
     install_fast_loop,
     open_listener,
     raise_open_file_limit,

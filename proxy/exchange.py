@@ -36,6 +36,30 @@ def status_of(head: bytes | None) -> int | None:
         return None
 
 
+def header_value(head: bytes | None, name: str) -> str:
+    """A header's value in a raw head, as mitmproxy's `headers.get(name, "")` gives it.
+
+    Case-insensitive name; repeated headers joined with ", "; folded continuation lines joined
+    with a space. Lets the pipeline read Content-Type without building mitmproxy objects.
+    """
+    if not head:
+        return ""
+    wanted = name.lower().encode("latin-1")
+    values: list[bytes] = []
+    current: bytearray | None = None
+    for line in head.split(b"\r\n")[1:]:
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:
+                current += b" " + line.strip()
+            continue
+        current = None
+        key, colon, value = line.partition(b":")
+        if colon and key.strip().lower() == wanted:
+            current = bytearray(value.strip())
+            values.append(current)  # type: ignore[arg-type]
+    return ", ".join(bytes(v).decode("utf-8", "surrogateescape") for v in values)
+
+
 @dataclass(slots=True)
 class PeerInfo:
     """Who is on the other end of a client connection (Unix peer credentials)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dockertap.analyzers.routes import match_route
-from dockertap.proxy.exchange import Exchange, final_head, status_of
+from dockertap.proxy.exchange import Exchange, final_head, header_value, status_of
 from dockertap.proxy.framing import decode_chunked
 
 #: Where bundled teaching recordings live inside the installed package.
@@ -88,16 +88,7 @@ class RecordedExchange:
 
     def header(self, name: str, response: bool = True) -> str | None:
         head = final_head(self.response_head) if response else self.request_head
-        return header_value(head or b"", name)
-
-
-def header_value(head: bytes, name: str) -> str | None:
-    wanted = name.lower().encode()
-    for line in head.split(b"\r\n")[1:]:
-        key, sep, value = line.partition(b":")
-        if sep and key.strip().lower() == wanted:
-            return value.strip().decode("latin-1")
-    return None
+        return header_value(head, name) or None
 
 
 def payload_slices(wire: bytes, marks: Sequence[tuple[float, int]], chunked: bool) -> list[TimedSlice]:
