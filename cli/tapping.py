@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -164,8 +165,6 @@ class Analysis:
             self._ping = {k: v for k, v in response.headers.items()}
         else:
             try:
-                import json
-
                 data = json.loads(response.content or b"")
             except ValueError:
                 return
@@ -204,8 +203,6 @@ def _request_json(ex: Exchange) -> object | None:
     if not raw:
         return None
     try:
-        import json
-
         return json.loads(raw)
     except ValueError:
         return None

@@ -29,6 +29,7 @@ import os
 import select
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockertap.proxy.endpoints import Endpoint
@@ -81,7 +82,7 @@ class RelayConfig:
     max_head: int = MAX_HEAD_SIZE
     #: Explains a failed backend dial: OSError -> (reason, hint). Injected so the relay
     #: itself stays free of diagnosis logic.
-    describe_dial_error: object = None
+    describe_dial_error: Callable[[Endpoint, OSError], tuple[str, str]] | None = None
 
 
 @dataclass(slots=True)
