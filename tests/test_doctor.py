@@ -192,9 +192,9 @@ def _nobody_command(base: str) -> tuple[list[str], dict[str, str]] | None:
         return None
     pkg = f"{base}/py/dockertap"
     os.makedirs(pkg)
-    for name in os.listdir(f"{REPO}/cli"):
+    for name in os.listdir(f"{REPO}/dockertap"):
         if name.endswith(".py"):
-            os.symlink(f"{REPO}/cli/{name}", f"{pkg}/{name}")
+            os.symlink(f"{REPO}/dockertap/{name}", f"{pkg}/{name}")
     for sub in ("proxy", "analyzers", "recordings"):
         os.symlink(f"{REPO}/{sub}", f"{pkg}/{sub}")
     for path in (f"{base}/py", pkg):

@@ -1,7 +1,7 @@
 """dockertap: a socket-tracing diagnostic proxy for the Docker API.
 
 The installed package maps the repository's top-level folders under one namespace:
-`cli/` is `dockertap` (the typer commands), `proxy/` is `dockertap.proxy`, `analyzers/` is
+`dockertap/` is `dockertap` (the typer commands), `proxy/` is `dockertap.proxy`, `analyzers/` is
 `dockertap.analyzers` and `recordings/` is `dockertap.recordings`.
 """
 
