@@ -87,6 +87,12 @@ _DATA_DIR = {"dockerd": "/var/lib/docker", "podman": "/var/lib/containers"}
 _SOCKET_INSIDE = {"dockerd": "/run/docker.sock", "podman": "/run/podman/podman.sock"}
 CONTAINERD_SOCKET_INSIDE = "/run/docker/containerd/containerd.sock"  # dockerd's own containerd
 CONTAINERD_NAMESPACE = "moby"
+# The environment of engines and of the root's tools run inside their namespaces.
+_ENGINE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    # Podman 5 warns on every call on this host's hybrid cgroup layout (which it handles).
+    "PODMAN_IGNORE_CGROUPSV1_WARNING": "1",
+}
 
 # Run by the host's sh inside fresh mount + network namespaces (``unshare``): make the overlay of the
 # root the root mount (pivot_root, not chroot: a chroot would let `docker exec` escape to the host's
@@ -169,6 +175,7 @@ class Engine:
         """Run one of the root's binaries (``ctr``, ``runc``, ``podman``, …) inside the namespaces."""
         return subprocess.run(
             self.command(*argv),
+            env={**os.environ, **_ENGINE_ENV},
             input=input,
             capture_output=True,
             text=not isinstance(input, bytes),
@@ -381,13 +388,7 @@ def _spawn_in_root(base: Path, spec: EngineSpec, layer: Path, argv: Sequence[str
     root = engine_roots.root_path(spec.suite)
     unshare = ["unshare", "--mount", "--net", "--propagation", "private", "--"]
     script = ["sh", "-c", _ENTER_ROOT, "enter-root", str(base), str(root), str(layer), _DATA_DIR[spec.family]]
-    env = {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": "/root",
-        "LANG": "C.UTF-8",
-        "PODMAN_IGNORE_CGROUPSV1_WARNING": "1",
-        BASE_ENV: str(base),
-    }
+    env = {**_ENGINE_ENV, "HOME": "/root", "LANG": "C.UTF-8", BASE_ENV: str(base)}
     with open(log_path, "ab") as log:
         # A new session: a Ctrl-C aimed at pytest must not kill the engine before teardown does.
         process = subprocess.Popen(
