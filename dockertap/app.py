@@ -61,5 +61,10 @@ app.command("export")(_recording_cmds.export)
 app.command("import")(_recording_cmds.import_)
 
 
+from dockertap.plugin_cmds import plugin_app as _plugin_app  # noqa: E402
+
+app.add_typer(_plugin_app, name="plugin")
+
+
 def main() -> None:
     app()
