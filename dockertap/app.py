@@ -5,6 +5,9 @@ from __future__ import annotations
 import typer
 
 from dockertap import __version__
+from dockertap.completion import complete_zsh_on_first_tab
+
+complete_zsh_on_first_tab()
 
 app = typer.Typer(
     name="dockertap",
