@@ -6,6 +6,7 @@ Statuses start as "expected". Evidence correlation (containerd events, runtime e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -138,8 +139,26 @@ def annotate(
 
 def format_chain(annotation: Annotation) -> str:
     """`dockerd → containerd[Tasks.Create✓ Tasks.Start✓] → runc[create✓ start✓]` (✓ observed, ✗ missing)."""
+    return format_layers(annotation.layers)
+
+
+def layers_from_records(records: Iterable[dict]) -> list[LayerStatus]:
+    """The layers of a recorded or traced exchange (`LayerStatus.to_dict` read back)."""
+    return [
+        LayerStatus(
+            str(r.get("layer")),
+            [str(op) for op in r.get("operations") or ()],
+            r.get("status") if r.get("status") in STATUS_MARKS else "expected",
+            {str(k): v for k, v in (r.get("operation_status") or {}).items() if v in STATUS_MARKS},
+        )
+        for r in records
+        if isinstance(r, dict)
+    ]
+
+
+def format_layers(layers: Iterable[LayerStatus]) -> str:
     parts = []
-    for ls in annotation.layers:
+    for ls in layers:
         mark = STATUS_MARKS[ls.status]
         if not ls.operations or ls.layer in ("dockerd", "compat-api"):
             parts.append(f"{ls.layer}{mark}")

@@ -68,6 +68,11 @@ from dockertap.plugin_cmds import plugin_app as _plugin_app  # noqa: E402
 
 app.add_typer(_plugin_app, name="plugin")
 
+from dockertap import web_cmds as _web_cmds  # noqa: E402
+
+app.command("web")(_web_cmds.web)
+app.command("addon-path")(_web_cmds.addon_path)
+
 
 def main() -> None:
     app()
