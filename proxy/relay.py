@@ -42,6 +42,7 @@ from dockertap.proxy.framing import (
     Hijack,
     ProtocolError,
     RequestFrame,
+    check_line_endings,
     find_head_end,
     parse_request_head,
     parse_response_head,
@@ -62,10 +63,17 @@ SEND_BUFFER = 4 * 1024 * 1024
 
 _REASONS = {
     400: "Bad Request",
+    403: "Forbidden",
     408: "Request Timeout",
     431: "Request Header Fields Too Large",
     502: "Bad Gateway",
+    503: "Service Unavailable",
 }
+
+#: Defaults of `dockertap proxy --idle-timeout/--head-timeout/--max-connections`.
+DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_HEAD_TIMEOUT = 30.0
+DEFAULT_MAX_CONNECTIONS = 4096
 
 
 class PeerClosed(Exception):
@@ -77,8 +85,16 @@ class RelayConfig:
     backend: Endpoint
     #: Bytes of each body (and of each hijacked stream) kept for the sinks.
     capture_limit: int = 64 * 1024
-    #: Once a request head has started arriving, it must be complete within this time.
-    head_timeout: float = 30.0
+    #: Once a request head has started arriving, it must be complete within this time (else 408).
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    #: A connection with no exchange in flight that sends no byte for this long is closed (None: never).
+    #: Streams being relayed (events, logs -f, attach) are in flight, never idle.
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+    #: Client connections open at once; more are answered 503 and closed (None: no cap).
+    max_connections: int | None = DEFAULT_MAX_CONNECTIONS
+    #: The listener is TCP: refuse (403) requests a browser page could make, or whose Host is not
+    #: loopback (DNS rebinding), since any web page can reach a loopback port.
+    loopback_guard: bool = False
     max_head: int = MAX_HEAD_SIZE
     #: Explains a failed backend dial: OSError -> (reason, hint). Injected so the relay
     #: itself stays free of diagnosis logic.
@@ -95,6 +111,10 @@ class RelayStats:
     bytes_from_backend: int = 0
     errors: int = 0
     synthetic: dict[int, int] = field(default_factory=dict)
+    #: Connections answered 503 because `max_connections` were open.
+    refused_over_cap: int = 0
+    #: Connections closed after `idle_timeout` with no byte and no exchange in flight.
+    idle_closed: int = 0
 
 
 def _tune(sock: socket.socket) -> None:
@@ -138,6 +158,22 @@ def _head_end(buf: bytes | bytearray, searched: int = 0) -> int:
     return find_head_end(buf, max(skip, searched)) if len(buf) > skip else -1
 
 
+def _is_loopback_host(host: bytes) -> bool:
+    """A Host naming this machine: localhost, *.localhost, 127.0.0.0/8 or [::1], any port.
+
+    A browser sends the page's own host name, so a DNS-rebinding page (evil.example resolving to
+    127.0.0.1) is told apart from the docker CLI, which sends the address it dialled.
+    """
+    name = host.lower()
+    if name.startswith(b"["):
+        return name.split(b"]", 1)[0] == b"[::1"
+    name = name.rsplit(b":", 1)[0] if name.count(b":") == 1 else name
+    if name == b"localhost" or name.endswith(b".localhost"):
+        return True
+    parts = name.split(b".")
+    return len(parts) == 4 and parts[0] == b"127" and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
 def _error_response(status: int, message: str) -> bytes:
     body = json.dumps({"message": message}).encode() + b"\n"
     head = (
@@ -159,6 +195,9 @@ class Relay:
         self._connection_ids = itertools.count(1)
         self._exchange_ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
+        self._refusing: set[asyncio.Task] = set()
+        self._connections: set[_Connection] = set()
+        self._idle_task: asyncio.Task | None = None
 
     def next_exchange_id(self) -> int:
         return next(self._exchange_ids)
@@ -176,14 +215,65 @@ class Relay:
                     continue
                 raise
             client.setblocking(False)
+            cap = self.config.max_connections
+            if cap is not None and self.stats.connections_open + len(self._refusing) >= cap:
+                self._refuse_over_cap(client, cap)
+                continue
             peer = peer_reader(client) if peer_reader else PeerInfo()
             self.start_connection(client, peer)
 
+    def _refuse_over_cap(self, client: socket.socket, cap: int) -> None:
+        """Answer 503 without reading a request, in a short task of its own (never the accept loop)."""
+        self.stats.refused_over_cap += 1
+        self.stats.synthetic[503] = self.stats.synthetic.get(503, 0) + 1
+        if self.stats.refused_over_cap == 1 or self.stats.refused_over_cap % 1000 == 0:
+            log.warning(
+                "refused %d connection(s): %d client connections are open (--max-connections %d)",
+                self.stats.refused_over_cap,
+                self.stats.connections_open,
+                cap,
+            )
+        message = f"dockertap: too many client connections ({cap} open, --max-connections); try again later"
+        task = asyncio.get_running_loop().create_task(self._send_and_close(client, 503, message))
+        self._refusing.add(task)
+        task.add_done_callback(self._refusing.discard)
+
+    async def _send_and_close(self, client: socket.socket, status: int, message: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(2.0):
+                await loop.sock_sendall(client, _error_response(status, message))
+                client.shutdown(socket.SHUT_WR)
+                # Read what the client sent, so closing does not reset the answer away (TCP RST).
+                while await loop.sock_recv(client, HEAD_RECV):
+                    pass
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            client.close()
+
+    async def _close_idle(self) -> None:
+        """Every few seconds, close connections waiting for a first byte longer than `idle_timeout`."""
+        idle = self.config.idle_timeout
+        assert idle is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(idle / 4, 5.0))
+            cutoff = loop.time() - idle
+            for conn in list(self._connections):
+                if conn.waiting_since is not None and conn.waiting_since < cutoff and not conn.open_exchanges:
+                    conn.close_idle()
+
     def start_connection(self, client: socket.socket, peer: PeerInfo) -> asyncio.Task:
         conn = _Connection(self, next(self._connection_ids), client, peer)
-        task = asyncio.get_running_loop().create_task(conn.run())
+        loop = asyncio.get_running_loop()
+        if self.config.idle_timeout is not None and self._idle_task is None:
+            self._idle_task = loop.create_task(self._close_idle())
+        task = loop.create_task(conn.run())
         self._tasks.add(task)
+        self._connections.add(conn)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _task: self._connections.discard(conn))
         return task
 
     @property
@@ -191,10 +281,13 @@ class Relay:
         return len(self._tasks)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            self._idle_task = None
+        for task in [*self._tasks, *self._refusing]:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks or self._refusing:
+            await asyncio.gather(*self._tasks, *self._refusing, return_exceptions=True)
 
 
 class _Connection:
@@ -221,6 +314,17 @@ class _Connection:
         self.client_gone = False
         self.stdin_task: asyncio.Task | None = None
         self.loop = asyncio.get_running_loop()
+        #: loop.time() since when the request pump waits for the first byte of a head, else None.
+        self.waiting_since: float | None = None
+        #: Exchanges started and not yet ended (an idle connection has none in flight).
+        self.open_exchanges = 0
+        self.closed_idle = False
+
+    def close_idle(self) -> None:
+        """The idle timer fired: end the wait for a head as if the client had closed."""
+        self.closed_idle = True
+        self.stats.idle_closed += 1
+        _shutdown(self.client, socket.SHUT_RD)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -257,6 +361,7 @@ class _Connection:
     def _end(self, ex: Exchange, error: str | None = None) -> None:
         if ex.ended is not None:
             return
+        self.open_exchanges -= 1
         if error and not ex.error:
             ex.error = error
         ex.ended = time.time()
@@ -285,10 +390,19 @@ class _Connection:
         """
         end = _head_end(buf)
         if end < 0:
-            if len(buf) == _stray_crlfs(buf) and not await self._fill(sock, buf):
-                return None
+            if len(buf) == _stray_crlfs(buf):
+                if sock is self.client:
+                    self.waiting_since = self.loop.time()
+                try:
+                    if not await self._fill(sock, buf):
+                        return None
+                finally:
+                    self.waiting_since = None
             end = _head_end(buf)
             if end < 0:
+                # An unfinished head: refuse a bare CR/LF now, not after the head timeout. Only the
+                # new bytes are checked (plus a CR that may pair with a new LF): linear in the head.
+                check_line_endings(buf, complete=False)
                 async with asyncio.timeout(timeout):
                     while end < 0:
                         if len(buf) > self.config.max_head:
@@ -297,6 +411,9 @@ class _Connection:
                         if not await self._fill(sock, buf):
                             raise PeerClosed("connection closed in the middle of a head")
                         end = _head_end(buf, searched)
+                        if end < 0:
+                            checked = searched - 1 if buf[searched - 1 : searched] == b"\r" else searched
+                            check_line_endings(buf[checked:], complete=False)
         if end > self.config.max_head:
             raise HeadTooLarge(f"head larger than {self.config.max_head} bytes")
         head = bytes(buf[:end])
@@ -307,6 +424,7 @@ class _Connection:
 
     def _new_exchange(self, head: bytes) -> Exchange:
         self.sequence += 1
+        self.open_exchanges += 1
         limit = self.config.capture_limit
         self.stats.exchanges += 1
         return Exchange(
@@ -350,6 +468,19 @@ class _Connection:
             ex.error = f"{message}; the {status} answer could not be delivered: {failed.strerror or failed}"
         self._end(ex)
 
+    @staticmethod
+    def _guard(frame: RequestFrame) -> str | None:
+        """On TCP: why this request is refused (a browser page or a rebound DNS name), or None."""
+        if frame.from_browser:
+            return (
+                "refused: the request comes from a web browser (Origin or Sec-Fetch-* header); "
+                "a web page must never reach the Docker API"
+            )
+        if frame.host and not _is_loopback_host(frame.host):
+            host = frame.host.decode("latin-1")
+            return f"refused: Host {host!r} is not a loopback name or address (DNS rebinding?)"
+        return None
+
     async def _finish_responses(self) -> None:
         """Let in-flight responses complete before we write anything of our own to the client."""
         if self.response_task is not None:
@@ -381,6 +512,10 @@ class _Connection:
             except HeadTooLarge as exc:
                 await self._reject(431, str(exc), bytes(self.client_buf[:1024]))
                 return
+            except ProtocolError as exc:  # a bare CR/LF in an unfinished head
+                pending = bytes(self.client_buf[:1024])
+                await self._reject(exc.status_hint, f"malformed request: {exc}", pending)
+                return
             except TimeoutError:
                 await self._reject(408, "request head not completed in time", bytes(self.client_buf[:1024]))
                 return
@@ -390,11 +525,15 @@ class _Connection:
             if raw is None:
                 await self._client_eof()
                 return
-            head = raw[_stray_crlfs(raw) :]
+            head = raw  # stray CRLFs before a request are refused by the grammar (Go answers 400 too)
             try:
                 frame = parse_request_head(head)
             except ProtocolError as exc:
                 await self._reject(exc.status_hint, f"malformed request: {exc}", head[:1024])
+                return
+            refusal = self._guard(frame) if self.config.loopback_guard else None
+            if refusal is not None:
+                await self._reject(403, refusal, head[:1024])
                 return
 
             ex = self._new_exchange(head)

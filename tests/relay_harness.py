@@ -312,7 +312,8 @@ def bulk_roundtrip(rig: RelayRig, size: int, framing: str) -> dict:
         )
     else:
         client = (
-            b"POST /containers/c/attach?stdin=1 HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + up
+            b"POST /containers/c/attach?stdin=1 HTTP/1.1\r\nHost: d\r\n"
+            b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + up
         )
         backend = b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + down
     mib = 1 << 20

@@ -28,7 +28,8 @@ import os
 import re
 
 import pytest
-from hypothesis import given
+from go_oracle import GoOracle, GoUnavailable
+from hypothesis import example, given
 from hypothesis import strategies as st
 from relay_harness import CONTROL_RESPONSE, Conversation, RelayRig, bulk_roundtrip, split_at
 
@@ -336,3 +337,131 @@ def test_bulk_bytes_arrive_with_equal_sha256_both_ways(rig, framing):
     outcome = bulk_roundtrip(rig, 32 << 20, framing)
     assert outcome["client_to_backend_equal"] and outcome["backend_to_client_equal"], outcome
     assert outcome["errors"] == [] and rig.relay.stats.errors == 0
+
+
+# -- differential oracle 1: Go's own parser (net/http.ReadRequest, as in dockerd and Podman) ----------
+#
+# Request streams built from the fields and body shapes where HTTP/1 parsers are known to disagree
+# (bare LF/CR, obs-fold, TE with CL, TE on HTTP/1.0, TE variants, CL lists and duplicates, whitespace
+# before the colon, odd chunk lines), sent through the real relay. Go then parses exactly the bytes
+# the backend received: every request Go finds must be one the trace shows, at the same byte
+# boundaries, with the same method and target. Anything else dockertap must have refused.
+
+SMUGGLING_FIELDS = [
+    b"Transfer-Encoding: chunked", b"Transfer-Encoding: Chunked", b"Transfer-Encoding: chunked, chunked",
+    b"Transfer-Encoding:  chunked ", b"Transfer-Encoding: gzip, chunked", b"Transfer-Encoding: identity",
+    b"Content-Length: 5", b"Content-Length: 0", b"Content-Length: 12", b"Content-Length: 5, 5",
+    b"Content-Length: +5", b"Content-Length:5", b"Content-Length : 5", b"Content-Length:\t5\t",
+    b"Content-Length: 05", b"Content-Length: ", b"X-Trace: a\n", b"X-Trace: a\nContent-Length: 5",
+    b"X-Trace: a\r", b"X: a\x00b", b" folded", b"\tContent-Length: 5", b"Connection: close",
+    b"Connection: keep-alive", b"Expect: 100-continue", b"Host: docker", b"host: localhost",
+    b"Connection: Upgrade\r\nUpgrade: tcp", b"X-Empty:", b"X-Obs: caf\xc3\xa9", b"Transfer_Encoding: chunked",
+    b"\nGET /v1.41/containers/json HTTP/1.1", b"Content-Length: 99999999999999999999",
+]  # fmt: skip
+CHUNKED_SHAPES = [
+    b"5\r\nhello\r\n0\r\n\r\n", b"5\nhello\n0\n\n", b"5\r\nhello\r\n0\r\n\n", b"5 \r\nhello\r\n0\r\n\r\n",
+    b"5;x=1\r\nhello\r\n0\r\n\r\n", b"05\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXY0\r\n\r\n",
+    b"0\r\nX-T: 1\r\n\r\n", b"0\r\nX-T: 1\n\r\n", b"A\r\n0123456789\r\n0\r\n\r\n",
+    b"0x5\r\nhello\r\n0\r\n\r\n",
+    b"5\r\nhello\r\n0\r\n\r\nGET /v1.41/_ping HTTP/1.1\r\nHost: docker\r\n\r\n",
+]  # fmt: skip
+ORACLE_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+@st.composite
+def suspicious_request(draw) -> bytes:
+    method = draw(st.sampled_from(METHODS))
+    target = draw(st.sampled_from(TARGETS))
+    version = draw(st.sampled_from([b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.0"]))
+    fields = [b"Host: docker"] if draw(st.integers(0, 9)) else []
+    fields += draw(st.lists(st.sampled_from(SMUGGLING_FIELDS), max_size=4))
+    body = draw(
+        st.one_of(st.just(b""), st.sampled_from([b"hello", b"hello world!"]), st.sampled_from(CHUNKED_SHAPES))
+    )
+    return b"%s %s %s\r\n%s\r\n\r\n%s" % (
+        method,
+        target,
+        version,
+        b"".join(f + b"\r\n" for f in fields),
+        body,
+    )
+
+
+@st.composite
+def suspicious_stream(draw) -> bytes:
+    stream = b"".join(draw(st.lists(st.one_of(suspicious_request(), request(last=False).map(lambda r: r[0])),
+                                    min_size=1, max_size=4)))  # fmt: skip
+    return draw(mutated(stream)) if draw(st.integers(0, 4)) == 0 else stream
+
+
+@pytest.fixture(scope="module")
+def go_parser():
+    try:
+        oracle = GoOracle()
+    except GoUnavailable as err:
+        if os.environ.get("DOCKERTAP_REQUIRE_ENGINES") == "1":  # CI installs golang-go: never skip there
+            pytest.fail(str(err), pytrace=False)
+        pytest.skip(str(err))
+    try:
+        yield oracle
+    finally:
+        oracle.close()
+
+
+def traced_requests(result: Conversation) -> list[tuple]:
+    """What the trace says the backend was sent: (method, target, start, head end, end, complete)."""
+    rows, offset = [], 0
+    # dockertap's own refusals (400/403/408/431) never reach the backend; a synthetic 502 answers a
+    # request that did (the backend failed or was cut off after it).
+    relayed = (ex for ex in result.exchanges if not (ex.synthetic and ex.status != 502))
+    for ex in sorted(relayed, key=lambda ex: ex.sequence):
+        method, target = ex.method_and_target
+        head_end = offset + len(ex.request_head)
+        end = head_end + ex.request_body.total
+        rows.append((method, target, offset, head_end, end, ex.request_ended is not None))
+        offset = end
+    assert offset == len(result.backend_received), "the backend received bytes no traced request accounts for"
+    return rows
+
+
+def assert_go_agrees(go_view: dict, traced: list[tuple]) -> None:
+    seen = [(m["method"], m["target"], m["start"], m["head_end"], m["end"], m["complete"])
+            for m in go_view["messages"]]  # fmt: skip
+    assert len(seen) <= len(traced), ("Go finds a request the trace does not show", seen, traced)
+    assert len(seen) == len(traced), ("dockertap relayed a request Go cannot parse", go_view["error"], traced)
+    for go_row, our_row in zip(seen, traced, strict=True):
+        if our_row[5]:
+            assert go_row == our_row, (go_row, our_row)
+        else:  # cut short (client gone, bad chunk): same request, same head; the body was never whole
+            assert go_row[:4] == our_row[:4] and not go_row[5], (go_row, our_row)
+
+
+ISSUE_10_REPRODUCERS = [
+    # bare-LF smuggling: Go ends the GET at "\n\n" and runs the hidden POST
+    b"GET /_ping HTTP/1.1\r\nHost: docker\r\nX-Trace: a\n\nPOST /containers/create?name=smuggled HTTP/1.1\r\n"
+    b"Host: docker\r\nContent-Type: application/json\r\nContent-Length: 45\r\n\r\n"
+    b'{"Privileged":true,"Binds":["/:/host"],"I":1}GET /containers/json HTTP/1.1\r\nHost: docker\r\n\r\n',
+    # HTTP/1.0 with TE and CL: Go ignores TE there and reads 59 bytes, the DELETE included
+    b"POST /containers/web/stop HTTP/1.0\r\nHost: docker\r\nConnection: keep-alive\r\n"
+    b"Transfer-Encoding: chunked\r\nContent-Length: 59\r\n\r\n0\r\n\r\n"
+    b"DELETE /containers/victim?force=1 HTTP/1.1\r\nHost: docker\r\n\r\n",
+]
+
+
+@example(stream=ISSUE_10_REPRODUCERS[0], client_splits=[])
+@example(stream=ISSUE_10_REPRODUCERS[1], client_splits=[])
+@given(stream=suspicious_stream(), client_splits=splits(300))
+def test_go_frames_every_relayed_request_as_the_trace_shows(rig, go_parser, stream, client_splits):
+    result = rig.run(rig.converse(split_at(stream, client_splits), [ORACLE_RESPONSE] * 8))
+    assert result.client_sent.startswith(result.backend_received)
+    assert_go_agrees(go_parser.frame(result.backend_received), traced_requests(result))
+    TALLY.add("go-oracle", "flagged" if result.flagged else "complete", len(result.backend_received))
+
+
+def test_go_oracle_detects_a_smuggled_request(go_parser):
+    """The oracle can fail: a CRLF-only reader's view of the bare-LF reproducer disagrees with Go's."""
+    stream = ISSUE_10_REPRODUCERS[0]
+    naive_head_end = stream.index(b"\r\n\r\n") + 4  # what dockertap used to take as the GET's head
+    naive = [("GET", "/_ping", 0, naive_head_end, naive_head_end, True)]
+    with pytest.raises(AssertionError, match="Go finds a request the trace does not show"):
+        assert_go_agrees(go_parser.frame(stream[:naive_head_end]), naive)
