@@ -229,13 +229,18 @@ def _discover(backend: str | None, own: list[str]) -> Discovery:
     return found
 
 
-def _relay_config(found: Discovery, capture_bytes: int) -> RelayConfig:
+def _relay_config(found: Discovery, capture_bytes: int, otel=None, propagate: bool = False) -> RelayConfig:
     def describe(endpoint, exc: OSError) -> tuple[str, str]:
         _kind, reason, hint = describe_connect_error(endpoint, exc)
         return reason, hint
 
     assert found.endpoint is not None
-    return RelayConfig(backend=found.endpoint, capture_limit=capture_bytes, describe_dial_error=describe)
+    return RelayConfig(
+        backend=found.endpoint,
+        capture_limit=capture_bytes,
+        describe_dial_error=describe,
+        add_request_header=("traceparent", otel.next_traceparent) if propagate and otel is not None else None,
+    )
 
 
 def _backend_banner(found: Discovery) -> str:
@@ -295,17 +300,25 @@ def _observer(observe: bool | None, analysis: Analysis, found: Discovery, pipeli
     return observer
 
 
+PROPAGATE_HELP = (
+    "Add a W3C traceparent to requests that carry none, so the engine's own spans join dockertap's "
+    "trace. The only option that changes relayed bytes; the trace names the added header."
+)
 OTLP_HELP = (
     "Export spans to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (also on when the standard "
     "OTEL_EXPORTER_OTLP_ENDPOINT is set; needs the 'otel' extra)."
 )
 
 
-def _otel_export(otlp: str | None, command: list[str] | None = None):
+def _otel_export(otlp: str | None, propagate: bool, command: list[str] | None = None):
     """The OpenTelemetry sink, or None when no export was asked for."""
     from dockertap.otel import OtelExport, OtelUnavailable, export_requested
 
     if not export_requested(otlp, os.environ):
+        if propagate:
+            raise _fail(
+                "--otel-propagate needs an OpenTelemetry export: --otlp URL or OTEL_EXPORTER_OTLP_ENDPOINT"
+            )
         return None
     if otlp and not otlp.startswith(("http://", "https://")):
         raise _fail(f"--otlp takes an http:// or https:// URL of an OTLP/HTTP collector, got {otlp!r}")
@@ -379,6 +392,7 @@ def proxy(
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
     settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
     otlp: str = typer.Option(None, "--otlp", metavar="URL", help=OTLP_HELP),
+    otel_propagate: bool = typer.Option(False, "--otel-propagate", help=PROPAGATE_HELP),
 ) -> None:
     """Listen on a socket and relay every Docker API exchange to the real engine, one trace line each.
 
@@ -395,6 +409,7 @@ def proxy(
 
     [cyan]dockertap proxy --listen tcp://127.0.0.1:2399[/cyan]
     """
+    otel = _otel_export(otlp, otel_propagate)  # before the socket exists: a refusal leaves nothing
     private = listen is None
     listen = listen or f"unix://{default_listen_path()}"
     found = _discover(backend, own=[listen])
@@ -411,7 +426,7 @@ def proxy(
     recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
     if recorder is not None:
         pipeline.sinks.append(recorder)
-    tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
+    tap = Tap(listening, _relay_config(found, capture_bytes, otel, otel_propagate), pipeline)
     out = BackgroundWriter(sys.stdout)
     live_view = None
     if fmt is TraceFormat.text and sys.stdout.isatty() and not plain:
@@ -431,7 +446,6 @@ def proxy(
         pipeline.sinks.append(live_view)
     else:
         pipeline.sinks.append(TraceSink(out.write, fmt, color=sys.stdout.isatty(), filters=filters))
-    otel = _otel_export(otlp)
     if otel is not None:
         pipeline.sinks.append(otel)
     observer = _observer(observe, analysis, found, pipeline, settle)
@@ -521,6 +535,7 @@ def run(
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
     settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
     otlp: str = typer.Option(None, "--otlp", metavar="URL", help=OTLP_HELP),
+    otel_propagate: bool = typer.Option(False, "--otel-propagate", help=PROPAGATE_HELP),
 ) -> None:
     """Run CMD with DOCKER_HOST pointing at a private tap, then print the trace of its exchanges.
 
@@ -547,6 +562,7 @@ def run(
             fg="yellow",
             err=True,
         )
+    otel = _otel_export(otlp, otel_propagate, command)
     workdir = tempfile.mkdtemp(prefix="dockertap-")
     os.chmod(workdir, 0o700)
     listen_url = f"unix://{workdir}/docker.sock"
@@ -566,11 +582,10 @@ def run(
     pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
     if recorder is not None:
         pipeline.sinks.append(recorder)
-    otel = _otel_export(otlp, command)
     if otel is not None:
         pipeline.sinks.append(otel)
     observer = _observer(observe, analysis, found, pipeline, settle)
-    tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
+    tap = Tap(listening, _relay_config(found, capture_bytes, otel, otel_propagate), pipeline)
     env = dict(os.environ, DOCKER_HOST=listening.url)
     env.pop("DOCKER_CONTEXT", None)  # DOCKER_HOST must win, whatever context is current
 

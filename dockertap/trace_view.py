@@ -68,6 +68,8 @@ def exchange_line(ex: Exchange, show_chain: bool = True) -> Text:
     line.append(f"  ↑{human_bytes(ex.request_bytes)} ↓{human_bytes(ex.response_bytes)}", style="dim")
     if ex.hijacked:
         line.append("  hijacked", style="yellow")
+    for name in ex.added_headers:
+        line.append(f"  +{name}", style="yellow")  # a header dockertap added (--otel-propagate)
     if show_chain and annotation is not None:
         chain = _format_chain(annotation)
         if chain:

@@ -163,6 +163,10 @@ class Exchange:
     error: str | None = None
     #: A response dockertap wrote itself (502 backend unreachable, 400, 431) instead of relaying.
     synthetic: bool = False
+    #: Headers dockertap added to `request_head` before relaying it (only `--otel-propagate` does);
+    #: `request_head` is the head as the engine received it, `added_bytes` what the client never sent.
+    added_headers: tuple[str, ...] = ()
+    added_bytes: int = 0
     # Filled by the sink pipeline, never by the relay:
     request: http.Request | None = None
     response: http.Response | None = None
@@ -176,7 +180,7 @@ class Exchange:
     def request_bytes(self) -> int:
         """Bytes the client sent in this exchange: head, body and hijacked stdin."""
         hijacked = self.hijack.client_bytes if self.hijack else 0
-        return len(self.request_head) + self.request_body.total + hijacked
+        return len(self.request_head) - self.added_bytes + self.request_body.total + hijacked
 
     @property
     def response_bytes(self) -> int:

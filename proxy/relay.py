@@ -33,7 +33,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockertap.proxy.endpoints import Endpoint
-from dockertap.proxy.exchange import Capture, Exchange, FrameDirection, HijackCapture, PeerInfo
+from dockertap.proxy.exchange import (
+    Capture,
+    Exchange,
+    FrameDirection,
+    HijackCapture,
+    PeerInfo,
+    header_value,
+)
 from dockertap.proxy.framing import (
     MAX_HEAD_SIZE,
     Body,
@@ -99,6 +106,23 @@ class RelayConfig:
     #: Explains a failed backend dial: OSError -> (reason, hint). Injected so the relay
     #: itself stays free of diagnosis logic.
     describe_dial_error: Callable[[Endpoint, OSError], tuple[str, str]] | None = None
+    #: The one opt-in change to relayed bytes: (header name, value maker). A request head without
+    #: that header gets `name: value` added before it reaches the engine; the exchange records
+    #: the head as sent and names the header in `added_headers` (`--otel-propagate`).
+    add_request_header: tuple[str, Callable[[], str]] | None = None
+
+
+def add_header_if_absent(
+    head: bytes, name: str, make_value: Callable[[], str]
+) -> tuple[bytes, tuple[str, ...]]:
+    """The head with `name: value` added before its blank line unless it already has that header.
+
+    Framing never depends on the added header, and the value is checked like any received byte."""
+    if header_value(head, name):
+        return head, ()
+    line = f"{name}: {make_value()}\r\n".encode("latin-1")
+    check_line_endings(line, complete=True)
+    return head[:-2] + line + b"\r\n", (name,)
 
 
 @dataclass(slots=True)
@@ -536,7 +560,14 @@ class _Connection:
                 await self._reject(403, refusal, head[:1024])
                 return
 
+            received = len(head)
+            added: tuple[str, ...] = ()
+            if self.config.add_request_header is not None:
+                head, added = add_header_if_absent(head, *self.config.add_request_header)
+                raw = head
             ex = self._new_exchange(head)
+            if added:
+                ex.added_headers, ex.added_bytes = added, len(head) - received
             self.hub.emit("request", ex)
             if self.backend is None and not await self._connect_backend(ex):
                 return
