@@ -328,9 +328,15 @@ def _otel_export(otlp: str | None, propagate: bool, command: list[str] | None = 
         raise _fail(str(exc)) from None
 
 
-def _close_otel(export) -> None:
+def _close_otel(export, *, report: bool = True) -> None:
     if export is not None:
         export.close()
+        if report:
+            _report_otel(export)
+
+
+def _report_otel(export) -> None:
+    if export is not None:
         typer.secho(f"dockertap: {export.summary()}", err=True, dim=True)
 
 
@@ -616,7 +622,7 @@ def run(
         shutil.rmtree(workdir, ignore_errors=True)
         if recorder is not None:
             recorder.close(dropped=tap.hub.dropped)
-        _close_otel(otel)
+        _close_otel(otel, report=False)
     if writer:
         writer.close()
     else:
@@ -626,4 +632,5 @@ def run(
         trace_stream.flush()
     if trace_file:
         trace_stream.close()
+    _report_otel(otel)  # after the trace, so it reads as a footer
     raise typer.Exit(128 - code if code < 0 else code)
