@@ -127,19 +127,22 @@ def short_base(prefix: str = "dt") -> Path:
 # Starting engines
 
 
-def start_dockerd(base: str | os.PathLike[str], storage_driver: str | None = None) -> Engine:
+def start_dockerd(
+    base: str | os.PathLike[str], storage_driver: str | None = None, debug: bool = False
+) -> Engine:
     """Start Debian's dockerd (with its own containerd) on ``<base>/docker.sock``.
 
     Networking is reduced to what tests need: no default bridge and no iptables rules, but
     user-defined bridge networks (``docker network create``) still work.  overlay2 is tried first
-    and vfs is the fallback when the host filesystem cannot carry overlay.
+    and vfs is the fallback when the host filesystem cannot carry overlay.  ``debug`` adds
+    ``--debug``: the log then holds one ``Calling METHOD TARGET`` line per API request handled.
     """
     base = Path(base)
     drivers = [storage_driver] if storage_driver else ["overlay2", "vfs"]
     failures = []
     for driver in drivers:
         try:
-            return _start_dockerd_once(base, driver)
+            return _start_dockerd_once(base, driver, debug)
         except EngineStartError as err:
             failures.append(f"[{driver}] {err}")
             _empty_directory(base)  # the next driver starts from a clean data root
@@ -155,7 +158,7 @@ def _empty_directory(path: Path) -> None:
             child.unlink(missing_ok=True)
 
 
-def _start_dockerd_once(base: Path, storage_driver: str) -> Engine:
+def _start_dockerd_once(base: Path, storage_driver: str, debug: bool = False) -> Engine:
     _require_root_and_binary(DOCKERD_BINARY)
     base.mkdir(parents=True, exist_ok=True)
     sock = base / "docker.sock"
@@ -175,6 +178,7 @@ def _start_dockerd_once(base: Path, storage_driver: str) -> Engine:
         "--iptables=false",
         "--ip6tables=false",
         "--shutdown-timeout=5",
+        *(["--debug"] if debug else []),
     ]  # fmt: skip
     process = _spawn(argv, log_path, cwd=base)
     engine = Engine(
