@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import ipaddress
 import itertools
 import json
 import logging
@@ -95,6 +96,11 @@ class RelayConfig:
     #: The listener is TCP: refuse (403) requests a browser page could make, or whose Host is not
     #: loopback (DNS rebinding), since any web page can reach a loopback port.
     loopback_guard: bool = False
+    #: With `loopback_guard`: host names besides loopback ones a Host may carry (the listener's own).
+    guard_allows: frozenset[bytes] = frozenset()
+    #: With `loopback_guard`: also accept any IP literal as Host (a public listener's remote clients
+    #: name the address they dialled; DNS rebinding needs a DNS name, so an IP literal is no threat).
+    guard_allows_ip: bool = False
     max_head: int = MAX_HEAD_SIZE
     #: Explains a failed backend dial: OSError -> (reason, hint). Injected so the relay
     #: itself stays free of diagnosis logic.
@@ -158,20 +164,34 @@ def _head_end(buf: bytes | bytearray, searched: int = 0) -> int:
     return find_head_end(buf, max(skip, searched)) if len(buf) > skip else -1
 
 
-def _is_loopback_host(host: bytes) -> bool:
-    """A Host naming this machine: localhost, *.localhost, 127.0.0.0/8 or [::1], any port.
+def _host_name(host: bytes) -> bytes:
+    """The name in a Host value, lower-cased, without its port (`[::1]:2375` -> `[::1]`)."""
+    name = host.lower()
+    if name.startswith(b"["):
+        return name.split(b"]", 1)[0] + b"]"
+    return name.rsplit(b":", 1)[0] if name.count(b":") == 1 else name
+
+
+def _is_loopback_host(name: bytes) -> bool:
+    """A Host name for this machine: localhost, *.localhost, 127.0.0.0/8 or [::1].
 
     A browser sends the page's own host name, so a DNS-rebinding page (evil.example resolving to
     127.0.0.1) is told apart from the docker CLI, which sends the address it dialled.
     """
-    name = host.lower()
-    if name.startswith(b"["):
-        return name.split(b"]", 1)[0] == b"[::1"
-    name = name.rsplit(b":", 1)[0] if name.count(b":") == 1 else name
+    if name == b"[::1]":
+        return True
     if name == b"localhost" or name.endswith(b".localhost"):
         return True
     parts = name.split(b".")
     return len(parts) == 4 and parts[0] == b"127" and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
+def _is_ip_literal(name: bytes) -> bool:
+    try:
+        ipaddress.ip_address(name.strip(b"[]").decode("ascii"))
+    except ValueError:
+        return False
+    return True
 
 
 def _error_response(status: int, message: str) -> bytes:
@@ -468,15 +488,16 @@ class _Connection:
             ex.error = f"{message}; the {status} answer could not be delivered: {failed.strerror or failed}"
         self._end(ex)
 
-    @staticmethod
-    def _guard(frame: RequestFrame) -> str | None:
+    def _guard(self, frame: RequestFrame) -> str | None:
         """On TCP: why this request is refused (a browser page or a rebound DNS name), or None."""
         if frame.from_browser:
             return (
                 "refused: the request comes from a web browser (Origin or Sec-Fetch-* header); "
                 "a web page must never reach the Docker API"
             )
-        if frame.host and not _is_loopback_host(frame.host):
+        name = _host_name(frame.host)
+        allowed = _is_loopback_host(name) or name in self.config.guard_allows
+        if frame.host and not allowed and not (self.config.guard_allows_ip and _is_ip_literal(name)):
             host = frame.host.decode("latin-1")
             return f"refused: Host {host!r} is not a loopback name or address (DNS rebinding?)"
         return None
