@@ -75,6 +75,8 @@ _REASONS = {
 DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_HEAD_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 4096
+#: Refusals over the cap being answered at once; beyond this a refused connection is just closed.
+MAX_REFUSING = 64
 
 
 class PeerClosed(Exception):
@@ -236,7 +238,7 @@ class Relay:
                 raise
             client.setblocking(False)
             cap = self.config.max_connections
-            if cap is not None and self.stats.connections_open + len(self._refusing) >= cap:
+            if cap is not None and self.stats.connections_open >= cap:
                 self._refuse_over_cap(client, cap)
                 continue
             peer = peer_reader(client) if peer_reader else PeerInfo()
@@ -253,6 +255,9 @@ class Relay:
                 self.stats.connections_open,
                 cap,
             )
+        if len(self._refusing) >= MAX_REFUSING:  # a flood: no answer at all, the descriptor goes now
+            client.close()
+            return
         message = f"dockertap: too many client connections ({cap} open, --max-connections); try again later"
         task = asyncio.get_running_loop().create_task(self._send_and_close(client, 503, message))
         self._refusing.add(task)
@@ -261,7 +266,7 @@ class Relay:
     async def _send_and_close(self, client: socket.socket, status: int, message: str) -> None:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(2.0):
+            async with asyncio.timeout(1.0):
                 await loop.sock_sendall(client, _error_response(status, message))
                 client.shutdown(socket.SHUT_WR)
                 # Read what the client sent, so closing does not reset the answer away (TCP RST).
