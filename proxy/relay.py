@@ -250,7 +250,7 @@ class Relay:
         self.stats.synthetic[503] = self.stats.synthetic.get(503, 0) + 1
         if self.stats.refused_over_cap == 1 or self.stats.refused_over_cap % 1000 == 0:
             log.warning(
-                "refused %d connection(s): %d client connections are open (--max-connections %d)",
+                "dockertap: refused %d connection(s) with 503: %d open (--max-connections %d)",
                 self.stats.refused_over_cap,
                 self.stats.connections_open,
                 cap,
