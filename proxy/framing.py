@@ -159,6 +159,19 @@ def _check_bytes(head: bytes) -> None:
         raise ProtocolError(f"control byte {bad[:1]!r} in the head")
 
 
+def _start_line(head: bytes, pattern: re.Pattern[bytes]) -> tuple[re.Match[bytes] | None, int]:
+    """Check a whole head's bytes and match its start line: (match or None, where the line ends).
+
+    A bare CR/LF is named here; the caller explains any other mismatch.
+    """
+    _check_bytes(head)
+    line_end = head.find(b"\r\n")
+    match = pattern.fullmatch(head, 0, line_end)
+    if match is None:
+        check_line_endings(head)
+    return match, line_end
+
+
 def _header_fields(head: bytes, start: int) -> tuple[dict[bytes, list[bytes]], bool]:
     """The framing-relevant fields of a head whose start line ends at `start` (validated whole).
 
@@ -235,11 +248,8 @@ def parse_request_head(head: bytes | bytearray) -> RequestFrame:
     """Read the framing facts of a request head (ending in the blank line), or raise
     ProtocolError for anything dockertap and the engine's Go parser could read differently."""
     head = bytes(head)
-    _check_bytes(head)
-    line_end = head.find(b"\r\n")
-    match = _REQUEST_LINE.fullmatch(head, 0, line_end)
+    match, line_end = _start_line(head, _REQUEST_LINE)
     if match is None:
-        check_line_endings(head)
         request_line = head[: max(line_end, 0)]
         if not request_line:
             raise ProtocolError("empty line before the request line")
@@ -283,11 +293,8 @@ def parse_response_head(head: bytes | bytearray, request: RequestFrame) -> Respo
     beside Content-Length or on HTTP/1.0, duplicate lengths) is a ProtocolError (the relay's 502).
     """
     head = bytes(head)
-    _check_bytes(head)
-    line_end = head.find(b"\r\n")
-    match = _STATUS_LINE.fullmatch(head, 0, line_end)
+    match, line_end = _start_line(head, _STATUS_LINE)
     if match is None:
-        check_line_endings(head)
         status_line = head[: max(line_end, 0)]
         parts = status_line.split(b" ", 2)
         if len(parts) >= 2 and parts[0] in (b"HTTP/1.1", b"HTTP/1.0"):

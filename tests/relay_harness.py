@@ -225,17 +225,21 @@ class RelayRig:
             buf += data
         return buf
 
+    def _connect(self) -> tuple[socket.socket, asyncio.Task, int]:
+        """A client socket the relay serves as if accepted: (client end, its task, event index)."""
+        client, relay_side = socket.socketpair()
+        client.setblocking(False)
+        relay_side.setblocking(False)
+        before = len(self.events)
+        return client, self.relay.start_connection(relay_side, PeerInfo()), before
+
     async def converse(
         self, client_pieces: list[bytes], backend_pieces: list[bytes], timeout: float = 8.0
     ) -> Conversation:
         """Play one client connection against one scripted backend connection, to the end."""
         loop = asyncio.get_running_loop()
         record = self.backend.expect(backend_pieces)
-        client, relay_side = socket.socketpair()
-        client.setblocking(False)
-        relay_side.setblocking(False)
-        before = len(self.events)
-        task = self.relay.start_connection(relay_side, PeerInfo())
+        client, task, before = self._connect()
         received = bytearray()
 
         async def send() -> None:
@@ -278,11 +282,7 @@ class RelayRig:
         exchanges). Stops writing after `quiet` seconds without an answer byte (a request the
         engine still waits a body for), then reads to EOF."""
         loop = asyncio.get_running_loop()
-        client, relay_side = socket.socketpair()
-        client.setblocking(False)
-        relay_side.setblocking(False)
-        before = len(self.events)
-        task = self.relay.start_connection(relay_side, PeerInfo())
+        client, task, before = self._connect()
         received = bytearray()
         try:
             async with asyncio.timeout(timeout):
