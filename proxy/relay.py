@@ -742,6 +742,7 @@ class _Connection:
     ) -> bool:
         """Relay one response. Returns False when the connection must end after it."""
         informational = b""
+        raw: bytes | None = None
         try:
             while True:
                 raw = await self._read_head(backend, self.backend_buf, None)
@@ -765,8 +766,14 @@ class _Connection:
                 _shutdown(client, socket.SHUT_RDWR)
                 return False
             sent = bytes(self.backend_buf[:32])
-            garbled = isinstance(exc, ProtocolError) or not b"HTTP/".startswith(sent[:5])
-            what = "did not answer with HTTP" if garbled else "failed"
+            # The head is out of the buffer once read whole: look at it, or at what is buffered.
+            http_like = (raw or sent).lstrip(b"\r\n").startswith(b"HTTP/")
+            if isinstance(exc, ProtocolError) and http_like:
+                what = "sent a response head a client could read differently (refused)"
+            elif isinstance(exc, ProtocolError) or not b"HTTP/".startswith(sent[:5]):
+                what = "did not answer with HTTP"
+            else:
+                what = "failed"
             message = f"dockertap: the backend at {self.config.backend.url} {what}: {exc}"
             if sent and not isinstance(exc, ProtocolError):
                 message += f" (it sent {sent!r})"  # non-HTTP bytes, then closed: say what they were

@@ -241,10 +241,26 @@ def _closes_at_once(head: bytes) -> bytes:
     return b""
 
 
+def _ambiguous_te_and_cl(head: bytes) -> bytes:
+    if head.startswith(b"HEAD "):  # docker's first HEAD /_ping: no body, so no framing to disagree on
+        return b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\n"
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"
+
+
+def _bare_lf_head(head: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\nContent-Length: 2\n\nOK"
+
+
 @pytest.mark.parametrize(
     ("answer", "expected"),
-    [(garbage, "did not answer with HTTP"), (_closes_at_once, "closed the connection without responding")],
-    ids=["garbage", "closes-without-answer"],
+    [
+        (garbage, "did not answer with HTTP"),
+        (_closes_at_once, "closed the connection without responding"),
+        # framing a client could read differently from dockertap: refused, never relayed
+        (_ambiguous_te_and_cl, "could read differently (refused): both Transfer-Encoding and Content-Length"),
+        (_bare_lf_head, "could read differently (refused): bare LF"),
+    ],
+    ids=["garbage", "closes-without-answer", "te-and-cl", "bare-lf"],
 )
 def test_backend_not_http_gives_a_502_the_docker_cli_prints(workdir, answer, expected):
     with FakeServer(f"{workdir}/engine.sock", answer) as engine, ProxyProcess(workdir, engine.url) as px:
