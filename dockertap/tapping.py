@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import shutil
@@ -26,7 +27,13 @@ from dockertap.proxy.exchange import Exchange, final_head, header_value
 from dockertap.proxy.hub import Event
 from dockertap.proxy.listener import ListenError
 from dockertap.proxy.probe import describe_connect_error
-from dockertap.proxy.relay import RelayConfig
+from dockertap.proxy.relay import (
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    RelayConfig,
+    RelayStats,
+)
 from dockertap.session import (
     Listening,
     Pipeline,
@@ -229,18 +236,51 @@ def _discover(backend: str | None, own: list[str]) -> Discovery:
     return found
 
 
-def _relay_config(found: Discovery, capture_bytes: int, otel=None, propagate: bool = False) -> RelayConfig:
+def _relay_config(found: Discovery, capture_bytes: int, **limits) -> RelayConfig:
+    """`limits`: the client-side limits and guards of `dockertap proxy`, and `--otel-propagate`'s
+    added header (RelayConfig fields)."""
+
     def describe(endpoint, exc: OSError) -> tuple[str, str]:
         _kind, reason, hint = describe_connect_error(endpoint, exc)
         return reason, hint
 
     assert found.endpoint is not None
     return RelayConfig(
-        backend=found.endpoint,
-        capture_limit=capture_bytes,
-        describe_dial_error=describe,
-        add_request_header=("traceparent", otel.next_traceparent) if propagate and otel is not None else None,
+        backend=found.endpoint, capture_limit=capture_bytes, describe_dial_error=describe, **limits
     )
+
+
+def _seconds(value: float | None) -> float | None:
+    """A timeout option: a finite number of seconds > 0 (exit 2 otherwise), or 0 for 'never'."""
+    if value is None:
+        return value
+    if not math.isfinite(value) or value < 0:
+        raise typer.BadParameter(f"{value} is not a number of seconds ≥ 0 (0 turns the timeout off)")
+    return value
+
+
+def _positive_seconds(value: float | None) -> float | None:
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise typer.BadParameter(f"{value} is not a number of seconds > 0")
+    return value
+
+
+def _connection_cap(value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise typer.BadParameter(f"{value} is not a count of connections ≥ 0 (0 removes the cap)")
+    return value
+
+
+IDLE_TIMEOUT_HELP = (
+    "Close a client connection that sends no byte for SECONDS while no exchange is in flight "
+    "(streams being relayed are never idle); 0: never."
+)
+HEAD_TIMEOUT_HELP = "A request head must be complete SECONDS after its first byte, else 408."
+MAX_CONNECTIONS_HELP = "Client connections open at once; more are answered 503 (0: no cap)."
+ALLOW_TCP_HELP = (
+    "Allow --listen tcp://…: every local user (and any web page that finds the port) can reach it; "
+    "browser requests and foreign Host headers are refused with 403."
+)
 
 
 def _backend_banner(found: Discovery) -> str:
@@ -335,6 +375,11 @@ def _close_otel(export, *, report: bool = True) -> None:
             _report_otel(export)
 
 
+def _propagation(export, propagate: bool):
+    """`--otel-propagate`: the header the relay adds to requests without one (RelayConfig)."""
+    return ("traceparent", export.next_traceparent) if propagate and export is not None else None
+
+
 def _report_otel(export) -> None:
     if export is not None:
         typer.secho(f"dockertap: {export.summary()}", err=True, dim=True)
@@ -386,6 +431,24 @@ def proxy(
     listen_public: bool = typer.Option(
         False, "--listen-public", help="Allow a non-loopback TCP address (root-equivalent access, no TLS)."
     ),
+    allow_tcp: bool = typer.Option(False, "--allow-tcp", help=ALLOW_TCP_HELP),
+    idle_timeout: float = typer.Option(
+        DEFAULT_IDLE_TIMEOUT, "--idle-timeout", metavar="SECONDS", callback=_seconds, help=IDLE_TIMEOUT_HELP
+    ),
+    head_timeout: float = typer.Option(
+        DEFAULT_HEAD_TIMEOUT,
+        "--head-timeout",
+        metavar="SECONDS",
+        callback=_positive_seconds,
+        help=HEAD_TIMEOUT_HELP,
+    ),
+    max_connections: int = typer.Option(
+        DEFAULT_MAX_CONNECTIONS,
+        "--max-connections",
+        metavar="N",
+        callback=_connection_cap,
+        help=MAX_CONNECTIONS_HELP,
+    ),
     filter_specs: list[str] = typer.Option(
         None,
         "--filter",
@@ -413,14 +476,16 @@ def proxy(
 
     [cyan]dockertap proxy --filter 'route=POST /containers/*' --bodies[/cyan]
 
-    [cyan]dockertap proxy --listen tcp://127.0.0.1:2399[/cyan]
+    [cyan]dockertap proxy --listen tcp://127.0.0.1:2399 --allow-tcp[/cyan]
     """
     otel = _otel_export(otlp, otel_propagate)  # before the socket exists: a refusal leaves nothing
     private = listen is None
     listen = listen or f"unix://{default_listen_path()}"
     found = _discover(backend, own=[listen])
     try:
-        listening = open_listener(listen, group=group, listen_public=listen_public, private_parent=private)
+        listening = open_listener(
+            listen, group=group, listen_public=listen_public, allow_tcp=allow_tcp, private_parent=private
+        )
     except (ListenError, EndpointError) as exc:
         raise _fail(str(exc)) from None
     try:
@@ -432,7 +497,16 @@ def proxy(
     recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
     if recorder is not None:
         pipeline.sinks.append(recorder)
-    tap = Tap(listening, _relay_config(found, capture_bytes, otel, otel_propagate), pipeline)
+    limits = dict(
+        idle_timeout=idle_timeout or None,
+        head_timeout=head_timeout,
+        max_connections=max_connections or None,
+        loopback_guard=listening.path is None,
+        guard_allows=listening.host_names,
+        guard_allows_ip=listen_public,
+        add_request_header=_propagation(otel, otel_propagate),
+    )
+    tap = Tap(listening, _relay_config(found, capture_bytes, **limits), pipeline)
     out = BackgroundWriter(sys.stdout)
     live_view = None
     if fmt is TraceFormat.text and sys.stdout.isatty() and not plain:
@@ -480,16 +554,36 @@ def proxy(
             sys.stderr.write(
                 f"dockertap: {tap.hub.dropped + out.dropped} trace events were not shown (slow output)\n"
             )
+        sys.stderr.write(_limits_summary(tap.relay.stats, max_connections, idle_timeout))
+
+
+def _limits_summary(stats: RelayStats, max_connections: int, idle_timeout: float) -> str:
+    """The end-of-session line on connections the limits turned away (empty when none were)."""
+    parts = []
+    if stats.refused_over_cap:
+        parts.append(
+            f"{stats.refused_over_cap} connection(s) refused with 503 (--max-connections {max_connections})"
+        )
+    if stats.idle_closed:
+        parts.append(f"{stats.idle_closed} idle connection(s) closed (--idle-timeout {idle_timeout:g})")
+    return f"dockertap: {'; '.join(parts)}\n" if parts else ""
 
 
 def _who_can_connect(listening: Listening, group: str | None) -> str:
     if listening.path is None:
+        browsers = (
+            "\ndockertap: requests with an Origin or Sec-Fetch-* header (web pages) or a Host that is not "
+            "this listener are refused with 403"
+        )
         if not parse_endpoint(listening.url).is_loopback:
             return (
                 "\ndockertap: WARNING: this is not a loopback address: anyone who can reach it gets "
-                "root-equivalent access to the engine — no TLS, no authentication"
+                "root-equivalent access to the engine — no TLS, no authentication" + browsers
             )
-        return " (TCP loopback: any local user can connect)"
+        return (
+            "\ndockertap: WARNING: TCP loopback: every local user (not only you) gets root-equivalent access "
+            "to the engine — no authentication" + browsers
+        )
     if group:
         return f" (mode 0660: you and group {group})"
     if os.geteuid() == 0 and os.environ.get("SUDO_USER"):
@@ -591,7 +685,11 @@ def run(
     if otel is not None:
         pipeline.sinks.append(otel)
     observer = _observer(observe, analysis, found, pipeline, settle)
-    tap = Tap(listening, _relay_config(found, capture_bytes, otel, otel_propagate), pipeline)
+    tap = Tap(
+        listening,
+        _relay_config(found, capture_bytes, add_request_header=_propagation(otel, otel_propagate)),
+        pipeline,
+    )
     env = dict(os.environ, DOCKER_HOST=listening.url)
     env.pop("DOCKER_CONTEXT", None)  # DOCKER_HOST must win, whatever context is current
 

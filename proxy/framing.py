@@ -148,11 +148,28 @@ def check_line_endings(data: bytes | bytearray, complete: bool = True) -> None:
 
 
 def _check_bytes(head: bytes) -> None:
-    """No control byte but HTAB, and CR/LF only as CRLF pairs, anywhere in a complete head."""
+    """No control byte but HTAB anywhere in a complete head.
+
+    CR and LF need no check of their own on this path: the start-line and header-block patterns
+    admit them only as the CRLF ending each line, so a bare one fails a match, and the error
+    path then names it (`check_line_endings`).
+    """
     bad = head.translate(None, _HEAD_BYTES)
     if bad:
         raise ProtocolError(f"control byte {bad[:1]!r} in the head")
-    check_line_endings(head)
+
+
+def _start_line(head: bytes, pattern: re.Pattern[bytes]) -> tuple[re.Match[bytes] | None, int]:
+    """Check a whole head's bytes and match its start line: (match or None, where the line ends).
+
+    A bare CR/LF is named here; the caller explains any other mismatch.
+    """
+    _check_bytes(head)
+    line_end = head.find(b"\r\n")
+    match = pattern.fullmatch(head, 0, line_end)
+    if match is None:
+        check_line_endings(head)
+    return match, line_end
 
 
 def _header_fields(head: bytes, start: int) -> tuple[dict[bytes, list[bytes]], bool]:
@@ -161,6 +178,7 @@ def _header_fields(head: bytes, start: int) -> tuple[dict[bytes, list[bytes]], b
     Returns (lower-cased name -> values, whether any Sec-Fetch-* field is present).
     """
     if not _HEADER_BLOCK.fullmatch(head, start):
+        check_line_endings(head)
         for line in head[start:].split(b"\r\n"):  # the error path only: name the offending line
             if line and not _HEADER_FIELD.fullmatch(line + b"\r\n"):
                 break
@@ -169,10 +187,13 @@ def _header_fields(head: bytes, start: int) -> tuple[dict[bytes, list[bytes]], b
         raise ProtocolError(f"malformed header line {line[:60]!r}")
     fields: dict[bytes, list[bytes]] = {}
     sec_fetch = False
-    for match in _HEADER_FIELD.finditer(head, start):
-        name = match.group(1).lower()
+    # The block is valid, so plain splitting is exact; partition/lower/strip run in C, unlike a
+    # capturing regex per field (~3x slower per head).
+    for line in head[start:-4].split(b"\r\n") if len(head) > start + 2 else ():
+        name, _, value = line.partition(b":")
+        name = name.lower()
         if name in _FRAMING_FIELDS:
-            fields.setdefault(name, []).append(match.group(2))
+            fields.setdefault(name, []).append(value.strip(b" \t"))
         elif name.startswith(b"sec-fetch-"):
             sec_fetch = True
     return fields, sec_fetch
@@ -227,9 +248,7 @@ def parse_request_head(head: bytes | bytearray) -> RequestFrame:
     """Read the framing facts of a request head (ending in the blank line), or raise
     ProtocolError for anything dockertap and the engine's Go parser could read differently."""
     head = bytes(head)
-    _check_bytes(head)
-    line_end = head.find(b"\r\n")
-    match = _REQUEST_LINE.fullmatch(head, 0, line_end)
+    match, line_end = _start_line(head, _REQUEST_LINE)
     if match is None:
         request_line = head[: max(line_end, 0)]
         if not request_line:
@@ -274,9 +293,7 @@ def parse_response_head(head: bytes | bytearray, request: RequestFrame) -> Respo
     beside Content-Length or on HTTP/1.0, duplicate lengths) is a ProtocolError (the relay's 502).
     """
     head = bytes(head)
-    _check_bytes(head)
-    line_end = head.find(b"\r\n")
-    match = _STATUS_LINE.fullmatch(head, 0, line_end)
+    match, line_end = _start_line(head, _STATUS_LINE)
     if match is None:
         status_line = head[: max(line_end, 0)]
         parts = status_line.split(b" ", 2)
@@ -310,7 +327,8 @@ def parse_response_head(head: bytes | bytearray, request: RequestFrame) -> Respo
 
 def _content_types(head: bytes, start: int) -> list[bytes]:
     """Content-Type values: read only for unframed responses (rare), so kept off the common path."""
-    return [m.group(2) for m in _HEADER_FIELD.finditer(head, start) if m.group(1).lower() == b"content-type"]
+    pairs = (line.partition(b":") for line in head[start:-4].split(b"\r\n"))
+    return [value.strip(b" \t") for name, _, value in pairs if name.lower() == b"content-type"]
 
 
 class ChunkedScanner:

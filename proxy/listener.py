@@ -96,8 +96,16 @@ def open_unix_listener(path: str, group: str | None = None, private_parent: bool
     return sock
 
 
-def open_tcp_listener(endpoint: Endpoint, allow_public: bool = False) -> socket.socket:
-    """Bind a TCP listener; anything but loopback needs `allow_public` (root-equivalent access)."""
+def open_tcp_listener(
+    endpoint: Endpoint, allow_public: bool = False, allow_tcp: bool = False
+) -> socket.socket:
+    """Bind a TCP listener: only with `allow_tcp` (any local user, and any web page that finds the
+    port, could reach the engine), and anything but loopback also needs `allow_public`."""
+    if not allow_tcp:
+        raise ListenError(
+            f"{endpoint.url}: a TCP listener gives every local user (and web pages, via DNS rebinding) "
+            "root-equivalent access to the engine, with no authentication; pass --allow-tcp to accept that"
+        )
     if not endpoint.is_loopback and not allow_public:
         raise ListenError(
             f"{endpoint.url} is not a loopback address: whoever reaches it gets root-equivalent access to "

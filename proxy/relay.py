@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import ipaddress
 import itertools
 import json
 import logging
@@ -81,6 +82,8 @@ _REASONS = {
 DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_HEAD_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 4096
+#: Refusals over the cap being answered at once; beyond this a refused connection is just closed.
+MAX_REFUSING = 64
 
 
 class PeerClosed(Exception):
@@ -102,6 +105,11 @@ class RelayConfig:
     #: The listener is TCP: refuse (403) requests a browser page could make, or whose Host is not
     #: loopback (DNS rebinding), since any web page can reach a loopback port.
     loopback_guard: bool = False
+    #: With `loopback_guard`: host names besides loopback ones a Host may carry (the listener's own).
+    guard_allows: frozenset[bytes] = frozenset()
+    #: With `loopback_guard`: also accept any IP literal as Host (a public listener's remote clients
+    #: name the address they dialled; DNS rebinding needs a DNS name, so an IP literal is no threat).
+    guard_allows_ip: bool = False
     max_head: int = MAX_HEAD_SIZE
     #: Explains a failed backend dial: OSError -> (reason, hint). Injected so the relay
     #: itself stays free of diagnosis logic.
@@ -182,20 +190,34 @@ def _head_end(buf: bytes | bytearray, searched: int = 0) -> int:
     return find_head_end(buf, max(skip, searched)) if len(buf) > skip else -1
 
 
-def _is_loopback_host(host: bytes) -> bool:
-    """A Host naming this machine: localhost, *.localhost, 127.0.0.0/8 or [::1], any port.
+def _host_name(host: bytes) -> bytes:
+    """The name in a Host value, lower-cased, without its port (`[::1]:2375` -> `[::1]`)."""
+    name = host.lower()
+    if name.startswith(b"["):
+        return name.split(b"]", 1)[0] + b"]"
+    return name.rsplit(b":", 1)[0] if name.count(b":") == 1 else name
+
+
+def _is_loopback_host(name: bytes) -> bool:
+    """A Host name for this machine: localhost, *.localhost, 127.0.0.0/8 or [::1].
 
     A browser sends the page's own host name, so a DNS-rebinding page (evil.example resolving to
     127.0.0.1) is told apart from the docker CLI, which sends the address it dialled.
     """
-    name = host.lower()
-    if name.startswith(b"["):
-        return name.split(b"]", 1)[0] == b"[::1"
-    name = name.rsplit(b":", 1)[0] if name.count(b":") == 1 else name
+    if name == b"[::1]":
+        return True
     if name == b"localhost" or name.endswith(b".localhost"):
         return True
     parts = name.split(b".")
     return len(parts) == 4 and parts[0] == b"127" and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
+def _is_ip_literal(name: bytes) -> bool:
+    try:
+        ipaddress.ip_address(name.strip(b"[]").decode("ascii"))
+    except ValueError:
+        return False
+    return True
 
 
 def _error_response(status: int, message: str) -> bytes:
@@ -240,7 +262,7 @@ class Relay:
                 raise
             client.setblocking(False)
             cap = self.config.max_connections
-            if cap is not None and self.stats.connections_open + len(self._refusing) >= cap:
+            if cap is not None and self.stats.connections_open >= cap:
                 self._refuse_over_cap(client, cap)
                 continue
             peer = peer_reader(client) if peer_reader else PeerInfo()
@@ -252,11 +274,14 @@ class Relay:
         self.stats.synthetic[503] = self.stats.synthetic.get(503, 0) + 1
         if self.stats.refused_over_cap == 1 or self.stats.refused_over_cap % 1000 == 0:
             log.warning(
-                "refused %d connection(s): %d client connections are open (--max-connections %d)",
+                "dockertap: refused %d connection(s) with 503: %d open (--max-connections %d)",
                 self.stats.refused_over_cap,
                 self.stats.connections_open,
                 cap,
             )
+        if len(self._refusing) >= MAX_REFUSING:  # a flood: no answer at all, the descriptor goes now
+            client.close()
+            return
         message = f"dockertap: too many client connections ({cap} open, --max-connections); try again later"
         task = asyncio.get_running_loop().create_task(self._send_and_close(client, 503, message))
         self._refusing.add(task)
@@ -265,7 +290,7 @@ class Relay:
     async def _send_and_close(self, client: socket.socket, status: int, message: str) -> None:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(2.0):
+            async with asyncio.timeout(1.0):
                 await loop.sock_sendall(client, _error_response(status, message))
                 client.shutdown(socket.SHUT_WR)
                 # Read what the client sent, so closing does not reset the answer away (TCP RST).
@@ -492,15 +517,16 @@ class _Connection:
             ex.error = f"{message}; the {status} answer could not be delivered: {failed.strerror or failed}"
         self._end(ex)
 
-    @staticmethod
-    def _guard(frame: RequestFrame) -> str | None:
+    def _guard(self, frame: RequestFrame) -> str | None:
         """On TCP: why this request is refused (a browser page or a rebound DNS name), or None."""
         if frame.from_browser:
             return (
                 "refused: the request comes from a web browser (Origin or Sec-Fetch-* header); "
                 "a web page must never reach the Docker API"
             )
-        if frame.host and not _is_loopback_host(frame.host):
+        name = _host_name(frame.host)
+        allowed = _is_loopback_host(name) or name in self.config.guard_allows
+        if frame.host and not allowed and not (self.config.guard_allows_ip and _is_ip_literal(name)):
             host = frame.host.decode("latin-1")
             return f"refused: Host {host!r} is not a loopback name or address (DNS rebinding?)"
         return None
@@ -747,6 +773,7 @@ class _Connection:
     ) -> bool:
         """Relay one response. Returns False when the connection must end after it."""
         informational = b""
+        raw: bytes | None = None
         try:
             while True:
                 raw = await self._read_head(backend, self.backend_buf, None)
@@ -770,8 +797,14 @@ class _Connection:
                 _shutdown(client, socket.SHUT_RDWR)
                 return False
             sent = bytes(self.backend_buf[:32])
-            garbled = isinstance(exc, ProtocolError) or not b"HTTP/".startswith(sent[:5])
-            what = "did not answer with HTTP" if garbled else "failed"
+            # The head is out of the buffer once read whole: look at it, or at what is buffered.
+            http_like = (raw or sent).lstrip(b"\r\n").startswith(b"HTTP/")
+            if isinstance(exc, ProtocolError) and http_like:
+                what = "sent a response head a client could read differently (refused)"
+            elif isinstance(exc, ProtocolError) or not b"HTTP/".startswith(sent[:5]):
+                what = "did not answer with HTTP"
+            else:
+                what = "failed"
             message = f"dockertap: the backend at {self.config.backend.url} {what}: {exc}"
             if sent and not isinstance(exc, ProtocolError):
                 message += f" (it sent {sent!r})"  # non-HTTP bytes, then closed: say what they were

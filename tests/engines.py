@@ -267,6 +267,7 @@ def start_dockerd(
     *,
     engine_id: str = DEFAULT_DOCKERD,
     env: Mapping[str, str] | None = None,
+    debug: bool = False,
 ) -> Engine:
     """Start a dockerd (with its own containerd) from its root; socket at ``<base>/run/docker.sock``.
 
@@ -284,7 +285,7 @@ def start_dockerd(
     failures = []
     for driver in drivers:
         try:
-            return _start_dockerd_once(base, spec, driver, env)
+            return _start_dockerd_once(base, spec, driver, env, debug)
         except EngineStartError as err:
             failures.append(f"[{driver or spec.image_store}] {err}")
             _empty_directory(base)  # the next driver starts from a clean data root
@@ -302,8 +303,14 @@ def _empty_directory(path: Path) -> None:
 
 
 def _start_dockerd_once(
-    base: Path, spec: EngineSpec, storage_driver: str | None, env: Mapping[str, str] | None = None
+    base: Path,
+    spec: EngineSpec,
+    storage_driver: str | None,
+    env: Mapping[str, str] | None = None,
+    debug: bool = False,
 ) -> Engine:
+    """``debug`` adds ``--debug``: the log then holds one ``Calling METHOD TARGET`` line per API
+    request the engine handled (the fuzzer's engine oracle)."""
     config: dict[str, object] = {
         "group": "root",  # the socket is the owner's only (the root's docker gid means nothing here)
         "shutdown-timeout": 5,
@@ -315,7 +322,8 @@ def _start_dockerd_once(
     layer = _prepare_base(base, spec)
     (layer / "upper/etc/docker").mkdir(parents=True)
     (layer / "upper/etc/docker/daemon.json").write_text(json.dumps(config, indent=1) + "\n")
-    engine = _spawn_in_root(base, spec, layer, ["dockerd"], base / "dockerd.log", env)
+    argv = ["dockerd", *(["--debug"] if debug else [])]
+    engine = _spawn_in_root(base, spec, layer, argv, base / "dockerd.log", env)
     engine.containerd_socket = base / "run" / CONTAINERD_SOCKET_INSIDE.removeprefix("/run/")
     _wait_ready(engine)
     if not engine.containerd_socket.exists():

@@ -16,7 +16,6 @@ import os
 import shutil
 import struct
 import subprocess
-import tempfile
 from pathlib import Path
 
 SOURCE = Path(__file__).parent / "oracle" / "readrequests.go"
@@ -27,9 +26,10 @@ class GoUnavailable(RuntimeError):
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(tempfile.gettempdir(), f"dockertap-{os.getuid()}")
-    path = Path(base) / "dockertap-go-oracle"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """~/.cache/dockertap-tests/go-oracle (never under /tmp/dockertap-<uid>: that is the proxy's own)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = base / "dockertap-tests" / "go-oracle"
+    path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
+import time
 
 import pytest
 from go_oracle import GoOracle, GoUnavailable
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from relay_harness import CONTROL_RESPONSE, Conversation, RelayRig, bulk_roundtrip, split_at
 
@@ -57,10 +59,12 @@ def chunked_body(draw) -> bytes:
 
 
 @st.composite
-def request(draw, last: bool) -> tuple[bytes, bytes]:
+def request(draw, last: bool, routes: list[tuple[bytes, bytes]] | None = None) -> tuple[bytes, bytes]:
     """(request bytes, method)."""
-    method = draw(st.sampled_from(METHODS))
-    target = draw(st.sampled_from(TARGETS))
+    if routes:
+        method, target = draw(st.sampled_from(routes))
+    else:
+        method, target = draw(st.sampled_from(METHODS)), draw(st.sampled_from(TARGETS))
     headers = [b"Host: docker", b"User-Agent: Docker-Client/28.2.2 (linux)"]
     kind = draw(st.sampled_from(["none", "length", "chunked"]))
     body = b""
@@ -369,12 +373,14 @@ ORACLE_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
 
 @st.composite
-def suspicious_request(draw) -> bytes:
-    method = draw(st.sampled_from(METHODS))
-    target = draw(st.sampled_from(TARGETS))
+def suspicious_request(draw, routes: list[tuple[bytes, bytes]] | None = None) -> bytes:
+    if routes:
+        method, target = draw(st.sampled_from(routes))
+    else:
+        method, target = draw(st.sampled_from(METHODS)), draw(st.sampled_from(TARGETS))
     version = draw(st.sampled_from([b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.0"]))
     fields = [b"Host: docker"] if draw(st.integers(0, 9)) else []
-    fields += draw(st.lists(st.sampled_from(SMUGGLING_FIELDS), max_size=4))
+    fields += draw(st.lists(st.sampled_from(SMUGGLING_FIELDS), max_size=draw(st.sampled_from([1, 1, 2, 4]))))
     body = draw(
         st.one_of(st.just(b""), st.sampled_from([b"hello", b"hello world!"]), st.sampled_from(CHUNKED_SHAPES))
     )
@@ -436,15 +442,20 @@ def assert_go_agrees(go_view: dict, traced: list[tuple]) -> None:
             assert go_row[:4] == our_row[:4] and not go_row[5], (go_row, our_row)
 
 
+SMUGGLED_CREATE = b'{"Image":"dt-busybox:latest","HostConfig":{"Privileged":true,"Binds":["/:/host"]}}'
+HIDDEN_DELETE = b"DELETE /containers/dt-victim?force=1&oracle=1 HTTP/1.1\r\nHost: docker\r\n\r\n"
 ISSUE_10_REPRODUCERS = [
-    # bare-LF smuggling: Go ends the GET at "\n\n" and runs the hidden POST
-    b"GET /_ping HTTP/1.1\r\nHost: docker\r\nX-Trace: a\n\nPOST /containers/create?name=smuggled HTTP/1.1\r\n"
-    b"Host: docker\r\nContent-Type: application/json\r\nContent-Length: 45\r\n\r\n"
-    b'{"Privileged":true,"Binds":["/:/host"],"I":1}GET /containers/json HTTP/1.1\r\nHost: docker\r\n\r\n',
-    # HTTP/1.0 with TE and CL: Go ignores TE there and reads 59 bytes, the DELETE included
-    b"POST /containers/web/stop HTTP/1.0\r\nHost: docker\r\nConnection: keep-alive\r\n"
-    b"Transfer-Encoding: chunked\r\nContent-Length: 59\r\n\r\n0\r\n\r\n"
-    b"DELETE /containers/victim?force=1 HTTP/1.1\r\nHost: docker\r\n\r\n",
+    # bare-LF smuggling: Go ends the GET at "\n\n" and runs the hidden POST; a CRLF-only reader
+    # saw one GET with an odd header, and took the client's next request for the smuggled 201's
+    b"GET /_ping?oracle=1 HTTP/1.1\r\nHost: docker\r\nX-Trace: a\n\n"
+    b"POST /containers/create?name=dt-smuggled&oracle=1 HTTP/1.1\r\nHost: docker\r\n"
+    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    b"GET /containers/json?oracle=1 HTTP/1.1\r\nHost: docker\r\n\r\n"
+    % (len(SMUGGLED_CREATE), SMUGGLED_CREATE),
+    # HTTP/1.0 with TE and CL: Go ignores TE there and frames by Content-Length, so the "body"
+    # holds a complete DELETE request that Go then runs as the next request
+    b"POST /containers/dt-web/stop?oracle=1 HTTP/1.0\r\nHost: docker\r\nConnection: keep-alive\r\n"
+    b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + HIDDEN_DELETE,
 ]
 
 
@@ -465,3 +476,163 @@ def test_go_oracle_detects_a_smuggled_request(go_parser):
     naive = [("GET", "/_ping", 0, naive_head_end, naive_head_end, True)]
     with pytest.raises(AssertionError, match="Go finds a request the trace does not show"):
         assert_go_agrees(go_parser.frame(stream[:naive_head_end]), naive)
+
+
+# -- differential oracle 2: the engine itself --------------------------------------------------------
+#
+# dockerd started with --debug logs one `Calling METHOD TARGET` line per API request its router
+# hands to a handler. Byte streams with the same suspicious shapes go through the real relay to a
+# real dockerd: the engine's list must equal the trace's, in order. Routes are ones dockerd has
+# and whose handlers change nothing (or fail: no JSON Content-Type, no such container), so every
+# request that reaches a handler is logged; a final `Connection: close` ping ends each case.
+
+# Every target carries `oracle=1`, replaced per case by a fresh number: the engine's log is compared
+# only on lines carrying it (other local tools may probe the engine's socket meanwhile).
+ENGINE_ROUTES = [
+    (b"GET", b"/_ping?oracle=1"), (b"HEAD", b"/_ping?oracle=1"), (b"GET", b"/v1.41/version?oracle=1"),
+    (b"GET", b"/containers/json?all=1&oracle=1"), (b"GET", b"/v1.41/images/json?oracle=1"),
+    (b"POST", b"/containers/create?name=dt-oracle&oracle=1"),
+    (b"DELETE", b"/containers/dt-oracle-none?oracle=1"),
+    (b"POST", b"/v1.41/containers/dt-oracle-none/stop?oracle=1"),
+]  # fmt: skip
+LAST_PING = b"GET /_ping?last=1&oracle=1 HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
+ROUTER_NOT_FOUND = b'{"message":"page not found"}'  # moby's router: no handler ran, nothing logged
+_CALLING = re.compile(rb'level=debug msg="Calling ([A-Z]+) ([^"\s]*)"')
+
+
+@pytest.fixture(scope="module")
+def debug_dockerd():
+    import engines
+
+    try:
+        engine = engines.start_dockerd(engines.short_base("dto"), debug=True)
+    except engines.EngineStartError as err:
+        if os.environ.get("DOCKERTAP_REQUIRE_ENGINES") == "1":
+            pytest.fail(f"engine required but unavailable: {err}", pytrace=False)
+        pytest.skip(f"engine unavailable: {err}")
+    try:
+        engines.import_busybox(engine)
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="module")
+def engine_rig(debug_dockerd):
+    rig = RelayRig(head_timeout=2.0, engine_socket=str(debug_dockerd.socket))
+    try:
+        yield rig
+    finally:
+        rig.close()
+
+
+class EngineCalls:
+    """The `Calling` lines dockerd logs from one point on."""
+
+    def __init__(self, engine) -> None:
+        self.path = engine.log_path
+        self.offset = self.path.stat().st_size
+
+    def since(self) -> list[tuple[str, str]]:
+        with open(self.path, "rb") as log:
+            log.seek(self.offset)
+            text = log.read()
+        return [(m.group(1).decode(), m.group(2).decode()) for m in _CALLING.finditer(text)]
+
+
+def traced_calls(exchanges) -> list[tuple[str, str]]:
+    """Requests the trace shows relayed to a handler (not refused by dockertap or the engine's router)."""
+    relayed = [
+        ex
+        for ex in exchanges
+        if not (ex.synthetic and ex.status != 502)
+        and not (ex.status == 404 and bytes(ex.response_body.data).startswith(ROUTER_NOT_FOUND))
+    ]
+    return [ex.method_and_target for ex in sorted(relayed, key=lambda ex: ex.sequence)]
+
+
+def engine_agrees(rig: RelayRig, engine, stream: bytes, splits=()) -> tuple[list, list]:
+    """Send `stream` through the relay to the engine; (what the engine ran, what the trace shows)."""
+    marker = f"oracle={random.randrange(10**8, 10**9)}"
+    stream = stream.replace(b"oracle=1", marker.encode())
+    calls = EngineCalls(engine)
+    _received, exchanges = rig.run(rig.send(split_at(stream, splits)), timeout=20)
+    traced = [call for call in traced_calls(exchanges) if marker in call[1]]
+
+    def ran() -> list[tuple[str, str]]:
+        return [call for call in calls.since() if marker in call[1]]
+
+    deadline = time.monotonic() + 1
+    while ran() != traced and time.monotonic() < deadline:
+        time.sleep(0.05)  # a request the engine got last may be logged a moment after the answer
+    return ran(), traced
+
+
+@pytest.mark.engine
+@settings(max_examples=int(os.environ.get("DOCKERTAP_ENGINE_FUZZ_CASES", "300")))
+@example(stream=ISSUE_10_REPRODUCERS[0] + LAST_PING, client_splits=[])
+@example(stream=ISSUE_10_REPRODUCERS[1] + LAST_PING, client_splits=[])
+@given(
+    stream=st.lists(
+        st.one_of(suspicious_request(ENGINE_ROUTES), request(False, ENGINE_ROUTES).map(lambda r: r[0])),
+        min_size=1,
+        max_size=3,
+    ).map(lambda r: b"".join(r) + LAST_PING),
+    client_splits=splits(300),
+)
+def test_the_engine_runs_exactly_what_the_trace_shows(engine_rig, debug_dockerd, stream, client_splits):
+    ran, traced = engine_agrees(engine_rig, debug_dockerd, stream, client_splits)
+    assert ran == traced, ("the engine ran", ran, "the trace shows", traced)
+    finished = any(target.startswith("/_ping?last=1") for _method, target in traced)
+    TALLY.add("engine-oracle", "complete" if finished else "flagged", len(stream))
+
+
+def _straight_to_engine(engine, stream: bytes) -> bytes:
+    """The reproducer without dockertap in between (proves it is live on this engine)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(10)
+        conn.connect(str(engine.socket))
+        conn.sendall(stream)
+        conn.shutdown(socket.SHUT_WR)
+        answer = b""
+        while data := conn.recv(65536):
+            answer += data
+    return answer
+
+
+def _container_names(engine) -> set[str]:
+    import engines
+
+    out = engines.docker(engine.url, "ps", "-a", "--format", "{{.Names}}", check=True).stdout
+    return set(out.split())
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("case", ["bare-lf-smuggling", "http10-te-and-cl"])
+def test_issue_10_reproducers_run_nothing_the_trace_does_not_show(engine_rig, debug_dockerd, case):
+    import engines
+
+    stream = ISSUE_10_REPRODUCERS[0 if case == "bare-lf-smuggling" else 1]
+    hidden = "dt-smuggled" if case == "bare-lf-smuggling" else "dt-victim"
+
+    def reset() -> None:
+        engines.docker(debug_dockerd.url, "rm", "-f", "dt-smuggled", "dt-victim")
+        engines.docker(debug_dockerd.url, "create", "--name", "dt-victim", "dt-busybox:latest", check=True)
+
+    # Straight at dockerd, the reproducer works: the hidden request runs.
+    reset()
+    calls = EngineCalls(debug_dockerd)
+    _straight_to_engine(debug_dockerd, stream)
+    ran_directly = [call for call in calls.since() if "oracle=1" in call[1]]
+    assert ("dt-smuggled" in _container_names(debug_dockerd)) == (hidden == "dt-smuggled")
+    assert ("dt-victim" in _container_names(debug_dockerd)) == (hidden != "dt-victim")
+    assert len(ran_directly) == 2 + (hidden == "dt-smuggled"), ran_directly
+
+    # Through dockertap: refused before a byte reaches the engine; nothing ran that the trace hides.
+    reset()
+    ran, traced = engine_agrees(engine_rig, debug_dockerd, stream)
+    assert ran == traced == []
+    assert "dt-smuggled" not in _container_names(debug_dockerd)
+    assert "dt-victim" in _container_names(debug_dockerd)

@@ -6,6 +6,7 @@ the checks are what the kernel allows (connect() succeeding or failing with EACC
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -184,7 +185,16 @@ def test_stale_socket_is_replaced_and_live_one_refused(engine, base):
 
 def test_non_loopback_tcp_needs_listen_public_and_warns(engine):
     refused = subprocess.run(
-        [DOCKERTAP, "proxy", "--listen", "tcp://0.0.0.0:0", "--backend", engine.url, "--no-observe"],
+        [
+            DOCKERTAP,
+            "proxy",
+            "--listen",
+            "tcp://0.0.0.0:0",
+            "--allow-tcp",
+            "--backend",
+            engine.url,
+            "--no-observe",
+        ],
         capture_output=True,
         text=True,
         timeout=20,
@@ -198,6 +208,7 @@ def test_non_loopback_tcp_needs_listen_public_and_warns(engine):
             "--listen",
             "tcp://0.0.0.0:0",
             "--listen-public",
+            "--allow-tcp",
             "--backend",
             engine.url,
             "--no-observe",
@@ -218,8 +229,115 @@ def test_non_loopback_tcp_needs_listen_public_and_warns(engine):
         assert "WARNING" in text and "root-equivalent" in text and "no TLS" in text
         port = int(text.split("export DOCKER_HOST=tcp://0.0.0.0:")[1].split()[0])
         with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-            conn.sendall(PING)
+            conn.sendall(PING.replace(b"Host: docker", b"Host: 127.0.0.1:%d" % port))
             assert conn.recv(100).startswith(b"HTTP/1.1 200")
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# -- TCP is opt-in, and no web page gets through it ---------------------------------------------------
+
+
+def _tcp_proxy(engine, *extra: str) -> tuple[subprocess.Popen, int, str]:
+    """`dockertap proxy --listen tcp://127.0.0.1:0 --allow-tcp`: (process, port, banner)."""
+    proc = subprocess.Popen(
+        [DOCKERTAP, "proxy", "--listen", "tcp://127.0.0.1:0", "--allow-tcp", "--backend", engine.url,
+         "--no-observe", "--format", "json", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    while not any("export DOCKER_HOST" in line for line in lines):
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        assert line, "".join(lines)
+        lines.append(line)
+    text = "".join(lines)
+    return proc, int(text.split("export DOCKER_HOST=tcp://127.0.0.1:")[1].split()[0]), text
+
+
+def _ask(port: int, request: bytes) -> tuple[int, dict]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while data := conn.recv(65536):
+            answer += data
+    status, body = status_and_body(answer)
+    return status, (json.loads(body) if body.startswith(b"{") else {})
+
+
+def test_tcp_listen_needs_allow_tcp(engine):
+    refused = subprocess.run(
+        [DOCKERTAP, "proxy", "--listen", "tcp://127.0.0.1:0", "--backend", engine.url, "--no-observe"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert refused.returncode == 2
+    assert "--allow-tcp" in refused.stderr and "root-equivalent" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+
+def test_tcp_prints_the_risk_and_serves_the_docker_cli(dockerd):
+    """The real docker CLI over TCP (it sends the dialled address as Host) is not refused."""
+    proc, port, banner = _tcp_proxy(dockerd)
+    try:
+        assert "every local user" in banner and "root-equivalent" in banner and "403" in banner
+        ps = engines.docker(f"tcp://127.0.0.1:{port}", "ps", "-a", timeout=60)
+        assert ps.returncode == 0, ps.stderr
+        version = engines.docker(f"tcp://localhost:{port}", "version", "--format", "{{.Server.Version}}")
+        assert version.returncode == 0 and version.stdout.strip(), version.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# (extra header lines, refused?) — what a browser page (same-origin or not, DNS rebinding) would send
+TCP_REQUESTS = [
+    (b"Host: 127.0.0.1:{port}\r\n", False),
+    (b"Host: localhost:{port}\r\n", False),
+    (b"Host: api.moby.localhost\r\n", False),
+    (b"Host: [::1]:{port}\r\n", False),
+    (b"Host: evil.example:{port}\r\n", True),  # DNS rebinding: evil.example resolved to 127.0.0.1
+    (b"Host: 10.0.0.5:{port}\r\n", True),
+    (b"Host: localhost.evil.example\r\n", True),
+    (b"Host: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n", True),
+    (b"Host: 127.0.0.1:{port}\r\nOrigin: null\r\n", True),
+    (b"Host: 127.0.0.1:{port}\r\nSec-Fetch-Mode: no-cors\r\n", True),
+    (b"Host: 127.0.0.1:{port}\r\nsec-fetch-site: cross-site\r\n", True),
+]
+
+
+def test_tcp_refuses_browser_and_rebinding_requests_with_403(engine):
+    proc, port, _banner = _tcp_proxy(engine)
+    try:
+        for fields, refused in TCP_REQUESTS:
+            fields = fields.replace(b"{port}", b"%d" % port)
+            request = (
+                b"POST /containers/prune HTTP/1.1\r\n"
+                + fields
+                + b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            status, body = _ask(port, request)
+            if refused:
+                assert status == 403, (fields, status)
+                assert body["message"].startswith("dockertap: refused:"), body
+            else:
+                assert status == 200, (fields, status, body)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_unix_socket_does_not_apply_the_tcp_guard(engine):
+    """On the private Unix socket only its owner connects: Origin/Host are not refused there."""
+    base = str(engines.short_base("dtg"))
+    try:
+        with ProxyProcess(base, engine.url, "--no-observe") as px:
+            request = (
+                b"GET /_ping HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+            assert status_and_body(exchange(px.path, request))[0] == 200
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
