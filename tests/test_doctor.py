@@ -186,7 +186,12 @@ def test_doctor_follows_symlinks_and_reports_where_they_point(base):
 
 
 def _nobody_command(base: str) -> tuple[list[str], dict[str, str]] | None:
-    """Run this checkout's code as `nobody` with the system python (the venv's python lives under /root)."""
+    """Run this checkout's code as `nobody` with the system python (the venv's python lives under /root).
+
+    The checkout's `dockertap/` folder holds only the CLI modules (setuptools maps `proxy/` etc. under
+    it at install time), so it must never shadow the package assembled here: PYTHONSAFEPATH keeps the
+    working directory (the repository root, under pytest) off sys.path.
+    """
     setpriv, python = shutil.which("setpriv"), "/usr/bin/python3"
     if os.getuid() != 0 or not setpriv or not os.path.exists(python):
         return None
@@ -205,6 +210,7 @@ def _nobody_command(base: str) -> tuple[list[str], dict[str, str]] | None:
         "PATH": os.environ["PATH"],
         "PYTHONPATH": f"{base}/py:{site}",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONSAFEPATH": "1",
     }
     return [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", python], env
 
