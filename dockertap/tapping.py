@@ -20,7 +20,7 @@ import typer
 from dockertap.filters import ExchangeFilter, FilterError, matches_all, parse_filters
 from dockertap.output import BackgroundWriter
 from dockertap.proxy.capture import body_prefix
-from dockertap.proxy.discovery import Discovery, default_listen_path, discover_backend
+from dockertap.proxy.discovery import Discovery, cli_choice, default_listen_path, discover_backend
 from dockertap.proxy.endpoints import EndpointError, parse_endpoint
 from dockertap.proxy.exchange import Exchange, final_head, header_value
 from dockertap.proxy.hub import Event
@@ -216,7 +216,35 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _warn_if_the_cli_setting_is_broken() -> None:
+    """Say once when the user's own DOCKER_HOST/context does not work with the docker CLI.
+
+    `run` gives CMD a DOCKER_HOST of its own (and drops DOCKER_CONTEXT), and `proxy` tells the
+    user to export one, so a broken setting would otherwise be repaired invisibly: everything
+    works under dockertap and fails without it.
+    """
+    choice = cli_choice(os.environ)
+    problem = choice.error if choice.reading is None else choice.reading.problem
+    if choice.origin not in ("DOCKER_HOST", "DOCKER_CONTEXT", "currentContext") or not problem:
+        return
+    setting = (
+        f"DOCKER_HOST={choice.reading.given}"
+        if choice.origin == "DOCKER_HOST" and choice.reading
+        else f"DOCKER_CONTEXT={choice.context}"
+        if choice.origin == "DOCKER_CONTEXT"
+        else f"the current docker context {choice.context!r}"
+    )
+    typer.secho(
+        f"dockertap: warning: your {setting} does not work with the docker CLI: {problem}. "
+        "Through dockertap it works, because dockertap sets DOCKER_HOST itself; without dockertap "
+        "it fails (`dockertap doctor` shows a fix that works)",
+        fg="yellow",
+        err=True,
+    )
+
+
 def _discover(backend: str | None, own: list[str]) -> Discovery:
+    _warn_if_the_cli_setting_is_broken()
     try:
         found = discover_backend(backend, own_sockets=own)
     except EndpointError as exc:
@@ -446,26 +474,78 @@ def _who_can_connect(listening: Listening, group: str | None) -> str:
     return " (mode 0600: only you)"
 
 
-_BYPASS_FLAGS = ("-H", "--host", "--context", "-c")
-#: docker's global options that take a value (so the next word is not the subcommand).
-_VALUED_GLOBALS = (*_BYPASS_FLAGS, "--config", "-l", "--log-level", "--tlscacert", "--tlscert", "--tlskey")
+@dataclass(frozen=True)
+class GlobalFlags:
+    """The connection options a Docker client reads before its subcommand, and which take a value."""
+
+    bypass: tuple[str, ...]  # options that pick another endpoint than DOCKER_HOST
+    valued: tuple[str, ...]  # options that take a value (the next word is not the subcommand)
+    short_attached: bool = True  # pflag: `-Hunix:///x` is -H with a value
 
 
-def bypass_flags(command: list[str]) -> list[str]:
-    """Global options in a docker command line that would make it skip DOCKER_HOST (and the tap).
+#: docker/cli cli/flags/options.go (InstallFlags): -H/--host, -c/--context and the other valued globals.
+DOCKER_FLAGS = GlobalFlags(
+    ("-H", "--host", "-c", "--context"),
+    ("-H", "--host", "-c", "--context", "--config", "-l", "--log-level", "--tlscacert", "--tlscert",
+     "--tlskey"),
+)  # fmt: skip
+#: Compose v2 standalone (docker/compose cmd/compatibility/convert.go: getStringFlags): --host/-H and
+#: --context (no -c) before the first word that is not an option; `docker compose -H` is refused.
+COMPOSE_V2_FLAGS = GlobalFlags(
+    ("-H", "--host", "--context"),
+    ("-H", "--host", "--context", "--tlscacert", "--tlscert", "--tlskey", "--log-level"),
+    short_attached=False,
+)
+#: docker-compose 1.x (Python, `docker-compose --help`): -H/--host and -c/--context among its options.
+COMPOSE_V1_FLAGS = GlobalFlags(
+    ("-H", "--host", "-c", "--context"),
+    ("-H", "--host", "-c", "--context", "-f", "--file", "-p", "--project-name", "--profile",
+     "--log-level", "--ansi", "--tlscacert", "--tlscert", "--tlskey", "--project-directory",
+     "--env-file"),
+    short_attached=False,
+)  # fmt: skip
 
-    Only options before the subcommand count: in `docker run img sh -c …`, `-c` is sh's.
+
+def _global_flags_of(command: list[str], executable: str | None) -> GlobalFlags | None:
+    """Only a docker or docker-compose command line carries docker's connection flags."""
+    program = os.path.basename(command[0])
+    if program == "docker":
+        return DOCKER_FLAGS
+    if program == "docker-compose":
+        try:
+            with open(executable or shutil.which(command[0]) or command[0], "rb") as fh:
+                script = fh.read(2) == b"#!"  # 1.x is a Python script, 2.x a Go binary
+        except OSError:
+            script = False
+        return COMPOSE_V1_FLAGS if script else COMPOSE_V2_FLAGS
+    return None
+
+
+def bypass_flags(command: list[str], executable: str | None = None) -> list[str]:
+    """Global options in a docker/docker-compose command line that make it skip DOCKER_HOST (and the tap).
+
+    Only options before the subcommand count: in `docker run img sh -c …`, `-c` is sh's; and in
+    `sh -c 'docker ps'`, `-c` is the shell's, whatever the script holds.
     """
+    flags = _global_flags_of(command, executable)
+    if flags is None:
+        return []
     found = []
     args = iter(command[1:])
     for arg in args:
         if not arg.startswith("-") or arg == "--":
             break  # the subcommand: global options end here
         name = arg.split("=", 1)[0]
-        attached_host = arg.startswith("-H") and len(arg) > 2 and not arg.startswith("--")
-        if name in _BYPASS_FLAGS or attached_host:
+        attached = (
+            flags.short_attached
+            and not arg.startswith("--")
+            and len(arg) > 2
+            and arg[:2] in flags.bypass
+            and arg[2] != "="
+        )
+        if name in flags.bypass or attached:
             found.append(arg)
-        if name in _VALUED_GLOBALS and "=" not in arg and not attached_host:
+        if name in flags.valued and "=" not in arg and not attached:
             next(args, None)
     return found
 
@@ -508,7 +588,7 @@ def run(
     executable = shutil.which(command[0])
     if executable is None:
         raise _fail(f"command not found: {command[0]}", code=127)
-    for flag in bypass_flags(command):
+    for flag in bypass_flags(command, executable):
         typer.secho(
             f"dockertap: warning: {flag!r} makes {os.path.basename(command[0])} talk to another endpoint "
             "directly; those calls will not go through the tap",
