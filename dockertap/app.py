@@ -5,6 +5,9 @@ from __future__ import annotations
 import typer
 
 from dockertap import __version__
+from dockertap.completion import complete_zsh_on_first_tab
+
+complete_zsh_on_first_tab()
 
 app = typer.Typer(
     name="dockertap",
@@ -59,6 +62,11 @@ from dockertap import recording_cmds as _recording_cmds  # noqa: E402
 
 app.command("export")(_recording_cmds.export)
 app.command("import")(_recording_cmds.import_)
+
+
+from dockertap.plugin_cmds import plugin_app as _plugin_app  # noqa: E402
+
+app.add_typer(_plugin_app, name="plugin")
 
 
 def main() -> None:

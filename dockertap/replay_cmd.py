@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from dockertap.completion import recording_names
 from dockertap.proxy.listener import ListenError, open_unix_listener
 from dockertap.recordings.narrate import narration, phrase
 from dockertap.recordings.replayable import ReplaySession, bundled_recordings, load_replay
@@ -63,7 +64,10 @@ def _load(file: str) -> ReplaySession:
 
 def replay(
     file: str = typer.Argument(
-        None, metavar="FILE|NAME", help="A session file, or the name of a bundled recording (see --list)."
+        None,
+        metavar="FILE|NAME",
+        help="A session file, or the name of a bundled recording (see --list).",
+        autocompletion=recording_names,
     ),
     step: bool = typer.Option(False, "--step", help="Wait for Enter between exchanges."),
     speed: float = typer.Option(

@@ -323,6 +323,32 @@ def _observer(observe: bool | None, analysis: Analysis, found: Discovery, pipeli
     return observer
 
 
+OTLP_HELP = (
+    "Export spans to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (also on when the standard "
+    "OTEL_EXPORTER_OTLP_ENDPOINT is set; needs the 'otel' extra)."
+)
+
+
+def _otel_export(otlp: str | None, command: list[str] | None = None):
+    """The OpenTelemetry sink, or None when no export was asked for."""
+    from dockertap.otel import OtelExport, OtelUnavailable, export_requested
+
+    if not export_requested(otlp, os.environ):
+        return None
+    if otlp and not otlp.startswith(("http://", "https://")):
+        raise _fail(f"--otlp takes an http:// or https:// URL of an OTLP/HTTP collector, got {otlp!r}")
+    try:
+        return OtelExport(endpoint=otlp, command=command)
+    except OtelUnavailable as exc:
+        raise _fail(str(exc)) from None
+
+
+def _close_otel(export) -> None:
+    if export is not None:
+        export.close()
+        typer.secho(f"dockertap: {export.summary()}", err=True, dim=True)
+
+
 RECORD_HELP = "Record the session (JSON Lines, flushed per exchange) to FILE."
 NO_REDACT_HELP = "Show and record registry credentials and secret-looking env values as they are."
 
@@ -380,6 +406,7 @@ def proxy(
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
     settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
+    otlp: str = typer.Option(None, "--otlp", metavar="URL", help=OTLP_HELP),
 ) -> None:
     """Listen on a socket and relay every Docker API exchange to the real engine, one trace line each.
 
@@ -432,6 +459,9 @@ def proxy(
         pipeline.sinks.append(live_view)
     else:
         pipeline.sinks.append(TraceSink(out.write, fmt, color=sys.stdout.isatty(), filters=filters))
+    otel = _otel_export(otlp)
+    if otel is not None:
+        pipeline.sinks.append(otel)
     observer = _observer(observe, analysis, found, pipeline, settle)
 
     def ready() -> None:
@@ -452,6 +482,7 @@ def proxy(
             live_view.stop()
         if recorder is not None:
             recorder.close(dropped=tap.hub.dropped)
+        _close_otel(otel)
         out.close()
         if tap.hub.dropped or out.dropped:
             sys.stderr.write(
@@ -569,6 +600,7 @@ def run(
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
     settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
+    otlp: str = typer.Option(None, "--otlp", metavar="URL", help=OTLP_HELP),
 ) -> None:
     """Run CMD with DOCKER_HOST pointing at a private tap, then print the trace of its exchanges.
 
@@ -614,6 +646,9 @@ def run(
     pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
     if recorder is not None:
         pipeline.sinks.append(recorder)
+    otel = _otel_export(otlp, command)
+    if otel is not None:
+        pipeline.sinks.append(otel)
     observer = _observer(observe, analysis, found, pipeline, settle)
     tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
     env = dict(os.environ, DOCKER_HOST=listening.url)
@@ -646,6 +681,7 @@ def run(
         shutil.rmtree(workdir, ignore_errors=True)
         if recorder is not None:
             recorder.close(dropped=tap.hub.dropped)
+        _close_otel(otel)
     if writer:
         writer.close()
     else:
