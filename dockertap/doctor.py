@@ -393,8 +393,8 @@ def _diagnose(
     return Diagnosis(problem.format(**fields), fix.format(**fields), rep.url, list(commands or []))
 
 
-#: At most this many `export DOCKER_HOST=…` alternatives per problem (a busy machine runs many engines).
-MAX_SUGGESTED = 4
+#: At most this many fix commands per problem on screen (a busy machine runs many engines; --json has all).
+MAX_SHOWN_COMMANDS = 4
 
 
 class _Fixes:
@@ -436,7 +436,7 @@ class _Fixes:
         return choice.url, bool(rep.probe and rep.probe.ok)
 
     def exports(self, failing: EndpointReport | None) -> list[str]:
-        return [f"export DOCKER_HOST={url}" for url in self.others(failing)[:MAX_SUGGESTED]]
+        return [f"export DOCKER_HOST={url}" for url in self.others(failing)]
 
     def contexts_that_answer(self) -> list[str]:
         names = []
@@ -769,8 +769,11 @@ def render(report: DoctorReport, console: Console) -> None:
         console.print(f"[bold]{escape(say(title))}[/]")
         for diag in entries:
             console.print(f"  {mark} {escape(diag.problem)}\n    [green]{say(label)}[/] {escape(diag.fix)}")
-            for command in diag.commands:
+            for command in diag.commands[:MAX_SHOWN_COMMANDS]:
                 console.print(f"      [cyan]{escape(command)}[/]")
+            if len(diag.commands) > MAX_SHOWN_COMMANDS:
+                more = len(diag.commands) - MAX_SHOWN_COMMANDS
+                console.print(f"      [dim]{escape(say('more-commands', count=more))}[/]")
     if not report.diagnoses:
         console.print(f"[green]{escape(say('no-problems'))}[/]")
 

@@ -25,6 +25,7 @@ TEXT: dict[str, str] = {
     "none-found": "none found",
     "no-problems": "No problems found.",
     "fix": "fix:",
+    "more-commands": "... and {count} more (the engines in the Running engines table; --json lists all)",
     "check": "check:",
     "running.not-docker": "containerd API (not a Docker API)",
     "running.none": "no dockerd, podman service or containerd process is running",

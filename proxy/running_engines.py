@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -200,15 +201,75 @@ def _other_mount_namespace(proc: str, pid: int) -> bool:
 
 
 def _through_its_root(hosts: Iterable[str], proc: str, pid: int) -> list[str]:
-    """Unix paths of a process in another mount namespace, reached through /proc/PID/root (root only)."""
+    """Unix paths of a process in another mount namespace, as we can reach them.
+
+    Where the same file is mounted in our namespace too (an engine whose /run is a bind mount of a
+    directory we see), its path here; else through /proc/PID/root (root only, while it lives).
+    """
     out = []
     for host in hosts:
-        if host.startswith("unix:///"):
-            host = "unix://" + in_root(f"{proc}/{pid}/root", host[len("unix://") :])
-        elif host.startswith("/"):
-            host = in_root(f"{proc}/{pid}/root", host)
+        prefix = "unix://" if host.startswith("unix:///") else ""
+        path = host[len(prefix) :]
+        if path.startswith("/"):
+            host = prefix + (_path_in_our_namespace(proc, pid, path) or in_root(f"{proc}/{pid}/root", path))
         out.append(host)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Mount:
+    device: str  # major:minor
+    root: str  # the path inside that filesystem that is mounted
+    point: str  # where it is mounted
+
+
+def _mounts(proc: str, pid: int | str) -> list[_Mount]:
+    """/proc/PID/mountinfo (proc(5)): fields 3-5 are major:minor, root and mount point."""
+    text = (_read(f"{proc}/{pid}/mountinfo") or b"").decode(errors="replace")
+
+    def unescape(field: str) -> str:
+        return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+    return [
+        _Mount(fields[2], unescape(fields[3]), unescape(fields[4]))
+        for fields in (line.split() for line in text.splitlines())
+        if len(fields) > 4
+    ]
+
+
+def _under(path: str, directory: str) -> bool:
+    return directory == "/" or path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def _path_in_our_namespace(proc: str, pid: int, path: str) -> str | None:
+    """The path, in our mount namespace, of the file process `pid` sees at `path` (None: not mounted here)."""
+    theirs = in_root(f"{proc}/{pid}/root", path)
+    canonical = theirs[len(f"{proc}/{pid}/root") :] or "/"
+    try:
+        target = os.stat(theirs)
+    except OSError:
+        return None
+    candidates = [m for m in _mounts(proc, pid) if _under(canonical, m.point)]
+    if not candidates:
+        return None
+    mount = max(candidates, key=lambda m: len(m.point))
+    inside = (
+        os.path.join(mount.root, os.path.relpath(canonical, mount.point))
+        if canonical != mount.point
+        else mount.root
+    )
+    for ours in sorted(_mounts(proc, "self"), key=lambda m: -len(m.root)):
+        if ours.device != mount.device or not _under(inside, ours.root):
+            continue
+        relative = os.path.relpath(inside, ours.root)
+        here = os.path.normpath(os.path.join(ours.point, relative))
+        try:
+            found = os.stat(here)
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino):
+            return here
+    return None
 
 
 def in_root(root: str, path: str) -> str:
