@@ -18,6 +18,7 @@ from typing import IO
 import typer
 
 from dockertap.filters import ExchangeFilter, FilterError, matches_all, parse_filters
+from dockertap.options import endpoint_url, output_file
 from dockertap.output import BackgroundWriter
 from dockertap.proxy.capture import body_prefix
 from dockertap.proxy.discovery import Discovery, cli_choice, default_listen_path, discover_backend
@@ -377,20 +378,23 @@ def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> Non
 
 # -- commands --------------------------------------------------------------------------------
 
+BACKEND_HELP = "Engine socket to relay to (unix:// or tcp://) [default: discovered]"
 CAPTURE_HELP = "Bytes of each body and hijacked stream to keep for display and recording (all are counted)."
 
 
 def proxy(
     listen: str = typer.Option(
-        None, "--listen", "-l", help="unix:///path or tcp://127.0.0.1:PORT [default: a private Unix socket]"
+        None,
+        "--listen",
+        "-l",
+        callback=endpoint_url,
+        help="unix:///path or tcp://127.0.0.1:PORT [default: a private Unix socket]",
     ),
-    backend: str = typer.Option(
-        None, "--backend", "-b", help="Engine socket to relay to (unix:// or tcp://) [default: discovered]"
-    ),
+    backend: str = typer.Option(None, "--backend", "-b", callback=endpoint_url, help=BACKEND_HELP),
     fmt: TraceFormat = typer.Option(
         TraceFormat.text, "--format", "-f", help="Trace lines as text or JSON Lines."
     ),
-    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", help=CAPTURE_HELP),
+    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", min=0, help=CAPTURE_HELP),
     group: str = typer.Option(None, "--group", help="Let members of GROUP connect too (socket mode 0660)."),
     listen_public: bool = typer.Option(
         False, "--listen-public", help="Allow a non-loopback TCP address (root-equivalent access, no TLS)."
@@ -402,10 +406,10 @@ def proxy(
     ),
     bodies: bool = typer.Option(False, "--bodies", help="Show JSON bodies and decoded stdout/stderr frames."),
     plain: bool = typer.Option(False, "--plain", help="Plain lines even on a terminal (no live panel)."),
-    record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
+    record: str = typer.Option(None, "--record", metavar="FILE", callback=output_file, help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
-    settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
+    settle: float = typer.Option(0.15, "--settle", min=0, help=SETTLE_HELP),
     otlp: str = typer.Option(None, "--otlp", metavar="URL", help=OTLP_HELP),
 ) -> None:
     """Listen on a socket and relay every Docker API exchange to the real engine, one trace line each.
@@ -433,10 +437,15 @@ def proxy(
     try:
         filters = parse_filters(filter_specs)
     except FilterError as exc:
+        _close_unused(listening)
         raise _fail(str(exc)) from None
     analysis = Analysis(found)
     pipeline = Pipeline(processors=_processors(analysis, not no_redact))
-    recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
+    try:
+        recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
+    except typer.Exit:
+        _close_unused(listening)  # a failed start leaves no socket behind
+        raise
     if recorder is not None:
         pipeline.sinks.append(recorder)
     tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
@@ -488,6 +497,16 @@ def proxy(
             sys.stderr.write(
                 f"dockertap: {tap.hub.dropped + out.dropped} trace events were not shown (slow output)\n"
             )
+
+
+def _close_unused(listening: Listening) -> None:
+    """Close a listener that will never serve, and remove its socket file."""
+    listening.sock.close()
+    if listening.path:
+        try:
+            os.unlink(listening.path)
+        except FileNotFoundError:
+            pass
 
 
 def _who_can_connect(listening: Listening, group: str | None) -> str:
@@ -585,21 +604,19 @@ def run(
     command: list[str] = typer.Argument(
         ..., metavar="-- CMD [ARGS]...", help="The command to run through the tap."
     ),
-    backend: str = typer.Option(
-        None, "--backend", "-b", help="Engine socket to relay to (unix:// or tcp://) [default: discovered]"
-    ),
+    backend: str = typer.Option(None, "--backend", "-b", callback=endpoint_url, help=BACKEND_HELP),
     trace_file: str = typer.Option(
-        None, "--trace-file", "-o", help="Write the trace to FILE instead of stderr."
+        None, "--trace-file", "-o", callback=output_file, help="Write the trace to FILE instead of stderr."
     ),
     live: bool = typer.Option(False, "--live", help="Print trace lines while CMD runs, not after."),
     fmt: TraceFormat = typer.Option(
         TraceFormat.text, "--format", "-f", help="Trace lines as text or JSON Lines."
     ),
-    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", help=CAPTURE_HELP),
-    record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
+    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", min=0, help=CAPTURE_HELP),
+    record: str = typer.Option(None, "--record", metavar="FILE", callback=output_file, help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
-    settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
+    settle: float = typer.Option(0.15, "--settle", min=0, help=SETTLE_HELP),
     otlp: str = typer.Option(None, "--otlp", metavar="URL", help=OTLP_HELP),
 ) -> None:
     """Run CMD with DOCKER_HOST pointing at a private tap, then print the trace of its exchanges.
@@ -627,22 +644,38 @@ def run(
             fg="yellow",
             err=True,
         )
+    # Discovery first: the tap's own socket does not exist yet, so no candidate can be it, and a
+    # failed discovery leaves no private directory behind.
+    found = _discover(backend, own=[])
     workdir = tempfile.mkdtemp(prefix="dockertap-")
     os.chmod(workdir, 0o700)
     listen_url = f"unix://{workdir}/docker.sock"
-    found = _discover(backend, own=[listen_url])
     try:
         listening = open_listener(listen_url)
     except ListenError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
         raise _fail(str(exc)) from None
 
-    trace_stream: IO[str] = open(trace_file, "w", encoding="utf-8") if trace_file else sys.stderr  # noqa: SIM115
+    def abandon() -> None:
+        """A start that fails leaves nothing behind: no socket, no private directory."""
+        _close_unused(listening)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    try:
+        trace_stream: IO[str] = open(trace_file, "w", encoding="utf-8") if trace_file else sys.stderr  # noqa: SIM115
+    except OSError as exc:
+        abandon()
+        raise _fail(f"cannot write {trace_file}: {exc.strerror or exc}") from None
     color = trace_stream.isatty()
     collected = _Collected()
     writer = BackgroundWriter(trace_stream) if live else None
     sink = TraceSink(writer.write, fmt, color=color) if writer else collected
     analysis = Analysis(found)
-    recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
+    try:
+        recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
+    except typer.Exit:
+        abandon()
+        raise
     pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
     if recorder is not None:
         pipeline.sinks.append(recorder)
@@ -682,13 +715,18 @@ def run(
         if recorder is not None:
             recorder.close(dropped=tap.hub.dropped)
         _close_otel(otel)
-    if writer:
-        writer.close()
-    else:
-        trace_stream.write(collected.render(fmt, color))
-        if observer is not None and fmt is TraceFormat.text:
-            trace_stream.write("".join(f"dockertap: {line}\n" for line in evidence_banner))
-        trace_stream.flush()
-    if trace_file:
-        trace_stream.close()
-    raise typer.Exit(128 - code if code < 0 else code)
+    exit_code = 128 - code if code < 0 else code
+    try:
+        if writer:
+            writer.close()
+        else:
+            trace_stream.write(collected.render(fmt, color))
+            if observer is not None and fmt is TraceFormat.text:
+                trace_stream.write("".join(f"dockertap: {line}\n" for line in evidence_banner))
+            trace_stream.flush()
+        if trace_file:
+            trace_stream.close()
+    except OSError as exc:  # CMD ran; only the trace could not be written: say so, keep CMD's status
+        where = trace_file or "stderr"
+        raise _fail(f"cannot write the trace to {where}: {exc.strerror or exc}", exit_code or 1) from None
+    raise typer.Exit(exit_code)
