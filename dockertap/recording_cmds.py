@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from dockertap.options import output_file
 from dockertap.recordings.format import SessionFormatError, read_session
 
 
@@ -17,10 +18,18 @@ def export(
         ..., metavar="FILE", help="A session file (dockertap ... --record FILE)."
     ),
     har: str = typer.Option(
-        None, "--har", metavar="OUT", help="Write HAR 1.2 (browser devtools, HAR viewers)."
+        None,
+        "--har",
+        metavar="OUT",
+        callback=output_file,
+        help="Write HAR 1.2 (browser devtools, HAR viewers).",
     ),
     flows: str = typer.Option(
-        None, "--flows", metavar="OUT", help="Write a mitmproxy flow file (mitmweb -r OUT)."
+        None,
+        "--flows",
+        metavar="OUT",
+        callback=output_file,
+        help="Write a mitmproxy flow file (mitmweb -r OUT).",
     ),
 ) -> None:
     """Export a recorded session as HAR or as a mitmproxy flow file.
@@ -38,21 +47,27 @@ def export(
         raise _fail(str(exc)) from None
     for warning in session.warnings:
         typer.secho(f"dockertap: warning: {warning}", fg="yellow", err=True)
-    if har:
-        from dockertap.recordings.har import write_har
+    from dockertap.recordings.flows import write_flows
+    from dockertap.recordings.har import write_har
 
-        count = write_har(session, har)
-        typer.echo(f"wrote {count} exchanges to {har} (HAR 1.2)", err=True)
-    if flows:
-        from dockertap.recordings.flows import write_flows
-
-        count = write_flows(session, flows)
-        typer.echo(f"wrote {count} flows to {flows} (mitmproxy)", err=True)
+    for path, write, what in (
+        (har, write_har, "exchanges to {} (HAR 1.2)"),
+        (flows, write_flows, "flows to {} (mitmproxy)"),
+    ):
+        if not path:
+            continue
+        try:
+            count = write(session, path)
+        except OSError as exc:
+            raise _fail(f"cannot write {path}: {exc.strerror or exc}") from None
+        typer.echo(f"wrote {count} {what.format(path)}", err=True)
 
 
 def import_(
     source: str = typer.Argument(..., metavar="IN", help="A HAR file or a mitmproxy flow file."),
-    out: str = typer.Option(..., "--output", "-o", metavar="FILE", help="Session file to write."),
+    out: str = typer.Option(
+        ..., "--output", "-o", metavar="FILE", callback=output_file, help="Session file to write."
+    ),
     no_redact: bool = typer.Option(False, "--no-redact", help="Keep credentials found in the capture."),
 ) -> None:
     """Turn a capture made elsewhere (mitmproxy, HAR) into a session file, analysed like a live tap.
@@ -74,5 +89,8 @@ def import_(
         flows = read_foreign_flows(source)
     except (OSError, FlowReadException) as exc:
         raise _fail(f"cannot read {source}: {exc}") from None
-    count = import_flows(flows, out, redact=not no_redact)
+    try:
+        count = import_flows(flows, out, redact=not no_redact)
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
     typer.echo(f"imported {count} exchanges from {source} into {out}", err=True)

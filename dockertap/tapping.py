@@ -19,9 +19,10 @@ from typing import IO
 import typer
 
 from dockertap.filters import ExchangeFilter, FilterError, matches_all, parse_filters
+from dockertap.options import endpoint_url, output_file
 from dockertap.output import BackgroundWriter
 from dockertap.proxy.capture import body_prefix
-from dockertap.proxy.discovery import Discovery, default_listen_path, discover_backend
+from dockertap.proxy.discovery import Discovery, cli_choice, default_listen_path, discover_backend
 from dockertap.proxy.endpoints import EndpointError, parse_endpoint
 from dockertap.proxy.exchange import Exchange, final_head, header_value
 from dockertap.proxy.hub import Event
@@ -223,7 +224,35 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _warn_if_the_cli_setting_is_broken() -> None:
+    """Say once when the user's own DOCKER_HOST/context does not work with the docker CLI.
+
+    `run` gives CMD a DOCKER_HOST of its own (and drops DOCKER_CONTEXT), and `proxy` tells the
+    user to export one, so a broken setting would otherwise be repaired invisibly: everything
+    works under dockertap and fails without it.
+    """
+    choice = cli_choice(os.environ)
+    problem = choice.error if choice.reading is None else choice.reading.problem
+    if choice.origin not in ("DOCKER_HOST", "DOCKER_CONTEXT", "currentContext") or not problem:
+        return
+    setting = (
+        f"DOCKER_HOST={choice.reading.given}"
+        if choice.origin == "DOCKER_HOST" and choice.reading
+        else f"DOCKER_CONTEXT={choice.context}"
+        if choice.origin == "DOCKER_CONTEXT"
+        else f"the current docker context {choice.context!r}"
+    )
+    typer.secho(
+        f"dockertap: warning: your {setting} does not work with the docker CLI: {problem}. "
+        "Through dockertap it works, because dockertap sets DOCKER_HOST itself; without dockertap "
+        "it fails (`dockertap doctor` shows a fix that works)",
+        fg="yellow",
+        err=True,
+    )
+
+
 def _discover(backend: str | None, own: list[str]) -> Discovery:
+    _warn_if_the_cli_setting_is_broken()
     try:
         found = discover_backend(backend, own_sockets=own)
     except EndpointError as exc:
@@ -413,20 +442,23 @@ def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> Non
 
 # -- commands --------------------------------------------------------------------------------
 
+BACKEND_HELP = "Engine socket to relay to (unix:// or tcp://) [default: discovered]"
 CAPTURE_HELP = "Bytes of each body and hijacked stream to keep for display and recording (all are counted)."
 
 
 def proxy(
     listen: str = typer.Option(
-        None, "--listen", "-l", help="unix:///path or tcp://127.0.0.1:PORT [default: a private Unix socket]"
+        None,
+        "--listen",
+        "-l",
+        callback=endpoint_url,
+        help="unix:///path or tcp://127.0.0.1:PORT [default: a private Unix socket]",
     ),
-    backend: str = typer.Option(
-        None, "--backend", "-b", help="Engine socket to relay to (unix:// or tcp://) [default: discovered]"
-    ),
+    backend: str = typer.Option(None, "--backend", "-b", callback=endpoint_url, help=BACKEND_HELP),
     fmt: TraceFormat = typer.Option(
         TraceFormat.text, "--format", "-f", help="Trace lines as text or JSON Lines."
     ),
-    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", help=CAPTURE_HELP),
+    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", min=0, help=CAPTURE_HELP),
     group: str = typer.Option(None, "--group", help="Let members of GROUP connect too (socket mode 0660)."),
     listen_public: bool = typer.Option(
         False, "--listen-public", help="Allow a non-loopback TCP address (root-equivalent access, no TLS)."
@@ -456,10 +488,10 @@ def proxy(
     ),
     bodies: bool = typer.Option(False, "--bodies", help="Show JSON bodies and decoded stdout/stderr frames."),
     plain: bool = typer.Option(False, "--plain", help="Plain lines even on a terminal (no live panel)."),
-    record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
+    record: str = typer.Option(None, "--record", metavar="FILE", callback=output_file, help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
-    settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
+    settle: float = typer.Option(0.15, "--settle", min=0, help=SETTLE_HELP),
     otlp: str = typer.Option(None, "--otlp", metavar="URL", help=OTLP_HELP),
     otel_propagate: bool = typer.Option(False, "--otel-propagate", help=PROPAGATE_HELP),
 ) -> None:
@@ -491,10 +523,15 @@ def proxy(
     try:
         filters = parse_filters(filter_specs)
     except FilterError as exc:
+        _close_unused(listening)
         raise _fail(str(exc)) from None
     analysis = Analysis(found)
     pipeline = Pipeline(processors=_processors(analysis, not no_redact))
-    recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
+    try:
+        recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
+    except typer.Exit:
+        _close_unused(listening)  # a failed start leaves no socket behind
+        raise
     if recorder is not None:
         pipeline.sinks.append(recorder)
     limits = dict(
@@ -569,6 +606,16 @@ def _limits_summary(stats: RelayStats, max_connections: int, idle_timeout: float
     return f"dockertap: {'; '.join(parts)}\n" if parts else ""
 
 
+def _close_unused(listening: Listening) -> None:
+    """Close a listener that will never serve, and remove its socket file."""
+    listening.sock.close()
+    if listening.path:
+        try:
+            os.unlink(listening.path)
+        except FileNotFoundError:
+            pass
+
+
 def _who_can_connect(listening: Listening, group: str | None) -> str:
     if listening.path is None:
         browsers = (
@@ -591,26 +638,78 @@ def _who_can_connect(listening: Listening, group: str | None) -> str:
     return " (mode 0600: only you)"
 
 
-_BYPASS_FLAGS = ("-H", "--host", "--context", "-c")
-#: docker's global options that take a value (so the next word is not the subcommand).
-_VALUED_GLOBALS = (*_BYPASS_FLAGS, "--config", "-l", "--log-level", "--tlscacert", "--tlscert", "--tlskey")
+@dataclass(frozen=True)
+class GlobalFlags:
+    """The connection options a Docker client reads before its subcommand, and which take a value."""
+
+    bypass: tuple[str, ...]  # options that pick another endpoint than DOCKER_HOST
+    valued: tuple[str, ...]  # options that take a value (the next word is not the subcommand)
+    short_attached: bool = True  # pflag: `-Hunix:///x` is -H with a value
 
 
-def bypass_flags(command: list[str]) -> list[str]:
-    """Global options in a docker command line that would make it skip DOCKER_HOST (and the tap).
+#: docker/cli cli/flags/options.go (InstallFlags): -H/--host, -c/--context and the other valued globals.
+DOCKER_FLAGS = GlobalFlags(
+    ("-H", "--host", "-c", "--context"),
+    ("-H", "--host", "-c", "--context", "--config", "-l", "--log-level", "--tlscacert", "--tlscert",
+     "--tlskey"),
+)  # fmt: skip
+#: Compose v2 standalone (docker/compose cmd/compatibility/convert.go: getStringFlags): --host/-H and
+#: --context (no -c) before the first word that is not an option; `docker compose -H` is refused.
+COMPOSE_V2_FLAGS = GlobalFlags(
+    ("-H", "--host", "--context"),
+    ("-H", "--host", "--context", "--tlscacert", "--tlscert", "--tlskey", "--log-level"),
+    short_attached=False,
+)
+#: docker-compose 1.x (Python, `docker-compose --help`): -H/--host and -c/--context among its options.
+COMPOSE_V1_FLAGS = GlobalFlags(
+    ("-H", "--host", "-c", "--context"),
+    ("-H", "--host", "-c", "--context", "-f", "--file", "-p", "--project-name", "--profile",
+     "--log-level", "--ansi", "--tlscacert", "--tlscert", "--tlskey", "--project-directory",
+     "--env-file"),
+    short_attached=False,
+)  # fmt: skip
 
-    Only options before the subcommand count: in `docker run img sh -c …`, `-c` is sh's.
+
+def _global_flags_of(command: list[str], executable: str | None) -> GlobalFlags | None:
+    """Only a docker or docker-compose command line carries docker's connection flags."""
+    program = os.path.basename(command[0])
+    if program == "docker":
+        return DOCKER_FLAGS
+    if program == "docker-compose":
+        try:
+            with open(executable or shutil.which(command[0]) or command[0], "rb") as fh:
+                script = fh.read(2) == b"#!"  # 1.x is a Python script, 2.x a Go binary
+        except OSError:
+            script = False
+        return COMPOSE_V1_FLAGS if script else COMPOSE_V2_FLAGS
+    return None
+
+
+def bypass_flags(command: list[str], executable: str | None = None) -> list[str]:
+    """Global options in a docker/docker-compose command line that make it skip DOCKER_HOST (and the tap).
+
+    Only options before the subcommand count: in `docker run img sh -c …`, `-c` is sh's; and in
+    `sh -c 'docker ps'`, `-c` is the shell's, whatever the script holds.
     """
+    flags = _global_flags_of(command, executable)
+    if flags is None:
+        return []
     found = []
     args = iter(command[1:])
     for arg in args:
         if not arg.startswith("-") or arg == "--":
             break  # the subcommand: global options end here
         name = arg.split("=", 1)[0]
-        attached_host = arg.startswith("-H") and len(arg) > 2 and not arg.startswith("--")
-        if name in _BYPASS_FLAGS or attached_host:
+        attached = (
+            flags.short_attached
+            and not arg.startswith("--")
+            and len(arg) > 2
+            and arg[:2] in flags.bypass
+            and arg[2] != "="
+        )
+        if name in flags.bypass or attached:
             found.append(arg)
-        if name in _VALUED_GLOBALS and "=" not in arg and not attached_host:
+        if name in flags.valued and "=" not in arg and not attached:
             next(args, None)
     return found
 
@@ -619,21 +718,19 @@ def run(
     command: list[str] = typer.Argument(
         ..., metavar="-- CMD [ARGS]...", help="The command to run through the tap."
     ),
-    backend: str = typer.Option(
-        None, "--backend", "-b", help="Engine socket to relay to (unix:// or tcp://) [default: discovered]"
-    ),
+    backend: str = typer.Option(None, "--backend", "-b", callback=endpoint_url, help=BACKEND_HELP),
     trace_file: str = typer.Option(
-        None, "--trace-file", "-o", help="Write the trace to FILE instead of stderr."
+        None, "--trace-file", "-o", callback=output_file, help="Write the trace to FILE instead of stderr."
     ),
     live: bool = typer.Option(False, "--live", help="Print trace lines while CMD runs, not after."),
     fmt: TraceFormat = typer.Option(
         TraceFormat.text, "--format", "-f", help="Trace lines as text or JSON Lines."
     ),
-    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", help=CAPTURE_HELP),
-    record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
+    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", min=0, help=CAPTURE_HELP),
+    record: str = typer.Option(None, "--record", metavar="FILE", callback=output_file, help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
-    settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
+    settle: float = typer.Option(0.15, "--settle", min=0, help=SETTLE_HELP),
     otlp: str = typer.Option(None, "--otlp", metavar="URL", help=OTLP_HELP),
     otel_propagate: bool = typer.Option(False, "--otel-propagate", help=PROPAGATE_HELP),
 ) -> None:
@@ -655,7 +752,7 @@ def run(
     executable = shutil.which(command[0])
     if executable is None:
         raise _fail(f"command not found: {command[0]}", code=127)
-    for flag in bypass_flags(command):
+    for flag in bypass_flags(command, executable):
         typer.secho(
             f"dockertap: warning: {flag!r} makes {os.path.basename(command[0])} talk to another endpoint "
             "directly; those calls will not go through the tap",
@@ -663,22 +760,38 @@ def run(
             err=True,
         )
     otel = _otel_export(otlp, otel_propagate, command)
+    # Discovery first: the tap's own socket does not exist yet, so no candidate can be it, and a
+    # failed discovery leaves no private directory behind.
+    found = _discover(backend, own=[])
     workdir = tempfile.mkdtemp(prefix="dockertap-")
     os.chmod(workdir, 0o700)
     listen_url = f"unix://{workdir}/docker.sock"
-    found = _discover(backend, own=[listen_url])
     try:
         listening = open_listener(listen_url)
     except ListenError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
         raise _fail(str(exc)) from None
 
-    trace_stream: IO[str] = open(trace_file, "w", encoding="utf-8") if trace_file else sys.stderr  # noqa: SIM115
+    def abandon() -> None:
+        """A start that fails leaves nothing behind: no socket, no private directory."""
+        _close_unused(listening)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    try:
+        trace_stream: IO[str] = open(trace_file, "w", encoding="utf-8") if trace_file else sys.stderr  # noqa: SIM115
+    except OSError as exc:
+        abandon()
+        raise _fail(f"cannot write {trace_file}: {exc.strerror or exc}") from None
     color = trace_stream.isatty()
     collected = _Collected()
     writer = BackgroundWriter(trace_stream) if live else None
     sink = TraceSink(writer.write, fmt, color=color) if writer else collected
     analysis = Analysis(found)
-    recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
+    try:
+        recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
+    except typer.Exit:
+        abandon()
+        raise
     pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
     if recorder is not None:
         pipeline.sinks.append(recorder)
@@ -721,14 +834,19 @@ def run(
         if recorder is not None:
             recorder.close(dropped=tap.hub.dropped)
         _close_otel(otel, report=False)
-    if writer:
-        writer.close()
-    else:
-        trace_stream.write(collected.render(fmt, color))
-        if observer is not None and fmt is TraceFormat.text:
-            trace_stream.write("".join(f"dockertap: {line}\n" for line in evidence_banner))
-        trace_stream.flush()
-    if trace_file:
-        trace_stream.close()
+    exit_code = 128 - code if code < 0 else code
+    try:
+        if writer:
+            writer.close()
+        else:
+            trace_stream.write(collected.render(fmt, color))
+            if observer is not None and fmt is TraceFormat.text:
+                trace_stream.write("".join(f"dockertap: {line}\n" for line in evidence_banner))
+            trace_stream.flush()
+        if trace_file:
+            trace_stream.close()
+    except OSError as exc:  # CMD ran; only the trace could not be written: say so, keep CMD's status
+        where = trace_file or "stderr"
+        raise _fail(f"cannot write the trace to {where}: {exc.strerror or exc}", exit_code or 1) from None
     _report_otel(otel)  # after the trace, so it reads as a footer
-    raise typer.Exit(128 - code if code < 0 else code)
+    raise typer.Exit(exit_code)

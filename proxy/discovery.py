@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 
+from dockertap.proxy.cli_host import CliHost, read_cli_host, read_context_host
 from dockertap.proxy.endpoints import Endpoint, EndpointError, parse_endpoint
 from dockertap.proxy.probe import ProbeResult, probe
 
@@ -203,16 +204,86 @@ def list_contexts(config_dir: str) -> list[ContextInfo]:
     return sorted(found, key=lambda c: c.name)
 
 
-def _resolve_context(env: Mapping[str, str], config_dir: str, name: str) -> tuple[str | None, str]:
-    """(url, how) for a context name as the CLI resolves it; the `default` context is virtual."""
+def _resolve_context(env: Mapping[str, str], config_dir: str, name: str) -> tuple[CliHost | None, str]:
+    """(host as the CLI reads it, how) for a context name; None when the context cannot be read.
+
+    The `default` context is virtual: DOCKER_HOST (read as `-H` is) or the built-in default.
+    """
     if name == "default":
         if env.get("DOCKER_HOST"):
-            return env["DOCKER_HOST"], "the 'default' context uses DOCKER_HOST"
-        return DEFAULT_DOCKER_HOST, "the 'default' context uses the built-in default"
+            return read_cli_host(env["DOCKER_HOST"]), "the 'default' context uses DOCKER_HOST"
+        return read_cli_host(DEFAULT_DOCKER_HOST), "the 'default' context uses the built-in default"
     ctx = read_context(config_dir, name)
-    if ctx.error:
-        return None, ctx.error
-    return ctx.host, f"context {name!r} ({ctx.meta_path}) has Endpoints.docker.Host = {ctx.host}"
+    if ctx.error or ctx.host is None:
+        return None, ctx.error or f"context {name!r} has no docker endpoint"
+    how = f"context {name!r} ({ctx.meta_path}) has Endpoints.docker.Host = {ctx.host}"
+    return read_context_host(ctx.host), how
+
+
+@dataclass(frozen=True, slots=True)
+class CliChoice:
+    """Which endpoint the docker CLI picks, what selected it, and how the CLI reads it."""
+
+    origin: str  # "--context", "-H", "DOCKER_HOST", "DOCKER_CONTEXT", "currentContext", "default"
+    context: str | None  # the context name, when a context selected it
+    reading: CliHost | None  # None: the CLI fails before it has a host (e.g. no such context)
+    why: str
+    error: str | None = None  # why the CLI fails to resolve an endpoint at all
+
+    @property
+    def url(self) -> str | None:
+        return self.reading.url if self.reading else None
+
+
+def cli_choice(
+    env: Mapping[str, str] | None = None,
+    home: str | None = None,
+    argv_host: str | None = None,
+    argv_context: str | None = None,
+) -> CliChoice:
+    """The endpoint the docker CLI would use, and why (docker/cli cli/command/cli.go resolveContextName).
+
+    Precedence: `--context`, `-H`, `DOCKER_HOST`, `DOCKER_CONTEXT`, `currentContext`, default.
+    """
+    env = os.environ if env is None else env
+    home = home or env.get("HOME") or os.path.expanduser("~")
+    config_dir = docker_config_dir(env, home)
+
+    def by_context(origin: str, name: str, prefix: str) -> CliChoice:
+        reading, how = _resolve_context(env, config_dir, name)
+        error = how if reading is None else None
+        return CliChoice(origin, name, reading, f"{prefix}; {how}", error)
+
+    if argv_context and argv_host:
+        error = "conflicting options: either specify --host or --context, not both"
+        return CliChoice("--context", argv_context, None, error, error)
+    if argv_context:
+        return by_context("--context", argv_context, f"--context {argv_context} was given")
+    if argv_host:
+        return CliChoice(
+            "-H",
+            None,
+            read_cli_host(argv_host),
+            "-H/--host was given (it overrides contexts and DOCKER_HOST)",
+        )
+    if env.get("DOCKER_HOST"):
+        extra = ""
+        if env.get("DOCKER_CONTEXT"):
+            extra = f" (it overrides DOCKER_CONTEXT={env['DOCKER_CONTEXT']})"
+        return CliChoice("DOCKER_HOST", None, read_cli_host(env["DOCKER_HOST"]), f"DOCKER_HOST is set{extra}")
+    if env.get("DOCKER_CONTEXT"):
+        name = env["DOCKER_CONTEXT"]
+        return by_context("DOCKER_CONTEXT", name, f"DOCKER_CONTEXT={name}")
+    current = current_context_name(config_dir)
+    if current:
+        where = os.path.join(config_dir, "config.json")
+        return by_context("currentContext", current, f"currentContext is {current!r} in {where}")
+    return CliChoice(
+        "default",
+        None,
+        read_cli_host(DEFAULT_DOCKER_HOST),
+        "no --context, -H, DOCKER_HOST, DOCKER_CONTEXT or currentContext: the default",
+    )
 
 
 def cli_endpoint(
@@ -221,34 +292,9 @@ def cli_endpoint(
     argv_host: str | None = None,
     argv_context: str | None = None,
 ) -> tuple[str | None, str]:
-    """The endpoint the docker CLI would use, and why (cli/command/cli.go: resolveContextName).
-
-    Precedence: `--context`, `-H`, `DOCKER_HOST`, `DOCKER_CONTEXT`, `currentContext`, default.
-    The url is None when the CLI would fail (e.g. a context that does not exist).
-    """
-    env = os.environ if env is None else env
-    home = home or env.get("HOME") or os.path.expanduser("~")
-    config_dir = docker_config_dir(env, home)
-    if argv_context and argv_host:
-        return None, "conflicting options: either specify --host or --context, not both"
-    if argv_context:
-        url, how = _resolve_context(env, config_dir, argv_context)
-        return url, f"--context {argv_context} was given; {how}"
-    if argv_host:
-        return argv_host, "-H/--host was given (it overrides contexts and DOCKER_HOST)"
-    if env.get("DOCKER_HOST"):
-        extra = ""
-        if env.get("DOCKER_CONTEXT"):
-            extra = f" (it overrides DOCKER_CONTEXT={env['DOCKER_CONTEXT']})"
-        return env["DOCKER_HOST"], f"DOCKER_HOST is set{extra}"
-    if env.get("DOCKER_CONTEXT"):
-        url, how = _resolve_context(env, config_dir, env["DOCKER_CONTEXT"])
-        return url, f"DOCKER_CONTEXT={env['DOCKER_CONTEXT']}; {how}"
-    current = current_context_name(config_dir)
-    if current:
-        url, how = _resolve_context(env, config_dir, current)
-        return url, f"currentContext is {current!r} in {os.path.join(config_dir, 'config.json')}; {how}"
-    return DEFAULT_DOCKER_HOST, "no --context, -H, DOCKER_HOST, DOCKER_CONTEXT or currentContext: the default"
+    """(url, why) of `cli_choice`: the host as the CLI settles on it, None when the CLI fails first."""
+    choice = cli_choice(env, home, argv_host, argv_context)
+    return choice.url, choice.why
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +308,7 @@ class Candidate:
     auto: bool = True  # may discovery pick it without being asked? (other contexts: no)
     skip: str | None = None  # why discovery does not probe it
     probe: ProbeResult | None = None
+    cli_problem: str | None = None  # why the docker CLI itself fails with this setting (DOCKER_HOST, context)
 
     def to_dict(self) -> dict:
         return {
@@ -271,19 +318,26 @@ class Candidate:
             "auto": self.auto,
             "skip": self.skip,
             "probe": self.probe.to_dict() if self.probe else None,
+            "cli_problem": self.cli_problem,
         }
 
 
 def _candidate(
-    source: str, url: str | None, note: str, *, auto: bool = True, skip: str | None = None
+    source: str,
+    url: str | None,
+    note: str,
+    *,
+    auto: bool = True,
+    skip: str | None = None,
+    cli_problem: str | None = None,
 ) -> Candidate:
     if url is None:
-        return Candidate(source, None, None, note, auto, skip or note)
+        return Candidate(source, None, None, note, auto, skip or note, cli_problem=cli_problem)
     try:
         endpoint = parse_endpoint(url)
     except EndpointError as exc:
-        return Candidate(source, url, None, note, auto, skip or str(exc))
-    return Candidate(source, endpoint.url, endpoint, note, auto, skip)
+        return Candidate(source, url, None, note, auto, skip or str(exc), cli_problem=cli_problem)
+    return Candidate(source, endpoint.url, endpoint, note, auto, skip, cli_problem=cli_problem)
 
 
 def _expand(template: str, env: Mapping[str, str], home: str, root: str) -> list[str] | None:
@@ -382,9 +436,17 @@ def candidates(
         out.append(_candidate("--backend", explicit, "given on the command line"))
     if env.get("DOCKER_HOST"):
         host = env["DOCKER_HOST"]
+        reading = read_cli_host(host)
+        # A scheme-less path is relayed to the socket it names (what the user meant), but the
+        # docker CLI would not reach it: cli_problem says so, so `run`/`proxy` can tell the user.
+        url = reading.meant or (reading.endpoint.url if reading.endpoint else host)
         out.append(
             _candidate(
-                "DOCKER_HOST", host, "set in your environment", skip=own_socket_check(host, own_sockets, env)
+                "DOCKER_HOST",
+                url,
+                "set in your environment",
+                skip=own_socket_check(url, own_sockets, env),
+                cli_problem=reading.problem,
             )
         )
 
@@ -394,12 +456,14 @@ def candidates(
         origin = (
             "DOCKER_CONTEXT" if env.get("DOCKER_CONTEXT") else f"currentContext in {config_dir}/config.json"
         )
-        url, how = _resolve_context(env, config_dir, chosen)
+        reading, how = _resolve_context(env, config_dir, chosen)
+        url = reading.endpoint.url if reading and reading.endpoint else (reading.given if reading else None)
         skip = None
         if chosen == "default":
             skip = "the 'default' context is DOCKER_HOST or /var/run/docker.sock, tried on their own"
         skip = skip or own_socket_check(url, own_sockets, env)
-        out.append(_candidate(f"context {chosen!r}", url, f"{origin}; {how}", skip=skip))
+        problem = None if env.get("DOCKER_HOST") else (reading.problem if reading else how)
+        out.append(_candidate(f"context {chosen!r}", url, f"{origin}; {how}", skip=skip, cli_problem=problem))
 
     for cand in well_known_candidates(env, home, platform=platform, root=root):
         skip = own_socket_check(cand.url, own_sockets, env)
