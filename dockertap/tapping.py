@@ -299,14 +299,21 @@ RECORD_HELP = "Record the session (JSON Lines, flushed per exchange) to FILE."
 NO_REDACT_HELP = "Show and record registry credentials and secret-looking env values as they are."
 
 
-def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> None:
+def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> int:
+    """Serve until SIGINT/SIGTERM/SIGHUP; returns that signal's number (the shell's 128+N exit)."""
     raise_open_file_limit()  # two descriptors per relayed connection
+    received: list[int] = []
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+
+        def on_signal(sig: int) -> None:
+            received.append(sig)
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, on_signal, sig)
         await tap.start()
         if observer is not None:
             await observer.start()
@@ -319,6 +326,7 @@ def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> Non
 
     with asyncio.Runner(loop_factory=install_fast_loop()) as runner:
         runner.run(main())
+    return received[0] if received else 0
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -417,8 +425,9 @@ def proxy(
         if live_view is not None:
             live_view.start()
 
+    stopped_by = 0
     try:
-        _serve_forever(tap, ready, observer)
+        stopped_by = _serve_forever(tap, ready, observer)
     finally:
         if live_view is not None:
             live_view.stop()
@@ -429,6 +438,8 @@ def proxy(
             sys.stderr.write(
                 f"dockertap: {tap.hub.dropped + out.dropped} trace events were not shown (slow output)\n"
             )
+    if stopped_by:
+        raise typer.Exit(128 + stopped_by)  # what a shell reports for a command ended by that signal
 
 
 def _who_can_connect(listening: Listening, group: str | None) -> str:
