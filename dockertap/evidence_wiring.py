@@ -97,6 +97,11 @@ class Observer:
         self._stage = SettleStage(self, list(pipeline.sinks))
         pipeline.sinks[:] = [self._stage]
 
+    def add_settled_sink(self, sink: Any) -> None:
+        """A sink that sees exchanges only once their settle window closed (evidence attached)."""
+        assert self._stage is not None, "install() first"
+        self._stage.sinks.append(sink)
+
     async def _learn_backend(self, endpoint: Any) -> None:
         """Ask `/version` and `/info` once (off the relay path): the runtime name and the containerd
         socket decide which evidence the model expects."""

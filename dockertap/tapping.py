@@ -276,6 +276,18 @@ def _recorder(path: str | None, found: Discovery, analysis: Analysis, redact: bo
     return RecorderSink(writer, backend=lambda: analysis.backend)
 
 
+def _attach_recorder(recorder, pipeline: Pipeline, observer) -> None:
+    """The recorder takes exchanges as they end, not after the settle window: a `kill -9` then loses
+    at most the evidence still settling, never the exchanges themselves."""
+    if recorder is None:
+        return
+    if observer is None:
+        pipeline.sinks.append(recorder)
+        return
+    pipeline.sinks.insert(0, recorder)
+    observer.add_settled_sink(recorder.settled_sink())
+
+
 OBSERVE_HELP = (
     "Observe the host below the engine (runtime execs via the kernel's process connector, containerd "
     "events via ctr) and mark layers observed/missing [default: on when root]."
@@ -390,8 +402,6 @@ def proxy(
     analysis = Analysis(found)
     pipeline = Pipeline(processors=_processors(analysis, not no_redact))
     recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
-    if recorder is not None:
-        pipeline.sinks.append(recorder)
     tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
     out = BackgroundWriter(sys.stdout)
     live_view = None
@@ -413,6 +423,7 @@ def proxy(
     else:
         pipeline.sinks.append(TraceSink(out.write, fmt, color=sys.stdout.isatty(), filters=filters))
     observer = _observer(observe, analysis, found, pipeline, settle)
+    _attach_recorder(recorder, pipeline, observer)
 
     def ready() -> None:
         err = sys.stderr
@@ -543,9 +554,8 @@ def run(
     analysis = Analysis(found)
     recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
     pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
-    if recorder is not None:
-        pipeline.sinks.append(recorder)
     observer = _observer(observe, analysis, found, pipeline, settle)
+    _attach_recorder(recorder, pipeline, observer)
     tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
     env = dict(os.environ, DOCKER_HOST=listening.url)
     env.pop("DOCKER_CONTEXT", None)  # DOCKER_HOST must win, whatever context is current
