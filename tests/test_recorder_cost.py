@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import engines
+from fakesock import DOCKER_PING_HEADERS
 
 from dockertap.proxy.exchange import Capture, Exchange, PeerInfo
 from dockertap.recordings.format import exchange_record, read_session
-from fakesock import DOCKER_PING_HEADERS
 
 FRAMES = 65536
 
@@ -86,7 +86,9 @@ class _FrameServer:
                         conn.sendall(frame)
                     conn.sendall(b"0\r\n\r\n")
                 else:
-                    conn.sendall(b"HTTP/1.1 200 OK\r\n" + DOCKER_PING_HEADERS + b"Content-Length: 2\r\n\r\nOK")
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\n" + DOCKER_PING_HEADERS + b"Content-Length: 2\r\n\r\nOK"
+                    )
 
     def close(self) -> None:
         self._sock.close()
@@ -111,7 +113,15 @@ def test_one_byte_frames_do_not_stall_other_clients_and_replay_fast(short_tmp: P
     )
     try:
         logs = subprocess.Popen(
-            ["curl", "-s", "--unix-socket", str(tap.socket), "http://d/containers/c/logs?stdout=1", "-o", "/dev/null"]
+            [
+                "curl",
+                "-s",
+                "--unix-socket",
+                str(tap.socket),
+                "http://d/containers/c/logs?stdout=1",
+                "-o",
+                "/dev/null",
+            ]
         )
         worst = 0.0
         while logs.poll() is None:
@@ -129,7 +139,9 @@ def test_one_byte_frames_do_not_stall_other_clients_and_replay_fast(short_tmp: P
     assert len(logs_record.streams()) == FRAMES
     started = time.perf_counter()
     replay = subprocess.run(
-        [*engines.dockertap_command(), "replay", str(record), "--speed", "0"], capture_output=True, timeout=120
+        [*engines.dockertap_command(), "replay", str(record), "--speed", "0"],
+        capture_output=True,
+        timeout=120,
     )
     took = time.perf_counter() - started
     assert replay.returncode == 0, replay.stderr.decode()
