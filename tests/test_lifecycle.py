@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import engines
 import pytest
 
 from dockertap.evidence_wiring import observe_by_default
+from dockertap.recordings.format import read_session
 
 IMAGE = engines.BUSYBOX_TAG
 
@@ -131,3 +133,29 @@ def test_run_docker_logs_f_ends_cleanly(dockerd, short_tmp: Path, how: str, code
         _wait_for(lambda: not any(_running(c) for c in children), 5, "children to end")
     finally:
         engines.docker(dockerd.url, "rm", "-f", name)
+
+
+#: How long after its answer an exchange may still be only in dockertap's memory (README, Recording).
+RECORD_BOUND = 0.05
+
+
+def _pings(sock: Path, count: int) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(sock))
+        for _ in range(count):
+            s.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"OK"):
+                answer += s.recv(4096)
+
+
+@needs_root
+def test_kill_9_loses_no_exchange_that_ended_before_the_bound(dockerd, short_tmp: Path):
+    """With observation on, exchanges reach the kernel as they end, not after the settle window."""
+    process, sock, record, _err = _start_proxy(dockerd, short_tmp)
+    _pings(sock, 20)
+    time.sleep(RECORD_BOUND)
+    process.kill()
+    process.wait(10)
+    session = read_session(record)
+    assert sum(1 for ex in session.exchanges if ex.target == "/_ping") == 20
