@@ -64,7 +64,7 @@ def import_(
     """
     from mitmproxy.exceptions import FlowReadException
 
-    from dockertap.recordings.flows import import_flows, read_foreign_flows
+    from dockertap.recordings.flows import ImportLimitError, import_flows, read_foreign_flows
 
     if no_redact:
         typer.secho(
@@ -74,5 +74,8 @@ def import_(
         flows = read_foreign_flows(source)
     except (OSError, FlowReadException) as exc:
         raise _fail(f"cannot read {source}: {exc}") from None
-    count = import_flows(flows, out, redact=not no_redact)
+    try:
+        count = import_flows(flows, out, redact=not no_redact)
+    except ImportLimitError as exc:
+        raise _fail(f"cannot import {source}: {exc}") from None
     typer.echo(f"imported {count} exchanges from {source} into {out}", err=True)

@@ -546,7 +546,12 @@ def run(
     except ListenError as exc:
         raise _fail(str(exc)) from None
 
-    trace_stream: IO[str] = open(trace_file, "w", encoding="utf-8") if trace_file else sys.stderr  # noqa: SIM115
+    if trace_file:
+        from dockertap.recordings.format import open_private
+
+        trace_stream: IO[str] = open_private(trace_file)
+    else:
+        trace_stream = sys.stderr
     color = trace_stream.isatty()
     collected = _Collected()
     writer = BackgroundWriter(trace_stream) if live else None

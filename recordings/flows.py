@@ -21,7 +21,7 @@ from mitmproxy.io import FlowReader, FlowWriter
 
 from dockertap.proxy.capture import materialize
 from dockertap.proxy.exchange import Capture, Exchange, PeerInfo
-from dockertap.recordings.format import RecordedExchange, Session, SessionWriter, decode_bytes
+from dockertap.recordings.format import RecordedExchange, Session, SessionWriter, decode_bytes, open_private
 from dockertap.recordings.har import DEFAULT_HOST
 
 
@@ -100,7 +100,7 @@ def exchange_to_flow(rec: RecordedExchange, backend_url: str | None) -> http.HTT
 
 def write_flows(session: Session, path: str) -> int:
     backend_url = session.header.get("backend_url")
-    with open(path, "wb") as out:
+    with open_private(path, binary=True) as out:
         writer = FlowWriter(out)
         for rec in session.exchanges:
             writer.add(exchange_to_flow(rec, backend_url))
@@ -139,9 +139,73 @@ def _capture(data: bytes, at: float) -> Capture:
     return capture
 
 
+#: The most a content-encoded body may decode to in an import. Docker API bodies that are this
+#: big (image tarballs, build contexts) are never content-encoded, so more is a decompression bomb.
+MAX_DECODED_BODY = 64 << 20
+
+
+class ImportLimitError(ValueError):
+    """A capture holds something the import refuses to expand (a decompression bomb)."""
+
+
+def _bounded_pieces(encoding: str, data: bytes) -> Iterable[bytes]:
+    """Decode `data` piece by piece, each piece bounded, so a bomb is caught before it expands."""
+    import zlib
+
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        wbits = 16 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS
+        if encoding == "deflate" and data[:1] and (data[0] & 0x0F) != 8:
+            wbits = -zlib.MAX_WBITS  # raw deflate, as mitmproxy also accepts
+        decoder = zlib.decompressobj(wbits)
+        pending = data
+        while pending:
+            yield decoder.decompress(pending, 1 << 20)
+            pending = decoder.unconsumed_tail
+        yield decoder.flush(1 << 20)
+    elif encoding == "br":
+        import brotli
+
+        decompressor = brotli.Decompressor()
+        for start in range(0, len(data), 16):  # brotli cannot bound its output; small inputs do
+            yield decompressor.process(data[start : start + 16])
+    elif encoding == "zstd":
+        import io
+
+        import zstandard
+
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
+            while piece := reader.read(1 << 20):
+                yield piece
+
+
+def check_decoded_size(message: http.Message, what: str, limit: int = MAX_DECODED_BODY) -> None:
+    """Refuse a body whose Content-Encoding would expand it beyond `limit` bytes."""
+    encoding = message.headers.get("content-encoding", "").strip().lower()
+    data = message.raw_content or b""
+    if not encoding or encoding == "identity" or not data:
+        return
+    size = 0
+    try:
+        for piece in _bounded_pieces(encoding, data):
+            size += len(piece)
+            if size > limit:
+                raise ImportLimitError(
+                    f"{what}: its {encoding}-encoded body ({len(data)} bytes) decodes to more than "
+                    f"{limit >> 20} MiB; refusing to expand it (a decompression bomb?)"
+                )
+    except ImportLimitError:
+        raise
+    except Exception:  # undecodable: mitmproxy keeps such bodies as they are, so do we
+        return
+
+
 def flow_to_exchange(flow: http.HTTPFlow, number: int) -> Exchange:
     """A relay-style exchange from a mitmproxy flow (bodies unchunked, so framing is Content-Length)."""
     request = flow.request
+    which = f"exchange {number} ({request.method} {request.path[:80]})"
+    check_decoded_size(request, f"{which} request")
+    if flow.response is not None:
+        check_decoded_size(flow.response, f"{which} response")
     started = request.timestamp_start or time.time()
     meta_client = (flow.metadata.get("dockertap") or {}).get("client") or {}
     request_body = request.raw_content or b""

@@ -37,6 +37,7 @@ import json
 import os
 import platform
 import socket
+import stat
 import struct
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
@@ -318,6 +319,25 @@ def _to_jsonable(item: Any) -> Any:
 
 def _dumps(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+
+
+def private_fd(path: str | os.PathLike[str]) -> int:
+    """Create (or truncate) a file only its owner can read, for writing: recordings, exports and
+    traces hold what crossed a root-equivalent socket. A file that existed loses others' access too."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_private(path: str | os.PathLike[str], *, binary: bool = False) -> IO[Any]:
+    """`private_fd` as a file object (text UTF-8, or binary)."""
+    fd = private_fd(path)
+    return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
 
 
 class SessionWriter:

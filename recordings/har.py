@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from dockertap.proxy.capture import materialize
-from dockertap.recordings.format import RecordedExchange, Session, decode_bytes
+from dockertap.recordings.format import RecordedExchange, Session, decode_bytes, open_private
 
 #: Origin-form targets get this authority in URLs (the docker CLI sends `Host: api.moby.localhost`).
 DEFAULT_HOST = "docker"
@@ -144,6 +144,6 @@ def session_to_har(session: Session) -> dict[str, Any]:
 
 def write_har(session: Session, path: str) -> int:
     har = session_to_har(session)
-    with open(path, "w", encoding="utf-8") as out:
+    with open_private(path) as out:
         json.dump(har, out, ensure_ascii=False, indent=1)
     return len(har["log"]["entries"])
