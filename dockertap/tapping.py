@@ -55,11 +55,12 @@ class TraceSink:
         fmt: TraceFormat,
         color: bool,
         filters: list[ExchangeFilter] | None = None,
+        bodies: bool = False,
     ) -> None:
         self._write = write
         self._fmt = fmt
         self._filters = filters or []
-        self._renderer = LineRenderer(color=color) if fmt is TraceFormat.text else None
+        self._renderer = LineRenderer(color=color, bodies=bodies) if fmt is TraceFormat.text else None
         self.count = 0
 
     def handle_batch(self, batch: list[Event]) -> None:
@@ -91,7 +92,7 @@ class _Collected:
     def handle_background(self, records: list[dict]) -> None:
         self.background.extend(records)
 
-    def render(self, fmt: TraceFormat, color: bool) -> str:
+    def render(self, fmt: TraceFormat, color: bool, bodies: bool = False) -> str:
         from dockertap.evidence_wiring import background_json, background_lines
 
         ordered = sorted(self.exchanges, key=lambda ex: (ex.started, ex.id))
@@ -99,7 +100,7 @@ class _Collected:
         entries = [(ex.started, 0, ex) for ex in ordered] + [(r["time"], 1, r) for r in self.background]
         entries.sort(key=lambda e: (e[0], e[1]))
         out, run_of = [], []
-        renderer = LineRenderer(color=color) if fmt is TraceFormat.text else None
+        renderer = LineRenderer(color=color, bodies=bodies) if fmt is TraceFormat.text else None
         for _t, is_background, entry in entries:
             if not is_background:
                 run_of.append(entry)
@@ -307,6 +308,7 @@ def _observer(observe: bool | None, analysis: Analysis, found: Discovery, pipeli
     return observer
 
 
+BODIES_HELP = "Show JSON bodies and demultiplexed stdout/stderr under each trace line (text format)."
 RECORD_HELP = "Record the session (JSON Lines, flushed per exchange) to FILE."
 NO_REDACT_HELP = "Show and record registry credentials and secret-looking env values as they are."
 
@@ -366,7 +368,7 @@ def proxy(
         "--filter",
         help="Show only matching exchanges: route=GLOB, status=4xx|5xx|404|error, client=GLOB (repeatable).",
     ),
-    bodies: bool = typer.Option(False, "--bodies", help="Show JSON bodies and decoded stdout/stderr frames."),
+    bodies: bool = typer.Option(False, "--bodies", help=BODIES_HELP),
     plain: bool = typer.Option(False, "--plain", help="Plain lines even on a terminal (no live panel)."),
     record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
@@ -421,7 +423,9 @@ def proxy(
         )
         pipeline.sinks.append(live_view)
     else:
-        pipeline.sinks.append(TraceSink(out.write, fmt, color=sys.stdout.isatty(), filters=filters))
+        pipeline.sinks.append(
+            TraceSink(out.write, fmt, color=sys.stdout.isatty(), filters=filters, bodies=bodies)
+        )
     observer = _observer(observe, analysis, found, pipeline, settle)
     _attach_recorder(recorder, pipeline, observer)
 
@@ -511,6 +515,7 @@ def run(
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
     settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
+    bodies: bool = typer.Option(False, "--bodies", help=BODIES_HELP),
 ) -> None:
     """Run CMD with DOCKER_HOST pointing at a private tap, then print the trace of its exchanges.
 
@@ -555,7 +560,7 @@ def run(
     color = trace_stream.isatty()
     collected = _Collected()
     writer = BackgroundWriter(trace_stream) if live else None
-    sink = TraceSink(writer.write, fmt, color=color) if writer else collected
+    sink = TraceSink(writer.write, fmt, color=color, bodies=bodies) if writer else collected
     analysis = Analysis(found)
     recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
     pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
@@ -595,7 +600,7 @@ def run(
     if writer:
         writer.close()
     else:
-        trace_stream.write(collected.render(fmt, color))
+        trace_stream.write(collected.render(fmt, color, bodies))
         if observer is not None and fmt is TraceFormat.text:
             trace_stream.write("".join(f"dockertap: {line}\n" for line in evidence_banner))
         trace_stream.flush()

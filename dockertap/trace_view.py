@@ -88,7 +88,9 @@ def _format_chain(annotation: object) -> str:
 class LineRenderer:
     """Renders exchanges to text (with colour when the target is a terminal)."""
 
-    def __init__(self, color: bool, width: int | None = None, show_chain: bool = True) -> None:
+    def __init__(
+        self, color: bool, width: int | None = None, show_chain: bool = True, bodies: bool = False
+    ) -> None:
         self._buffer = io.StringIO()
         self._console = Console(
             file=self._buffer,
@@ -99,14 +101,27 @@ class LineRenderer:
             highlight=False,
         )
         self._show_chain = show_chain
+        self._bodies = bodies
 
     def render(self, exchanges: Iterable[Exchange]) -> str:
         for ex in exchanges:
             self._console.print(exchange_line(ex, self._show_chain))
+            if self._bodies:
+                for part in _body_parts(ex):
+                    self._console.print(part)
         text = self._buffer.getvalue()
         self._buffer.seek(0)
         self._buffer.truncate()
         return text
+
+
+def _body_parts(ex: Exchange) -> list:
+    """`--bodies`: the same JSON bodies and demultiplexed stdout/stderr as the live view shows."""
+    from dockertap.live_view import body_details
+    from dockertap.proxy.capture import materialize
+
+    materialize(ex)  # the pipeline builds no mitmproxy objects of its own
+    return body_details(ex)
 
 
 def json_lines(exchanges: Iterable[Exchange]) -> str:
