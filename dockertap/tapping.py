@@ -17,6 +17,7 @@ from typing import IO
 
 import typer
 
+from dockertap.analyzers.clients import NO_PEER_OVER_TCP
 from dockertap.filters import ExchangeFilter, FilterError, matches_all, parse_filters
 from dockertap.output import BackgroundWriter
 from dockertap.proxy.capture import body_prefix
@@ -435,6 +436,8 @@ def proxy(
         if observer is not None:
             err.write(f"dockertap: {observer.banner()}\n")
         err.write(f"dockertap: listening on {listening.url}{_who_can_connect(listening, group)}\n")
+        if listening.path is None:
+            err.write(f"dockertap: clients show as ? (or what their User-Agent says): {NO_PEER_OVER_TCP}\n")
         err.write(f"export DOCKER_HOST={listening.url}\n")
         err.flush()
         if live_view is not None:

@@ -11,7 +11,8 @@ from datetime import datetime
 from rich.console import Console
 from rich.text import Text
 
-from dockertap.proxy.exchange import Exchange
+from dockertap.analyzers.clients import client_label
+from dockertap.proxy.exchange import Exchange, header_value
 from dockertap.recordings.trace import trace_record
 
 _STATUS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "bold red"}
@@ -43,6 +44,11 @@ def short_command(command: str | None, width: int = 28) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def client_of(ex: Exchange) -> str:
+    """The client column: program and subcommand (`docker run`, `compose up`), not a cut command line."""
+    return client_label(ex.peer.command, header_value(ex.request_head, "user-agent"))
+
+
 def exchange_line(ex: Exchange, show_chain: bool = True) -> Text:
     """A rich Text line summarising one exchange."""
     method, target = ex.method_and_target
@@ -53,7 +59,7 @@ def exchange_line(ex: Exchange, show_chain: bool = True) -> Text:
     line = Text()
     line.append(datetime.fromtimestamp(ex.started).strftime("%H:%M:%S.%f")[:-3], style="dim")
     line.append("  ")
-    line.append(f"{short_command(ex.peer.command, 24):<24}", style="magenta")
+    line.append(f"{short_command(client_of(ex), 22):<22}", style="magenta")
     line.append(" ")
     line.append(f"{method:<6}", style="bold")
     line.append(f" {where}")

@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 
 import engines
+import pytest
+
+from dockertap.analyzers.clients import NO_PEER_OVER_TCP, client_label
 
 IMAGE = engines.BUSYBOX_TAG
 SCRIPT = "echo from-stdout; echo from-stderr >&2"
@@ -84,3 +87,76 @@ def test_proxy_bodies_when_stdout_is_not_a_terminal(dockerd, short_tmp: Path):
 def test_proxy_bodies_with_plain_on_a_terminal(dockerd, short_tmp: Path):
     text = _proxy_output(dockerd, short_tmp, "--plain", tty=True)
     assert _has_framed_output(text), text
+
+
+# -- the client column ---------------------------------------------------------------------------
+
+CLIENT_LABELS = [
+    # (command line as /proc shows it, User-Agent, label)
+    ("docker --context dockertap ps -a", "Docker-Client/20.10.24+dfsg1 (linux)", "docker ps"),
+    ("/usr/bin/docker -H unix:///x run --rm busybox echo hi", "Docker-Client/28.5.1 (linux)", "docker run"),
+    ("docker container ls -a", "", "docker container ls"),
+    ("docker compose -f a.yml up -d", "Docker-Client/28.5.1 (linux)", "docker compose up"),
+    ("/usr/libexec/docker/cli-plugins/docker-compose compose up -d", "compose/v2.39.1", "compose up"),
+    ("/usr/libexec/docker/cli-plugins/docker-buildx buildx build .", "", "buildx build"),
+    (
+        "/usr/bin/python3 /usr/bin/docker-compose -p web up",
+        "docker-compose/1.29.2 docker-py/5.0.3",
+        "docker-compose up",
+    ),
+    ("python3 deploy.py --fast", "docker-sdk-python/7.1.0", "sdk python deploy.py"),
+    ("python3 -c import docker", "docker-sdk-python/7.1.0", "sdk python"),
+    (None, "Docker-Client/28.5.1 (linux)", "docker"),
+    (None, "", "?"),
+]
+
+
+@pytest.mark.parametrize(("command", "agent", "label"), CLIENT_LABELS)
+def test_client_label_tells_commands_apart(command, agent, label):
+    assert client_label(command, agent) == label
+
+
+def test_real_clients_are_named_by_program_and_subcommand(dockerd, short_tmp: Path):
+    tap = engines.start_tap(dockerd.url, short_tmp, "--no-observe")
+    compose_file = short_tmp / "compose.yml"
+    compose_file.write_text(f"services:\n  app:\n    image: {IMAGE}\n")
+    try:
+        env = engines.docker_env(tap.url)
+        run = [
+            ["docker", "--host", tap.url, "ps", "-a"],
+            ["docker", "container", "ls"],
+            ["docker-compose", "-f", str(compose_file), "-p", "dtproj", "ps"],
+            # Debian's docker SDK (python3-docker, which docker-compose v1 needs too)
+            ["/usr/bin/python3", "-c", "import docker; docker.from_env().ping()"],
+        ]
+        for argv in run:
+            done = subprocess.run(argv, env=env, capture_output=True, timeout=120)
+            assert done.returncode == 0, (argv, done.stderr)
+        time.sleep(0.5)
+    finally:
+        tap.stop()
+    labels = {line["client"]["label"] for line in tap.trace_lines() if "client" in line}
+    assert {"docker ps", "docker container ls", "docker-compose ps", "sdk python"} <= labels, labels
+    commands = {line["client"]["command"] for line in tap.trace_lines() if "client" in line}
+    assert f"docker --host {tap.url} ps -a" in commands  # the full command line stays in JSON
+
+
+def test_over_tcp_the_client_is_what_its_user_agent_says_and_why_once(dockerd, short_tmp: Path):
+    err = short_tmp / "err"
+    argv = [*engines.dockertap_command(), "proxy", "--listen", "tcp://127.0.0.1:0", "--backend", dockerd.url,
+            "--no-observe", "--plain"]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=open(err, "wb"), stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while "export DOCKER_HOST=" not in err.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = re.search(r"export DOCKER_HOST=(\S+)", err.read_text()).group(1)
+        for _ in range(2):
+            engines.docker(url, "ps", check=True)
+        time.sleep(0.5)
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+    assert err.read_text().count(NO_PEER_OVER_TCP) == 1
+    lines = [line for line in out.decode().splitlines() if "/containers/json" in line]
+    assert len(lines) == 2 and all(line.split()[1] == "docker" for line in lines), lines
