@@ -20,7 +20,6 @@ import typer
 from dockertap.analyzers.clients import NO_PEER_OVER_TCP
 from dockertap.filters import ExchangeFilter, FilterError, matches_all, parse_filters
 from dockertap.output import BackgroundWriter
-from dockertap.proxy.capture import body_prefix
 from dockertap.proxy.discovery import Discovery, default_listen_path, discover_backend
 from dockertap.proxy.endpoints import EndpointError, parse_endpoint
 from dockertap.proxy.exchange import Exchange, final_head, header_value
@@ -157,17 +156,17 @@ class Analysis:
                 return  # only the Date differs, and the fingerprint reads no Date
         elif template not in ("GET /version", "GET /info"):
             return
-        from dockertap.proxy.capture import build_response
+        from dockertap.proxy.capture import response_fields, response_payload
 
-        response = build_response(ex)
-        if response is None or response.status_code != 200 or ex.response_body.truncated:
+        payload = response_payload(ex)  # raw parsing: no mitmproxy import on `run`'s path
+        if payload is None or ex.status != 200:
             return
         if template.endswith(" /_ping"):
             self._ping_head = head
-            self._ping = {k: v for k, v in response.headers.items()}
+            self._ping = response_fields(ex)
         else:
             try:
-                data = json.loads(response.content or b"")
+                data = json.loads(payload or b"")
             except ValueError:
                 return
             if template == "GET /version":
@@ -201,6 +200,8 @@ def _request_json(ex: Exchange) -> object | None:
     """The request body as JSON when it says it is JSON, straight from the (redacted) capture."""
     if not ex.request_body.data or "json" not in header_value(ex.request_head, "content-type"):
         return None
+    from dockertap.proxy.capture import body_prefix
+
     raw = body_prefix(ex.request_body, ex.request_chunked)
     if not raw:
         return None
@@ -499,6 +500,35 @@ def bypass_flags(command: list[str]) -> list[str]:
     return found
 
 
+class StartupGate:
+    """Holds requests that can reach below the engine until `run`'s observers are up.
+
+    Reads whose expected chain ends at the engine (`HEAD /_ping`, `GET /containers/json`) pass at
+    once; anything else waits — every write, and reads like `top` or `stats` that reach the runtime.
+    """
+
+    def __init__(self, analysis: Analysis) -> None:
+        self._analysis = analysis
+        self._ready = asyncio.Event()
+        self.held = 0
+
+    def hold(self, method: str, target: str):
+        if self._ready.is_set() or not self._reaches_below(method, target):
+            return None
+        self.held += 1
+        return self._ready.wait()
+
+    def _reaches_below(self, method: str, target: str) -> bool:
+        if method not in ("GET", "HEAD"):
+            return True
+        from dockertap.analyzers.annotate import chain_of, route_of
+
+        return len(chain_of(self._analysis.backend, route_of(method, target)).layers) > 1
+
+    def open(self) -> None:
+        self._ready.set()
+
+
 def run(
     command: list[str] = typer.Argument(
         ..., metavar="-- CMD [ARGS]...", help="The command to run through the tap."
@@ -569,24 +599,46 @@ def run(
     pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
     observer = _observer(observe, analysis, found, pipeline, settle)
     _attach_recorder(recorder, pipeline, observer)
-    tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
+    config = _relay_config(found, capture_bytes)
+    gate = StartupGate(analysis) if observer is not None else None
+    if gate is not None:
+        config.hold = gate.hold
+    tap = Tap(listening, config, pipeline)
     env = dict(os.environ, DOCKER_HOST=listening.url)
     env.pop("DOCKER_CONTEXT", None)  # DOCKER_HOST must win, whatever context is current
 
     evidence_banner: list[str] = []
 
+    async def start_observing() -> None:
+        assert observer is not None and gate is not None
+        try:
+            await observer.start()
+        finally:
+            config.hold = None  # from now on the relay asks nothing
+            gate.open()
+        evidence_banner.append(observer.banner())  # what was on while CMD ran
+
     async def main() -> int:
         loop = asyncio.get_running_loop()
         await tap.start()
-        if observer is not None:
-            await observer.start()
-            evidence_banner.append(observer.banner())  # what was on while CMD ran
+        # CMD starts at once; the gate holds what could reach below the engine until the
+        # observers are up, so starting them costs a `docker ps` nothing and a `docker run` no evidence.
+        observing = loop.create_task(start_observing()) if observer is not None else None
         proc = await asyncio.create_subprocess_exec(executable, *command[1:], env=env)
         # The terminal sends ^C to CMD itself; we stay up until CMD decides to exit.
         loop.add_signal_handler(signal.SIGINT, lambda: None)
         loop.add_signal_handler(signal.SIGTERM, lambda: proc.send_signal(signal.SIGTERM))
         loop.add_signal_handler(signal.SIGHUP, lambda: proc.send_signal(signal.SIGHUP))
         code = await proc.wait()
+        if observing is not None:
+            if not observing.done() and gate is not None and not gate.held:
+                observing.cancel()  # nothing CMD did could reach below the engine: no evidence to wait for
+            try:
+                await observing
+            except asyncio.CancelledError:
+                evidence_banner.append("evidence: not needed (nothing CMD did reached below the engine)")
+            except Exception as exc:  # the sources say why they are off; the trace goes on without them
+                evidence_banner.append(f"evidence: the observers failed to start: {exc}")
         await tap.stop()
         if observer is not None:
             await observer.finish_all()

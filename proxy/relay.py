@@ -29,7 +29,7 @@ import os
 import select
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from dockertap.proxy.endpoints import Endpoint
@@ -83,6 +83,9 @@ class RelayConfig:
     #: Explains a failed backend dial: OSError -> (reason, hint). Injected so the relay
     #: itself stays free of diagnosis logic.
     describe_dial_error: Callable[[Endpoint, OSError], tuple[str, str]] | None = None
+    #: While set, asked for each request head before it is forwarded: an awaitable to wait on
+    #: first (`run` holds requests that reach below the engine until its observers are up), or None.
+    hold: Callable[[str, str], Awaitable[object] | None] | None = None
 
 
 @dataclass(slots=True)
@@ -399,6 +402,10 @@ class _Connection:
 
             ex = self._new_exchange(head)
             self.hub.emit("request", ex)
+            if self.config.hold is not None:
+                waiting = self.config.hold(*ex.method_and_target)
+                if waiting is not None:
+                    await waiting
             if self.backend is None and not await self._connect_backend(ex):
                 return
             body_here = frame.body is Body.NONE or (

@@ -6,6 +6,7 @@ and survivors are looked up in /proc, not taken from dockertap's word.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -159,3 +160,52 @@ def test_kill_9_loses_no_exchange_that_ended_before_the_bound(dockerd, short_tmp
     process.wait(10)
     session = read_session(record)
     assert sum(1 for ex in session.exchanges if ex.target == "/_ping") == 20
+
+
+# -- `dockertap run` starts CMD at once, and loses no evidence for it --------------------------------
+
+
+def _run_seconds(dockerd, *args: str) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [*engines.dockertap_command(), "run", "--backend", dockerd.url, *args],
+        capture_output=True, timeout=120, env=engines.docker_env("unix:///nonexistent"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return time.perf_counter() - started
+
+
+@needs_root
+def test_observers_add_little_to_a_docker_ps(dockerd):
+    """Starting the observers (~0.5 s: a reader process, ctr) no longer happens before CMD runs."""
+    observed, plain = [], []
+    for _ in range(5):
+        observed.append(_run_seconds(dockerd, "--observe", "--", "docker", "ps"))
+        plain.append(_run_seconds(dockerd, "--no-observe", "--", "docker", "ps"))
+    added = sorted(observed)[2] - sorted(plain)[2]
+    assert added < 0.2, (
+        f"observation added {added:.2f}s (medians {sorted(observed)[2]:.2f} vs {sorted(plain)[2]:.2f})"
+    )
+
+
+@needs_root
+def test_the_first_container_operation_keeps_its_evidence(dockerd, short_tmp: Path):
+    trace = short_tmp / "t.jsonl"
+    _run_seconds(
+        dockerd,
+        "--observe",
+        "--format",
+        "json",
+        "-o",
+        str(trace),
+        "--",
+        "docker",
+        "run",
+        "--rm",
+        IMAGE,
+        "true",
+    )
+    lines = [json.loads(line) for line in trace.read_text().splitlines() if line.startswith("{")]
+    start = next(line for line in lines if line.get("route") == "POST /containers/{id}/start")
+    statuses = {layer["layer"]: layer["status"] for layer in start["layers"]}
+    assert statuses["containerd"] == statuses["runc"] == "observed", statuses

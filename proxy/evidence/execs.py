@@ -463,6 +463,8 @@ class ExecWatcher:
                 self._connector.close()
             self._deliver()
         elif self._proc is not None:
+            if self._proc.returncode is None and not self._active:
+                self._proc.kill()  # stopped while still starting: it has nothing to hand over
             if self._proc.returncode is None and self._proc.stdin is not None:
                 self._proc.stdin.close()  # EOF on stdin: the reader flushes, reports stats, exits
             try:
