@@ -628,6 +628,11 @@ class Session:
         return self.footer is not None and not self.warnings
 
 
+def in_request_order(session: Session) -> list[RecordedExchange]:
+    """Exchanges in the order their requests started (the file has them in the order they ended)."""
+    return sorted(session.exchanges, key=lambda rec: (rec.get("t_start") or 0.0, rec.get("id") or 0))
+
+
 def _parse_lines(lines: Iterable[bytes], source: str) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
     """(line number, record or None, problem) — a bad line is reported, not fatal."""
     for number, line in enumerate(lines, 1):
