@@ -444,6 +444,7 @@ def proxy(
         if live_view is not None:
             live_view.start()
 
+    _warm_up(analysis)
     stopped_by = 0
     try:
         stopped_by = _serve_forever(tap, ready, observer)
@@ -459,6 +460,14 @@ def proxy(
             )
     if stopped_by:
         raise typer.Exit(128 + stopped_by)  # what a shell reports for a command ended by that signal
+
+
+def _warm_up(analysis: Analysis) -> None:
+    """Pay the one-time costs (imports, compiling the route table: 30–100 ms) before listening, so the
+    first exchanges reach the sinks and the recording as promptly as later ones."""
+    from dockertap.analyzers.annotate import annotate
+
+    annotate("GET", "/_ping", analysis.backend)
 
 
 def _who_can_connect(listening: Listening, group: str | None) -> str:
