@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from dockertap import __version__
-
 app = typer.Typer(
     name="dockertap",
     help="See what your container tooling does: a tracing proxy for the Docker API socket.",
@@ -17,6 +15,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from dockertap import __version__
+
         typer.echo(f"dockertap {__version__}")
         raise typer.Exit()
 
