@@ -86,10 +86,10 @@ def import_(
         flows = read_foreign_flows(source)
     except (OSError, FlowReadException) as exc:
         raise _fail(f"cannot read {source}: {exc}") from None
-    for note in what_the_import_lacks(flows):
-        typer.secho(f"dockertap: note: {note}", fg="yellow", err=True)
     try:
         count = import_flows(flows, out, redact=not no_redact)
     except ImportLimitError as exc:
         raise _fail(f"cannot import {source}: {exc}") from None
+    for note in what_the_import_lacks(flows):
+        typer.secho(f"dockertap: note: {note}", fg="yellow", err=True)
     typer.echo(f"imported {count} exchanges from {source} into {out}", err=True)
