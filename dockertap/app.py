@@ -6,7 +6,6 @@ import sys
 
 import typer
 
-from dockertap import __version__
 from dockertap.completion import complete_zsh_on_first_tab
 
 complete_zsh_on_first_tab()
@@ -22,6 +21,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from dockertap import __version__
+
         typer.echo(f"dockertap {__version__}")
         raise typer.Exit()
 

@@ -97,6 +97,11 @@ class Observer:
         self._stage = SettleStage(self, list(pipeline.sinks))
         pipeline.sinks[:] = [self._stage]
 
+    def add_settled_sink(self, sink: Any) -> None:
+        """A sink that sees exchanges only once their settle window closed (evidence attached)."""
+        assert self._stage is not None, "install() first"
+        self._stage.sinks.append(sink)
+
     async def _learn_backend(self, endpoint: Any) -> None:
         """Ask `/version` and `/info` once (off the relay path): the runtime name and the containerd
         socket decide which evidence the model expects."""
@@ -172,9 +177,13 @@ class Observer:
         return "evidence: " + "; ".join(parts)
 
     async def finish_all(self) -> None:
-        """At shutdown: give the last evidence its settle window, then release everything."""
-        if self._stage is not None and self._stage._held:
-            await asyncio.sleep(self.settle)
+        """At shutdown: let the held exchanges that expect evidence from below the engine finish
+        their settle window, then release everything. Others (`docker ps`) have nothing to wait for."""
+        sources_on = any(st["active"] for st in self.statuses())
+        if self._stage is not None and sources_on:
+            waiting = [due for due, ex in self._stage._held if _expects_evidence(ex)]
+            if waiting:
+                await asyncio.sleep(max(0.0, max(waiting) - time.time()))
         self._tick(everything=True)
 
     async def stop(self) -> None:
@@ -247,20 +256,25 @@ class Observer:
             self.schedule(self.settle)
 
 
+def _expects_evidence(ex: Exchange) -> bool:
+    """Whether the model expects layers below the API for this exchange (evidence could come)."""
+    chain = getattr(ex.annotation, "chain", None)
+    return chain is None or len(chain.layers) > 1
+
+
 def _response_json(ex: Exchange) -> Any:
     """The response body as JSON (decoded as mitmproxy decodes it), for the few routes whose answer
     names ids the correlator needs."""
-    from dockertap.proxy.capture import build_response
+    from dockertap.proxy.capture import response_payload
+    from dockertap.proxy.exchange import final_head, header_value
 
-    if ex.response_body.truncated or not ex.response_head:
+    if "json" not in header_value(final_head(ex.response_head), "content-type"):
         return None
-    response = ex.response if ex.response is not None and ex.ended is not None else build_response(ex)
-    if response is None:
-        return None
-    if "json" not in response.headers.get("content-type", ""):
+    payload = response_payload(ex)  # raw parsing: no mitmproxy import on `run`'s path
+    if payload is None:
         return None
     try:
-        return json.loads(response.content or b"")
+        return json.loads(payload or b"")
     except (ValueError, UnicodeDecodeError):
         return None
 

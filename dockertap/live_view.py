@@ -29,7 +29,7 @@ from dockertap.proxy.capture import body_prefix, materialize
 from dockertap.proxy.exchange import Exchange
 from dockertap.proxy.hub import Event
 from dockertap.proxy.relay import RelayStats
-from dockertap.trace_view import exchange_line, human_bytes, human_duration, short_command
+from dockertap.trace_view import client_of, exchange_line, human_bytes, human_duration, short_command
 
 #: An exchange still open after this long is shown in the panel (a quick `ps` never is).
 SHOW_OPEN_AFTER = 0.3
@@ -223,7 +223,7 @@ class LiveView:
                 kind = "attach" if ex.hijacked else ("stream" if ex.response_started else "waiting")
                 table.add_row(
                     kind,
-                    short_command(ex.peer.command, 24),
+                    short_command(client_of(ex), 22),
                     route or f"{method} {target.split('?', 1)[0]}",
                     str(ex.status or "…"),
                     human_duration(now - ex.started),

@@ -69,6 +69,7 @@ def import_(
         ..., "--output", "-o", metavar="FILE", callback=output_file, help="Session file to write."
     ),
     no_redact: bool = typer.Option(False, "--no-redact", help="Keep credentials found in the capture."),
+    force: bool = typer.Option(False, "--force", help="Overwrite FILE if it exists."),
 ) -> None:
     """Turn a capture made elsewhere (mitmproxy, HAR) into a session file, analysed like a live tap.
 
@@ -76,10 +77,21 @@ def import_(
 
       dockertap import capture.flows -o session.jsonl
       dockertap import devtools.har -o session.jsonl && dockertap replay session.jsonl
+      dockertap import session.har -o session.jsonl --force    # replace an earlier import
     """
+    import os
+
     from mitmproxy.exceptions import FlowReadException
 
-    from dockertap.recordings.flows import import_flows, read_foreign_flows
+    from dockertap.recordings.flows import (
+        ImportLimitError,
+        import_flows,
+        read_foreign_flows,
+        what_the_import_lacks,
+    )
+
+    if os.path.lexists(out) and not force:
+        raise _fail(f"{out} exists; pass --force to overwrite it")
 
     if no_redact:
         typer.secho(
@@ -91,6 +103,10 @@ def import_(
         raise _fail(f"cannot read {source}: {exc}") from None
     try:
         count = import_flows(flows, out, redact=not no_redact)
+    except ImportLimitError as exc:
+        raise _fail(f"cannot import {source}: {exc}") from None
     except OSError as exc:
         raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
+    for note in what_the_import_lacks(flows):
+        typer.secho(f"dockertap: note: {note}", fg="yellow", err=True)
     typer.echo(f"imported {count} exchanges from {source} into {out}", err=True)

@@ -18,10 +18,10 @@ from typing import IO
 
 import typer
 
+from dockertap.analyzers.clients import NO_PEER_OVER_TCP
 from dockertap.filters import ExchangeFilter, FilterError, matches_all, parse_filters
 from dockertap.options import endpoint_url, output_file
 from dockertap.output import BackgroundWriter
-from dockertap.proxy.capture import body_prefix
 from dockertap.proxy.discovery import Discovery, cli_choice, default_listen_path, discover_backend
 from dockertap.proxy.endpoints import EndpointError, parse_endpoint
 from dockertap.proxy.exchange import Exchange, final_head, header_value
@@ -63,11 +63,12 @@ class TraceSink:
         fmt: TraceFormat,
         color: bool,
         filters: list[ExchangeFilter] | None = None,
+        bodies: bool = False,
     ) -> None:
         self._write = write
         self._fmt = fmt
         self._filters = filters or []
-        self._renderer = LineRenderer(color=color) if fmt is TraceFormat.text else None
+        self._renderer = LineRenderer(color=color, bodies=bodies) if fmt is TraceFormat.text else None
         self.count = 0
 
     def handle_batch(self, batch: list[Event]) -> None:
@@ -99,7 +100,7 @@ class _Collected:
     def handle_background(self, records: list[dict]) -> None:
         self.background.extend(records)
 
-    def render(self, fmt: TraceFormat, color: bool) -> str:
+    def render(self, fmt: TraceFormat, color: bool, bodies: bool = False) -> str:
         from dockertap.evidence_wiring import background_json, background_lines
 
         ordered = sorted(self.exchanges, key=lambda ex: (ex.started, ex.id))
@@ -107,7 +108,7 @@ class _Collected:
         entries = [(ex.started, 0, ex) for ex in ordered] + [(r["time"], 1, r) for r in self.background]
         entries.sort(key=lambda e: (e[0], e[1]))
         out, run_of = [], []
-        renderer = LineRenderer(color=color) if fmt is TraceFormat.text else None
+        renderer = LineRenderer(color=color, bodies=bodies) if fmt is TraceFormat.text else None
         for _t, is_background, entry in entries:
             if not is_background:
                 run_of.append(entry)
@@ -163,17 +164,17 @@ class Analysis:
                 return  # only the Date differs, and the fingerprint reads no Date
         elif template not in ("GET /version", "GET /info"):
             return
-        from dockertap.proxy.capture import build_response
+        from dockertap.proxy.capture import response_fields, response_payload
 
-        response = build_response(ex)
-        if response is None or response.status_code != 200 or ex.response_body.truncated:
+        payload = response_payload(ex)  # raw parsing: no mitmproxy import on `run`'s path
+        if payload is None or ex.status != 200:
             return
         if template.endswith(" /_ping"):
             self._ping_head = head
-            self._ping = {k: v for k, v in response.headers.items()}
+            self._ping = response_fields(ex)
         else:
             try:
-                data = json.loads(response.content or b"")
+                data = json.loads(payload or b"")
             except ValueError:
                 return
             if template == "GET /version":
@@ -207,6 +208,8 @@ def _request_json(ex: Exchange) -> object | None:
     """The request body as JSON when it says it is JSON, straight from the (redacted) capture."""
     if not ex.request_body.data or "json" not in header_value(ex.request_head, "content-type"):
         return None
+    from dockertap.proxy.capture import body_prefix
+
     raw = body_prefix(ex.request_body, ex.request_chunked)
     if not raw:
         return None
@@ -350,6 +353,18 @@ def _recorder(path: str | None, found: Discovery, analysis: Analysis, redact: bo
     return RecorderSink(writer, backend=lambda: analysis.backend)
 
 
+def _attach_recorder(recorder, pipeline: Pipeline, observer) -> None:
+    """The recorder takes exchanges as they end, not after the settle window: a `kill -9` then loses
+    at most the evidence still settling, never the exchanges themselves."""
+    if recorder is None:
+        return
+    if observer is None:
+        pipeline.sinks.append(recorder)
+        return
+    pipeline.sinks.insert(0, recorder)
+    observer.add_settled_sink(recorder.settled_sink())
+
+
 OBSERVE_HELP = (
     "Observe the host below the engine (runtime execs via the kernel's process connector, containerd "
     "events via ctr) and mark layers observed/missing [default: on when root]."
@@ -414,18 +429,26 @@ def _report_otel(export) -> None:
         typer.secho(f"dockertap: {export.summary()}", err=True, dim=True)
 
 
+BODIES_HELP = "Show JSON bodies and demultiplexed stdout/stderr under each trace line (text format)."
 RECORD_HELP = "Record the session (JSON Lines, flushed per exchange) to FILE."
 NO_REDACT_HELP = "Show and record registry credentials and secret-looking env values as they are."
 
 
-def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> None:
+def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> int:
+    """Serve until SIGINT/SIGTERM/SIGHUP; returns that signal's number (the shell's 128+N exit)."""
     raise_open_file_limit()  # two descriptors per relayed connection
+    received: list[int] = []
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+
+        def on_signal(sig: int) -> None:
+            received.append(sig)
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, on_signal, sig)
         await tap.start()
         if observer is not None:
             await observer.start()
@@ -438,6 +461,7 @@ def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> Non
 
     with asyncio.Runner(loop_factory=install_fast_loop()) as runner:
         runner.run(main())
+    return received[0] if received else 0
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -486,7 +510,7 @@ def proxy(
         "--filter",
         help="Show only matching exchanges: route=GLOB, status=4xx|5xx|404|error, client=GLOB (repeatable).",
     ),
-    bodies: bool = typer.Option(False, "--bodies", help="Show JSON bodies and decoded stdout/stderr frames."),
+    bodies: bool = typer.Option(False, "--bodies", help=BODIES_HELP),
     plain: bool = typer.Option(False, "--plain", help="Plain lines even on a terminal (no live panel)."),
     record: str = typer.Option(None, "--record", metavar="FILE", callback=output_file, help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
@@ -532,8 +556,6 @@ def proxy(
     except typer.Exit:
         _close_unused(listening)  # a failed start leaves no socket behind
         raise
-    if recorder is not None:
-        pipeline.sinks.append(recorder)
     limits = dict(
         idle_timeout=idle_timeout or None,
         head_timeout=head_timeout,
@@ -562,10 +584,13 @@ def proxy(
         )
         pipeline.sinks.append(live_view)
     else:
-        pipeline.sinks.append(TraceSink(out.write, fmt, color=sys.stdout.isatty(), filters=filters))
+        pipeline.sinks.append(
+            TraceSink(out.write, fmt, color=sys.stdout.isatty(), filters=filters, bodies=bodies)
+        )
     if otel is not None:
         pipeline.sinks.append(otel)
     observer = _observer(observe, analysis, found, pipeline, settle)
+    _attach_recorder(recorder, pipeline, observer)
 
     def ready() -> None:
         err = sys.stderr
@@ -573,13 +598,17 @@ def proxy(
         if observer is not None:
             err.write(f"dockertap: {observer.banner()}\n")
         err.write(f"dockertap: listening on {listening.url}{_who_can_connect(listening, group)}\n")
+        if listening.path is None:
+            err.write(f"dockertap: clients show as ? (or what their User-Agent says): {NO_PEER_OVER_TCP}\n")
         err.write(f"export DOCKER_HOST={listening.url}\n")
         err.flush()
         if live_view is not None:
             live_view.start()
 
+    _warm_up(analysis)
+    stopped_by = 0
     try:
-        _serve_forever(tap, ready, observer)
+        stopped_by = _serve_forever(tap, ready, observer)
     finally:
         if live_view is not None:
             live_view.stop()
@@ -592,6 +621,8 @@ def proxy(
                 f"dockertap: {tap.hub.dropped + out.dropped} trace events were not shown (slow output)\n"
             )
         sys.stderr.write(_limits_summary(tap.relay.stats, max_connections, idle_timeout))
+    if stopped_by:
+        raise typer.Exit(128 + stopped_by)  # what a shell reports for a command ended by that signal
 
 
 def _limits_summary(stats: RelayStats, max_connections: int, idle_timeout: float) -> str:
@@ -614,6 +645,14 @@ def _close_unused(listening: Listening) -> None:
             os.unlink(listening.path)
         except FileNotFoundError:
             pass
+
+
+def _warm_up(analysis: Analysis) -> None:
+    """Pay the one-time costs (imports, compiling the route table: 30–100 ms) before listening, so the
+    first exchanges reach the sinks and the recording as promptly as later ones."""
+    from dockertap.analyzers.annotate import annotate
+
+    annotate("GET", "/_ping", analysis.backend)
 
 
 def _who_can_connect(listening: Listening, group: str | None) -> str:
@@ -714,6 +753,35 @@ def bypass_flags(command: list[str], executable: str | None = None) -> list[str]
     return found
 
 
+class StartupGate:
+    """Holds requests that can reach below the engine until `run`'s observers are up.
+
+    Reads whose expected chain ends at the engine (`HEAD /_ping`, `GET /containers/json`) pass at
+    once; anything else waits — every write, and reads like `top` or `stats` that reach the runtime.
+    """
+
+    def __init__(self, analysis: Analysis) -> None:
+        self._analysis = analysis
+        self._ready = asyncio.Event()
+        self.held = 0
+
+    def hold(self, method: str, target: str):
+        if self._ready.is_set() or not self._reaches_below(method, target):
+            return None
+        self.held += 1
+        return self._ready.wait()
+
+    def _reaches_below(self, method: str, target: str) -> bool:
+        if method not in ("GET", "HEAD"):
+            return True
+        from dockertap.analyzers.annotate import chain_of, route_of
+
+        return len(chain_of(self._analysis.backend, route_of(method, target)).layers) > 1
+
+    def open(self) -> None:
+        self._ready.set()
+
+
 def run(
     command: list[str] = typer.Argument(
         ..., metavar="-- CMD [ARGS]...", help="The command to run through the tap."
@@ -731,6 +799,7 @@ def run(
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
     settle: float = typer.Option(0.15, "--settle", min=0, help=SETTLE_HELP),
+    bodies: bool = typer.Option(False, "--bodies", help=BODIES_HELP),
     otlp: str = typer.Option(None, "--otlp", metavar="URL", help=OTLP_HELP),
     otel_propagate: bool = typer.Option(False, "--otel-propagate", help=PROPAGATE_HELP),
 ) -> None:
@@ -778,14 +847,19 @@ def run(
         shutil.rmtree(workdir, ignore_errors=True)
 
     try:
-        trace_stream: IO[str] = open(trace_file, "w", encoding="utf-8") if trace_file else sys.stderr  # noqa: SIM115
+        if trace_file:
+            from dockertap.recordings.format import open_private
+
+            trace_stream: IO[str] = open_private(trace_file)
+        else:
+            trace_stream = sys.stderr
     except OSError as exc:
         abandon()
         raise _fail(f"cannot write {trace_file}: {exc.strerror or exc}") from None
     color = trace_stream.isatty()
     collected = _Collected()
     writer = BackgroundWriter(trace_stream) if live else None
-    sink = TraceSink(writer.write, fmt, color=color) if writer else collected
+    sink = TraceSink(writer.write, fmt, color=color, bodies=bodies) if writer else collected
     analysis = Analysis(found)
     try:
         recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
@@ -793,33 +867,50 @@ def run(
         abandon()
         raise
     pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
-    if recorder is not None:
-        pipeline.sinks.append(recorder)
     if otel is not None:
         pipeline.sinks.append(otel)
     observer = _observer(observe, analysis, found, pipeline, settle)
-    tap = Tap(
-        listening,
-        _relay_config(found, capture_bytes, add_request_header=_propagation(otel, otel_propagate)),
-        pipeline,
-    )
+    _attach_recorder(recorder, pipeline, observer)
+    config = _relay_config(found, capture_bytes, add_request_header=_propagation(otel, otel_propagate))
+    gate = StartupGate(analysis) if observer is not None else None
+    if gate is not None:
+        config.hold = gate.hold
+    tap = Tap(listening, config, pipeline)
     env = dict(os.environ, DOCKER_HOST=listening.url)
     env.pop("DOCKER_CONTEXT", None)  # DOCKER_HOST must win, whatever context is current
 
     evidence_banner: list[str] = []
 
+    async def start_observing() -> None:
+        assert observer is not None and gate is not None
+        try:
+            await observer.start()
+        finally:
+            config.hold = None  # from now on the relay asks nothing
+            gate.open()
+        evidence_banner.append(observer.banner())  # what was on while CMD ran
+
     async def main() -> int:
         loop = asyncio.get_running_loop()
         await tap.start()
-        if observer is not None:
-            await observer.start()
-            evidence_banner.append(observer.banner())  # what was on while CMD ran
+        # CMD starts at once; the gate holds what could reach below the engine until the
+        # observers are up, so starting them costs a `docker ps` nothing and a `docker run` no evidence.
+        observing = loop.create_task(start_observing()) if observer is not None else None
         proc = await asyncio.create_subprocess_exec(executable, *command[1:], env=env)
         # The terminal sends ^C to CMD itself; we stay up until CMD decides to exit.
         loop.add_signal_handler(signal.SIGINT, lambda: None)
         loop.add_signal_handler(signal.SIGTERM, lambda: proc.send_signal(signal.SIGTERM))
         loop.add_signal_handler(signal.SIGHUP, lambda: proc.send_signal(signal.SIGHUP))
         code = await proc.wait()
+        if observing is not None:
+            if not observing.done() and gate is not None and not gate.held:
+                observing.cancel()  # nothing CMD did could reach below the engine: no evidence to wait for
+            try:
+                await observing
+            except asyncio.CancelledError:
+                evidence_banner.append("evidence: not needed (nothing CMD did reached below the engine)")
+            except Exception as exc:  # the sources say why they are off; the trace goes on without them
+                evidence_banner.append(f"evidence: the observers failed to start: {exc}")
         await tap.stop()
         if observer is not None:
             await observer.finish_all()
@@ -839,7 +930,7 @@ def run(
         if writer:
             writer.close()
         else:
-            trace_stream.write(collected.render(fmt, color))
+            trace_stream.write(collected.render(fmt, color, bodies))
             if observer is not None and fmt is TraceFormat.text:
                 trace_stream.write("".join(f"dockertap: {line}\n" for line in evidence_banner))
             trace_stream.flush()

@@ -11,7 +11,8 @@ from datetime import datetime
 from rich.console import Console
 from rich.text import Text
 
-from dockertap.proxy.exchange import Exchange
+from dockertap.analyzers.clients import client_label
+from dockertap.proxy.exchange import Exchange, header_value
 from dockertap.recordings.trace import trace_record
 
 _STATUS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "bold red"}
@@ -43,6 +44,11 @@ def short_command(command: str | None, width: int = 28) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def client_of(ex: Exchange) -> str:
+    """The client column: program and subcommand (`docker run`, `compose up`), not a cut command line."""
+    return client_label(ex.peer.command, header_value(ex.request_head, "user-agent"))
+
+
 def exchange_line(ex: Exchange, show_chain: bool = True) -> Text:
     """A rich Text line summarising one exchange."""
     method, target = ex.method_and_target
@@ -53,7 +59,7 @@ def exchange_line(ex: Exchange, show_chain: bool = True) -> Text:
     line = Text()
     line.append(datetime.fromtimestamp(ex.started).strftime("%H:%M:%S.%f")[:-3], style="dim")
     line.append("  ")
-    line.append(f"{short_command(ex.peer.command, 24):<24}", style="magenta")
+    line.append(f"{short_command(client_of(ex), 22):<22}", style="magenta")
     line.append(" ")
     line.append(f"{method:<6}", style="bold")
     line.append(f" {where}")
@@ -90,7 +96,9 @@ def _format_chain(annotation: object) -> str:
 class LineRenderer:
     """Renders exchanges to text (with colour when the target is a terminal)."""
 
-    def __init__(self, color: bool, width: int | None = None, show_chain: bool = True) -> None:
+    def __init__(
+        self, color: bool, width: int | None = None, show_chain: bool = True, bodies: bool = False
+    ) -> None:
         self._buffer = io.StringIO()
         self._console = Console(
             file=self._buffer,
@@ -101,14 +109,27 @@ class LineRenderer:
             highlight=False,
         )
         self._show_chain = show_chain
+        self._bodies = bodies
 
     def render(self, exchanges: Iterable[Exchange]) -> str:
         for ex in exchanges:
             self._console.print(exchange_line(ex, self._show_chain))
+            if self._bodies:
+                for part in _body_parts(ex):
+                    self._console.print(part)
         text = self._buffer.getvalue()
         self._buffer.seek(0)
         self._buffer.truncate()
         return text
+
+
+def _body_parts(ex: Exchange) -> list:
+    """`--bodies`: the same JSON bodies and demultiplexed stdout/stderr as the live view shows."""
+    from dockertap.live_view import body_details
+    from dockertap.proxy.capture import materialize
+
+    materialize(ex)  # the pipeline builds no mitmproxy objects of its own
+    return body_details(ex)
 
 
 def json_lines(exchanges: Iterable[Exchange]) -> str:

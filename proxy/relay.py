@@ -30,7 +30,7 @@ import os
 import select
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from dockertap.proxy.endpoints import Endpoint
@@ -118,6 +118,9 @@ class RelayConfig:
     #: that header gets `name: value` added before it reaches the engine; the exchange records
     #: the head as sent and names the header in `added_headers` (`--otel-propagate`).
     add_request_header: tuple[str, Callable[[], str]] | None = None
+    #: While set, asked for each request head before it is forwarded: an awaitable to wait on
+    #: first (`run` holds requests that reach below the engine until its observers are up), or None.
+    hold: Callable[[str, str], Awaitable[object] | None] | None = None
 
 
 def add_header_if_absent(
@@ -595,6 +598,10 @@ class _Connection:
             if added:
                 ex.added_headers, ex.added_bytes = added, len(head) - received
             self.hub.emit("request", ex)
+            if self.config.hold is not None:
+                waiting = self.config.hold(*ex.method_and_target)
+                if waiting is not None:
+                    await waiting
             if self.backend is None and not await self._connect_backend(ex):
                 return
             body_here = frame.body is Body.NONE or (

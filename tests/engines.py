@@ -944,7 +944,7 @@ class Tap:
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def stop(self) -> int:
-        """SIGTERM (dockertap's normal shutdown); returns its exit status."""
+        """SIGTERM (dockertap's normal shutdown: exit 143, as a shell reports it); returns its exit status."""
         if self.process.poll() is None:
             self.process.terminate()
             try:

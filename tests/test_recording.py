@@ -217,6 +217,7 @@ def test_har_and_flows_round_trip_through_mitmproxy_and_import(dockerd, tmp_path
     )
     assert result.returncode == 0, result.stderr.decode()
     session = read_session(session_file)
+    session.exchanges.sort(key=lambda ex: ex["t_start"])  # exports list exchanges in request order
     har, flows = tmp_path / "s.har", tmp_path / "s.flows"
     assert dockertap("export", str(session_file), "--har", str(har), "--flows", str(flows)).returncode == 0
 

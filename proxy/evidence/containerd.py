@@ -20,6 +20,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from dockertap.proxy.children import tied_to_us
+
 Item = dict[str, Any]
 ItemsHandler = Callable[[list[Item]], None]
 
@@ -185,7 +187,7 @@ class ContainerdEvents:
             self._proc = await asyncio.create_subprocess_exec(
                 binary, "--address", self.address, "events",
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True,
+                stderr=asyncio.subprocess.PIPE, **tied_to_us(),
             )  # fmt: skip
         except OSError as exc:
             self._reason = f"cannot run {binary}: {exc}"

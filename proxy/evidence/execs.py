@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from dockertap.proxy.children import tied_to_us
+
 # linux/netlink.h, linux/connector.h, linux/cn_proc.h
 NETLINK_CONNECTOR = 11
 CN_IDX_PROC = 1
@@ -461,6 +463,8 @@ class ExecWatcher:
                 self._connector.close()
             self._deliver()
         elif self._proc is not None:
+            if self._proc.returncode is None and not self._active:
+                self._proc.kill()  # stopped while still starting: it has nothing to hand over
             if self._proc.returncode is None and self._proc.stdin is not None:
                 self._proc.stdin.close()  # EOF on stdin: the reader flushes, reports stats, exits
             try:
@@ -521,7 +525,7 @@ class ExecWatcher:
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "dockertap.proxy.evidence.execs", "--programs", names,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 22,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 22, **tied_to_us(),
             )  # fmt: skip
         except OSError as exc:
             self._reason = f"cannot start the exec reader process: {exc}"
@@ -596,7 +600,10 @@ def _serve(programs: tuple[Program, ...]) -> int:
     stopping = threading.Event()
 
     def watch_parent() -> None:
-        sys.stdin.buffer.read()
+        # os.read, not sys.stdin: a daemon thread blocked inside a buffered reader at interpreter
+        # exit aborts with "Fatal Python error: _enter_buffered_busy".
+        while os.read(0, 4096):
+            pass
         stopping.set()
 
     threading.Thread(target=watch_parent, daemon=True).start()
