@@ -242,8 +242,15 @@ def _backend_banner(found: Discovery) -> str:
     return f"backend {found.endpoint.url} — {found.reason}"
 
 
-def _processors(analysis: Analysis, redact: bool) -> list:
+def _processors(analysis: Analysis, redact: bool, record_stdin: bool = False) -> list:
     """Redaction runs first, so no sink (screen, JSON trace, recording) ever sees a secret."""
+    if record_stdin and redact:
+        typer.secho(
+            "dockertap: warning: --record-stdin: what clients type into attach/exec sessions (passwords "
+            "piped into `docker exec -i` too) will be shown and recorded",
+            fg="yellow",
+            err=True,
+        )
     if not redact:
         typer.secho(
             "dockertap: warning: --no-redact: registry credentials and secret-looking environment values "
@@ -254,7 +261,7 @@ def _processors(analysis: Analysis, redact: bool) -> list:
         return [analysis]
     from dockertap.analyzers.redact import Redactor
 
-    return [Redactor(), analysis]
+    return [Redactor(record_stdin=record_stdin), analysis]
 
 
 def _recorder(path: str | None, found: Discovery, analysis: Analysis, redact: bool, capture_bytes: int):
@@ -297,6 +304,10 @@ def _observer(observe: bool | None, analysis: Analysis, found: Discovery, pipeli
 
 RECORD_HELP = "Record the session (JSON Lines, flushed per exchange) to FILE."
 NO_REDACT_HELP = "Show and record registry credentials and secret-looking env values as they are."
+RECORD_STDIN_HELP = (
+    "Keep the stdin of attach/exec sessions (withheld by default: sizes and timing only). "
+    "BuildKit session payloads stay withheld."
+)
 
 
 def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> None:
@@ -350,6 +361,7 @@ def proxy(
     plain: bool = typer.Option(False, "--plain", help="Plain lines even on a terminal (no live panel)."),
     record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
+    record_stdin: bool = typer.Option(False, "--record-stdin", help=RECORD_STDIN_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
     settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
 ) -> None:
@@ -380,7 +392,7 @@ def proxy(
     except FilterError as exc:
         raise _fail(str(exc)) from None
     analysis = Analysis(found)
-    pipeline = Pipeline(processors=_processors(analysis, not no_redact))
+    pipeline = Pipeline(processors=_processors(analysis, not no_redact, record_stdin))
     recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
     if recorder is not None:
         pipeline.sinks.append(recorder)
@@ -487,6 +499,7 @@ def run(
     capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", help=CAPTURE_HELP),
     record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
+    record_stdin: bool = typer.Option(False, "--record-stdin", help=RECORD_STDIN_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
     settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
 ) -> None:
@@ -531,7 +544,7 @@ def run(
     sink = TraceSink(writer.write, fmt, color=color) if writer else collected
     analysis = Analysis(found)
     recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
-    pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
+    pipeline = Pipeline(processors=_processors(analysis, not no_redact, record_stdin), sinks=[sink])
     if recorder is not None:
         pipeline.sinks.append(recorder)
     observer = _observer(observe, analysis, found, pipeline, settle)

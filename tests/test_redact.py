@@ -124,3 +124,77 @@ def test_stdio_streams_are_never_rewritten() -> None:
     )
     Redactor()("end", ex)
     assert bytes(ex.response_body.data) == frame
+
+
+def test_argv_is_redacted_from_the_real_arguments() -> None:
+    from dockertap.analyzers.redact import redact_argv
+
+    assert redact_argv(["docker", "login", f"-p{SECRET}", "reg"]) == ["docker", "login", f"-p{REDACTED}", "reg"]
+    assert redact_argv(["docker", "login", "--password", "a b", "reg"]) == [
+        "docker", "login", "--password", REDACTED, "reg",
+    ]
+    assert redact_argv(["docker", "login", f"--password={SECRET}"])[-1] == f"--password={REDACTED}"
+    assert redact_argv(["docker", "swarm", "join", "--token", SECRET, "m:2377"])[4] == REDACTED
+    assert redact_argv(["docker", "run", "-e", f"API_TOKEN={SECRET} with space", "img"])[3] == f"API_TOKEN={REDACTED}"
+    assert redact_argv(["tool", f"--client-secret={SECRET}"])[1] == f"--client-secret={REDACTED}"
+    assert redact_argv(["docker", "run", "-p", "80:80", "img"]) == ["docker", "run", "-p", "80:80", "img"]
+
+
+def test_peer_argv_is_what_the_redactor_uses() -> None:
+    ex = _exchange(b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n")
+    ex.peer = PeerInfo(pid=1, uid=0, gid=0, command="docker login --password a b", argv=("docker", "login", "--password", "a b"))
+    Redactor()("request", ex)
+    assert ex.peer.command == f"docker login --password {REDACTED}" and "b" not in ex.peer.command.split()
+
+
+def test_a_secret_value_cut_by_the_capture_limit_loses_its_prefix_too() -> None:
+    body = json.dumps({"Env": ["DB_PASSWORD=TOPSECRET-straddling-the-limit"]}).encode()
+    head = b"POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\n\r\n"
+    ex = _exchange(head)
+    ex.request_body = Capture(limit=32)
+    ex.request_body.add(body)
+    assert ex.request_body.truncated and b"TOPSEC" in bytes(ex.request_body.data)
+    Redactor()("end", ex)
+    assert b"TOPSEC" not in bytes(ex.request_body.data)
+    assert b"DB_PASSWORD=" + REDACTED.encode() in bytes(ex.request_body.data)
+
+
+def test_set_cookie_is_redacted() -> None:
+    ex = _exchange(
+        b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n",
+        response_head=b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abcdef123; HttpOnly\r\nContent-Length: 0\r\n\r\n",
+    )
+    Redactor()("end", ex)
+    assert b"abcdef123" not in (ex.response_head or b"") and b"Set-Cookie: <redacted>" in (ex.response_head or b"")
+
+
+def _hijacked(target: bytes) -> Exchange:
+    from dockertap.proxy.exchange import HijackCapture
+
+    ex = _exchange(b"POST " + target + b" HTTP/1.1\r\nHost: d\r\nUpgrade: tcp\r\n\r\n",
+                   response_head=b"HTTP/1.1 101 UPGRADED\r\nUpgrade: tcp\r\n\r\n")
+    ex.hijack = HijackCapture(limit=1 << 20)
+    ex.hijack.add("client", b"AWS_SECRET_ACCESS_KEY=" + SECRET.encode() + b"\n")
+    ex.hijack.add("backend", b"ok\n")
+    return ex
+
+
+def test_hijacked_stdin_is_withheld_with_size_and_time_kept() -> None:
+    from dockertap.recordings.format import exchange_record
+
+    ex = _hijacked(b"/v1.41/exec/abc/start")
+    t0 = ex.hijack.frames[0][0]
+    Redactor()("end", ex)
+    record = json.dumps(exchange_record(ex))
+    assert SECRET not in record and "AWS_SECRET" not in record
+    assert ex.hijack.frames[0] == (t0, "client", b"") and ex.hijack.withheld == {0: 23 + len(SECRET)}
+    assert ex.hijack.frames[1][2] == b"ok\n" and ex.hijack.client_bytes == 23 + len(SECRET)
+    kept = _hijacked(b"/v1.41/exec/abc/start")
+    Redactor(record_stdin=True)("end", kept)
+    assert SECRET.encode() in kept.hijack.frames[0][2]
+
+
+def test_buildkit_session_is_withheld_both_ways_even_with_record_stdin() -> None:
+    ex = _hijacked(b"/v1.41/session")
+    Redactor(record_stdin=True)("end", ex)
+    assert all(data == b"" for _, _, data in ex.hijack.frames) and len(ex.hijack.withheld) == 2
