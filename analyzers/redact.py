@@ -588,8 +588,11 @@ _COMMAND_MEMO = 4096
 # -- route-scoped rules ---------------------------------------------------------------------------
 
 
+_RouteRules = tuple[dict[tuple[str, str], frozenset[str]], frozenset[str], frozenset[str], tuple[str, ...]]
+
+
 @functools.cache
-def _route_rules() -> tuple[dict[tuple[str, str], frozenset[str]], frozenset[str], frozenset[str], tuple[str, ...]]:
+def _route_rules() -> _RouteRules:
     """From the tables and the generated `secret_fields.json`: (route, where) → keys secret there,
     whole-body routes, withheld-stream routes, and the first path segments any of them starts with."""
     doc = json.loads(files("dockertap.analyzers").joinpath("data/secret_fields.json").read_text())

@@ -15,7 +15,8 @@ plus `AUTH_CONFIG_FIELDS` (the Go type has fields the spec leaves out) and the r
 which innocuous-looking keys are secret on which route; `tests/test_redact_routes.py` turns every
 row into a case. A new secret field is one row in a table of `analyzers/redact.py`, then:
 
-    python analyzers/data/gen_secret_fields.py /tmp/swagger.yaml --source "moby/moby api/swagger.yaml @ <commit>"
+    python analyzers/data/gen_secret_fields.py /tmp/swagger.yaml \\
+        --source "moby/moby api/swagger.yaml @ <commit>"
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dockertap.analyzers.redact import (  # noqa: E402
 
 HTTP_METHODS = ("get", "post", "put", "delete", "head", "patch")
 
-#: Fields of moby's `registry.AuthConfig` that the spec's `AuthConfig` omits (api/types/registry/authconfig.go).
+#: Fields of moby's `registry.AuthConfig` the spec's `AuthConfig` omits (api/types/registry/authconfig.go).
 AUTH_CONFIG_FIELDS = ("auth", "identitytoken", "registrytoken")
 
 _MAX_DEPTH = 12
@@ -113,15 +114,28 @@ def secret_fields(spec: dict, source: str) -> list[dict]:
                 description = str(param.get("description") or "")
                 if where == "header" and name.lower() in headers:
                     rows.append(
-                        {"route": route, "where": "header", "field": name, "key": name, "kind": "header",
-                         "why": "credential header", "source": f"{source}: parameters {name}"}
+                        {
+                            "route": route,
+                            "where": "header",
+                            "field": name,
+                            "key": name,
+                            "kind": "header",
+                            "why": "credential header",
+                            "source": f"{source}: parameters {name}",
+                        }
                     )
                 elif where == "query" and (is_secret_name(name) or "URL" in description):
                     kind = "name" if is_secret_name(name) else "url"
                     rows.append(
-                        {"route": route, "where": "query", "field": name, "key": name, "kind": kind,
-                         "why": "secret-looking name" if kind == "name" else "takes a URL (user:pass@)",
-                         "source": f"{source}: parameters {name}"}
+                        {
+                            "route": route,
+                            "where": "query",
+                            "field": name,
+                            "key": name,
+                            "kind": kind,
+                            "why": "secret-looking name" if kind == "name" else "takes a URL (user:pass@)",
+                            "source": f"{source}: parameters {name}",
+                        }
                     )
                 elif where == "body" and isinstance(param.get("schema"), dict):
                     schema = param["schema"]
@@ -129,17 +143,30 @@ def secret_fields(spec: dict, source: str) -> list[dict]:
                     if _resolve(spec, schema)[0] == "AuthConfig":
                         for field in AUTH_CONFIG_FIELDS:
                             rows.append(
-                                {"route": route, "where": "request", "field": field, "key": field,
-                                 "kind": "name", "why": "registry.AuthConfig field missing from the spec",
-                                 "source": "moby api/types/registry/authconfig.go: AuthConfig"}
+                                {
+                                    "route": route,
+                                    "where": "request",
+                                    "field": field,
+                                    "key": field,
+                                    "kind": "name",
+                                    "why": "registry.AuthConfig field missing from the spec",
+                                    "source": "moby api/types/registry/authconfig.go: AuthConfig",
+                                }
                             )
             for status, response in (op.get("responses") or {}).items():
                 if str(status).startswith("2") and isinstance(response.get("schema"), dict):
                     rows += _body_rows(spec, route, "response", response["schema"], source)
     for row in SECRET_BODY_ROUTES:
         rows.append(
-            {"route": row["route"], "where": "request", "field": "", "key": "", "kind": "body",
-             "why": row["why"], "source": row["source"]}
+            {
+                "route": row["route"],
+                "where": "request",
+                "field": "",
+                "key": "",
+                "kind": "body",
+                "why": row["why"],
+                "source": row["source"],
+            }
         )
     return sorted(rows, key=lambda r: (r["route"], r["where"], r["field"]))
 
@@ -161,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         "fields": rows,
     }
     args.output.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {len(rows)} secret-carrying places on {len({r['route'] for r in rows})} routes to {args.output}")
+    routes = len({r["route"] for r in rows})
+    print(f"wrote {len(rows)} secret-carrying places on {routes} routes to {args.output}")
     return 0
 
 
