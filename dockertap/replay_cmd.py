@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from dockertap.proxy.discovery import default_socket_dir
 from dockertap.proxy.listener import ListenError, open_unix_listener
 from dockertap.recordings.narrate import narration, phrase
 from dockertap.recordings.replayable import ReplaySession, bundled_recordings, load_replay
@@ -81,7 +82,7 @@ def replay(
         False, "--serve", help="Answer the real docker CLI from the recording (a fake daemon)."
     ),
     listen: str = typer.Option(
-        None, "--listen", help="Unix socket path for --serve [default: /tmp/dockertap-<uid>/replay.sock]"
+        None, "--listen", help="Unix socket path for --serve [default: replay.sock beside the proxy's socket]"
     ),
     list_bundled: bool = typer.Option(False, "--list", help="List the bundled recordings and exit."),
 ) -> None:
@@ -126,7 +127,7 @@ def _narrate(session: ReplaySession, lang: str, only: list[str], step: bool, spe
 
 def _serve(session: ReplaySession, listen: str | None, speed: float) -> None:
     private = listen is None
-    path = listen or f"/tmp/dockertap-{os.getuid()}/replay.sock"
+    path = listen or os.path.join(default_socket_dir(), "replay.sock")
     path = path.removeprefix("unix://")
     try:
         sock = open_unix_listener(path, private_parent=private)

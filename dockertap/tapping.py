@@ -381,7 +381,7 @@ def proxy(
     [cyan]dockertap proxy --listen tcp://127.0.0.1:2399[/cyan]
     """
     private = listen is None
-    listen = listen or f"unix://{default_listen_path()}"
+    listen = listen or f"unix://{default_listen_path(group=group)}"
     found = _discover(backend, own=[listen])
     try:
         listening = open_listener(listen, group=group, listen_public=listen_public, private_parent=private)

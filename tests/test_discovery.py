@@ -349,9 +349,9 @@ def test_discover_never_loops_to_its_own_socket(base):
 
 def test_discover_skips_dockertap_default_socket_even_when_not_ours(base):
     xdg = f"{base}/xdg"
-    os.makedirs(xdg)
-    assert default_listen_path({"XDG_RUNTIME_DIR": xdg}) == f"{xdg}/dockertap.sock"
-    assert default_listen_path({}) == f"/tmp/dockertap-{os.getuid()}/docker.sock"
+    os.makedirs(xdg, 0o700)
+    assert default_listen_path({"XDG_RUNTIME_DIR": xdg}) == f"{xdg}/dockertap/docker.sock"
+    assert not default_listen_path({}).startswith("/tmp/")
     root = f"{base}/root"
     os.makedirs(f"{root}/var/run")
     with (
