@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -36,6 +35,7 @@ from dockertap.proxy.discovery import (
 )
 from dockertap.proxy.endpoints import EndpointError, parse_endpoint
 from dockertap.proxy.probe import InstalledEngine, ProbeResult, installed_engines, owner_names, probe
+from dockertap.recordings.safe_text import json_safe, safe_markup
 
 # The layers behind each backend family, top to bottom, and which `/version` component carries the
 # version of each (layer-model.md §4.2; Podman's compat/version.go names components
@@ -440,11 +440,11 @@ def layer_chain(report: DoctorReport) -> list[tuple[str, str]]:
 
 def _tree(report: DoctorReport) -> Tree:
     chain = layer_chain(report)
-    root = Tree(f"[bold]{escape(chain[0][0])}[/] {escape(chain[0][1])}")
+    root = Tree(f"[bold]{safe_markup(chain[0][0])}[/] {safe_markup(chain[0][1])}")
     node = root
     for layer, detail in chain[1:]:
         style = "red" if detail.startswith(("not answering", "unresolved")) else "cyan"
-        node = node.add(f"[bold {style}]{escape(layer)}[/] {escape(detail)}")
+        node = node.add(f"[bold {style}]{safe_markup(layer)}[/] {safe_markup(detail)}")
     return root
 
 
@@ -453,8 +453,8 @@ _STATUS_STYLE = {"ok": "green", "missing": "dim", "refused": "yellow"}
 
 def render(report: DoctorReport, console: Console) -> None:
     status = "[green]works[/]" if report.ok else "[red]does not work[/]"
-    console.print(f"[bold]The docker CLI would use[/] {escape(str(report.cli_url))} - {status}")
-    console.print(f"  why: {escape(report.cli_why)}")
+    console.print(f"[bold]The docker CLI would use[/] {safe_markup(str(report.cli_url))} - {status}")
+    console.print(f"  why: {safe_markup(report.cli_why)}")
     console.print(_tree(report))
 
     table = Table(title="Candidate endpoints", title_justify="left")
@@ -464,7 +464,7 @@ def render(report: DoctorReport, console: Console) -> None:
         kind = rep.probe.kind if rep.probe else "unusable"
         state = f"[{_STATUS_STYLE.get(kind, 'red')}]{'answers /_ping' if kind == 'ok' else kind}[/]"
         if rep.socket and rep.socket.exists:
-            state = f"{escape(rep.socket.summary)}, {state}"
+            state = f"{safe_markup(rep.socket.summary)}, {state}"
         backend = ""
         if rep.probe and rep.probe.ok:
             product = rep.fingerprint.product if rep.fingerprint else None
@@ -472,7 +472,7 @@ def render(report: DoctorReport, console: Console) -> None:
         elif rep.unusable:
             backend = rep.unusable
         source = rep.source.removeprefix("well-known: ")
-        table.add_row(escape(source), escape(rep.url or "-"), state, escape(backend))
+        table.add_row(safe_markup(source), safe_markup(rep.url or "-"), state, safe_markup(backend))
     console.print(table)
 
     if report.contexts:
@@ -481,16 +481,19 @@ def render(report: DoctorReport, console: Console) -> None:
             ctx_table.add_column(column, overflow="fold")
         for ctx in report.contexts:
             ctx_table.add_row(
-                ctx.name, ctx.host or f"[red]{escape(ctx.error or '?')}[/]", "*" if ctx.current else ""
+                safe_markup(ctx.name),
+                safe_markup(ctx.host) if ctx.host else f"[red]{safe_markup(ctx.error or '?')}[/]",
+                "*" if ctx.current else "",
             )
         console.print(ctx_table)
 
     engines = ", ".join(f"{e.name} ({e.where})" for e in report.engines) or "none found"
-    console.print(f"[bold]Installed engines:[/] {escape(engines)}")
+    console.print(f"[bold]Installed engines:[/] {safe_markup(engines)}")
     if report.diagnoses:
         console.print("[bold]Problems[/]")
         for diag in report.diagnoses:
-            console.print(f"  [red]x[/] {escape(diag.problem)}\n    [green]fix:[/] {escape(diag.fix)}")
+            problem, fix = safe_markup(diag.problem), safe_markup(diag.fix)
+            console.print(f"  [red]x[/] {problem}\n    [green]fix:[/] {fix}")
     else:
         console.print("[green]No problems found.[/]")
 
@@ -502,7 +505,7 @@ def doctor(
     """Check every Docker API endpoint on this machine and explain what the docker CLI would use."""
     report = gather(timeout=timeout)
     if json_output:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+        sys.stdout.write(json_safe(json.dumps(report.to_dict(), indent=2, default=str)) + "\n")
     else:
         render(report, Console())
     raise typer.Exit(0 if report.ok else 1)

@@ -19,6 +19,7 @@ from dockertap.proxy.discovery import default_socket_dir
 from dockertap.proxy.listener import ListenError, open_unix_listener
 from dockertap.recordings.narrate import narration, phrase
 from dockertap.recordings.replayable import ReplaySession, bundled_recordings, load_replay
+from dockertap.recordings.safe_text import safe_line
 from dockertap.recordings.serve import ReplayServer, Served
 
 
@@ -28,7 +29,7 @@ class Lang(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"dockertap: {message}", fg="red", err=True)
+    typer.secho(f"dockertap: {safe_line(message)}", fg="red", err=True)
     return typer.Exit(code)
 
 
@@ -50,7 +51,7 @@ def recordings() -> None:
         return
     width = max(len(name) for name in found)
     for name, path in found.items():
-        typer.echo(f"{name:<{width}}  {recording_title(path)}")
+        typer.echo(f"{name:<{width}}  {safe_line(recording_title(path))}")
 
 
 def _load(file: str) -> ReplaySession:
@@ -138,13 +139,13 @@ def _serve(session: ReplaySession, listen: str | None, speed: float) -> None:
     def show(served: Served) -> None:
         line = Text()
         route = served.recorded.route if served.recorded is not None else f"{served.method} {served.target}"
-        line.append(route, style="bold")
+        line.append(safe_line(route), style="bold")  # crafted by the client or the recording
         style = "green" if served.status < 400 else "yellow" if served.status < 500 else "red"
         line.append(f"  → {served.status}", style=style)
         if served.recorded is not None:
-            line.append(f"  (recorded #{served.recorded.id})", style="dim")
+            line.append(f"  (recorded #{safe_line(served.recorded.id)})", style="dim")
         if served.note:
-            line.append(f"  {served.note}", style="yellow")
+            line.append(f"  {safe_line(served.note)}", style="yellow")
         console.print(line, soft_wrap=not console.is_terminal)
         console.file.flush()  # a log file or pipe sees each request as it is answered
 
@@ -158,11 +159,12 @@ def _serve(session: ReplaySession, listen: str | None, speed: float) -> None:
         task = loop.create_task(server.serve(sock))
         err = sys.stderr
         err.write(
-            f"dockertap: serving {len(session.exchanges)} recorded exchanges from {session.source} "
+            f"dockertap: serving {len(session.exchanges)} recorded exchanges "
+            f"from {safe_line(session.source)} "
             f"(speed {speed:g})\n"
         )
         for warning in session.warnings:
-            err.write(f"dockertap: warning: {warning}\n")
+            err.write(f"dockertap: warning: {safe_line(warning)}\n")
         err.write(f"export DOCKER_HOST=unix://{path}\n")
         err.flush()
         await stop.wait()

@@ -27,6 +27,7 @@ from dockertap.proxy.hub import Event
 from dockertap.proxy.listener import ListenError
 from dockertap.proxy.probe import describe_connect_error
 from dockertap.proxy.relay import RelayConfig
+from dockertap.recordings.safe_text import safe_line
 from dockertap.session import (
     Listening,
     Pipeline,
@@ -212,7 +213,7 @@ def _request_json(ex: Exchange) -> object | None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"dockertap: {message}", fg="red", err=True)
+    typer.secho(f"dockertap: {safe_line(message)}", fg="red", err=True)
     return typer.Exit(code)
 
 
@@ -420,9 +421,9 @@ def proxy(
 
     def ready() -> None:
         err = sys.stderr
-        err.write(f"dockertap: {_backend_banner(found)}\n")
+        err.write(f"dockertap: {safe_line(_backend_banner(found))}\n")
         if observer is not None:
-            err.write(f"dockertap: {observer.banner()}\n")
+            err.write(f"dockertap: {safe_line(observer.banner())}\n")
         err.write(f"dockertap: listening on {listening.url}{_who_can_connect(listening, group)}\n")
         err.write(f"export DOCKER_HOST={listening.url}\n")
         err.flush()
