@@ -453,6 +453,10 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
             out.append(f"{flag}={REDACTED}")
             continue
         word = _redact_assignment(word)
+        if "?" in word:  # a URL given whole (curl http://d/build?remote=https%3A%2F%2Fu%3Ap%40…)
+            word = redact_target(word)
+        elif "%" in word and _URL_PASSWORD.search(_decoded_query_value(word)):
+            word = _decoded_query_value(word)
         out.append(_URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{REDACTED}@", word))
     return out
 

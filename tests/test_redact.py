@@ -142,6 +142,9 @@ def test_argv_is_redacted_from_the_real_arguments() -> None:
     assert redact_argv(["docker", "run", "-e", f"API_TOKEN={SECRET} x", "i"])[3] == f"API_TOKEN={REDACTED}"
     assert redact_argv(["tool", f"--client-secret={SECRET}"])[1] == f"--client-secret={REDACTED}"
     assert redact_argv(["docker", "run", "-p", "80:80", "img"]) == ["docker", "run", "-p", "80:80", "img"]
+    curl = redact_argv(["curl", "http://d/build?remote=https%3A%2F%2Fu%3Atok-1%40h%2Fx.git&t=a"])
+    assert "tok-1" not in curl[1] and "t=a" in curl[1]
+    assert "tok-2" not in redact_argv(["git", "clone", "https%3A%2F%2Fu%3Atok-2%40h%2Fx"])[2]
 
 
 def test_peer_argv_is_what_the_redactor_uses() -> None:

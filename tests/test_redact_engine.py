@@ -1,0 +1,194 @@
+"""Secrets the real docker CLI sends to (and gets from) a real dockerd never reach a sink.
+
+A private dockerd in swarm mode; `dockertap run` (JSON trace + recording, then again with text
+lines) around a script of the commands that carry secrets: swarm join tokens and the unlock key
+(`GET /swarm`, `/swarm/unlockkey`), `docker secret/config create` (`Data`), `swarm ca --rotate`
+(`SigningCAKey`), `swarm join --token`, `docker login -p…`/`--password "a b"` (argv and `/auth`),
+`docker pull` with `auths` in the config (`X-Registry-Auth`), `build`/`import` from URLs with
+credentials (percent-encoded query; the CLI downloads build URLs itself, so curl sends `/build?remote=` as
+docker-py does), `run -e DB_PASSWORD=…` and `exec -i` stdin. Every secret
+string is then searched for in the recording, the JSON trace, the text lines and the HAR and
+mitmproxy exports made from the recording.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import engines
+import pytest
+
+pytestmark = pytest.mark.engine
+
+IMAGE = engines.BUSYBOX_TAG
+REGISTRY = "127.0.0.1:9"  # nothing listens: the engine fails after the CLI sent its credentials
+SECRETS = {
+    "secret data": "TOPSECRET-data-31",
+    "config data": "TOPSECRET-config-32",
+    "registry password": "reg-Passw0rd-33",
+    "login -p": "login-pw-34",
+    "login --password with a space": "spaced tailword-pw-35",
+    "build remote": "remote-tok-36",
+    "import fromSrc": "src-tok-37",
+    "run -e": "env-pw-38",
+    "exec stdin": "stdin-secret-39",
+}
+
+SCRIPT = f"""
+printf '%s' '{SECRETS["secret data"]}' | docker secret create s1 -
+printf '%s' '{SECRETS["config data"]}' | docker config create c1 -
+docker swarm join-token worker
+docker swarm join-token manager
+docker swarm update --autolock=true
+docker swarm unlock-key -q
+docker swarm ca --rotate --ca-cert "$CA_DIR/ca.pem" --ca-key "$CA_DIR/ca-key.pem" --detach
+docker swarm join --token "$WORKER_TOKEN" 127.0.0.1:2377
+docker login -u someone -p{SECRETS["login -p"]} {REGISTRY}
+docker login -u someone --password "{SECRETS["login --password with a space"]}" {REGISTRY}
+docker pull {REGISTRY}/private/image:1
+curl -s --unix-socket "${{DOCKER_HOST#unix://}}" -X POST \
+  "http://d/v1.41/build?remote=https%3A%2F%2Fbuilder%3A{SECRETS["build remote"]}%40{REGISTRY}%2Frepo.git"
+docker import https://importer:{SECRETS["import fromSrc"]}@{REGISTRY}/rootfs.tar
+docker run -d --name holder -e DB_PASSWORD={SECRETS["run -e"]} {IMAGE} sleep 60
+printf 'AWS_SECRET_ACCESS_KEY=%s\\n' '{SECRETS["exec stdin"]}' | docker exec -i holder sh -c 'cat > /dev/null'
+docker rm -f holder
+exit 0
+"""
+
+
+def _ca(directory: Path) -> None:
+    """A CA certificate and key for `docker swarm ca --rotate` (SigningCAKey in the request)."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(directory / "ca-key.pem"), "-out", str(directory / "ca.pem"), "-days", "2",
+         "-subj", "/CN=swarm-ca"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def swarm() -> Iterator[engines.Engine]:
+    """A dockerd of its own (swarm mode must not leak into the other tests' shared engine)."""
+    engine = engines.start_dockerd(engines.short_base("dtsw"))
+    try:
+        engines.import_busybox(engine)
+        done = engines.docker(engine.url, "swarm", "init", "--advertise-addr", "127.0.0.1")
+        if done.returncode != 0:
+            pytest.fail(f"docker swarm init on a private dockerd failed: {done.stderr}")
+        yield engine
+    finally:
+        engine.stop()
+
+
+def _run(swarm: engines.Engine, base: Path, script: str, *options: str) -> subprocess.CompletedProcess[str]:
+    config = base / "config"
+    config.mkdir(exist_ok=True)
+    auth = base64.b64encode(f"someone:{SECRETS['registry password']}".encode()).decode()
+    (config / "config.json").write_text(json.dumps({"auths": {REGISTRY: {"auth": auth}}}))
+    worker = engines.docker(swarm.url, "swarm", "join-token", "-q", "worker").stdout.strip()
+    (base / "script.sh").write_text(script)
+    env = engines.docker_env(
+        "unix:///nonexistent", {"DOCKER_CONFIG": str(config), "CA_DIR": str(base), "WORKER_TOKEN": worker}
+    )
+    return subprocess.run(
+        [
+            *engines.dockertap_command(),
+            "run",
+            "--backend",
+            swarm.url,
+            *options,
+            "--",
+            "sh",
+            str(base / "script.sh"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_no_secret_reaches_a_recording_trace_line_or_export(swarm: engines.Engine, short_tmp: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed to make the swarm CA (Debian package openssl)")
+    _ca(short_tmp)
+    recording, trace, text = short_tmp / "rec.jsonl", short_tmp / "trace.jsonl", short_tmp / "trace.txt"
+    first = _run(swarm, short_tmp, SCRIPT, "--record", str(recording), "--format", "json", "-o", str(trace))
+    assert first.returncode == 0, first.stderr
+    second = _run(swarm, short_tmp, SCRIPT.replace(" s1 ", " s2 ").replace(" c1 ", " c2 "), "-o", str(text))
+    assert second.returncode == 0, second.stderr
+    har, flows = short_tmp / "rec.har", short_tmp / "rec.flows"
+    exported = subprocess.run(
+        [*engines.dockertap_command(), "export", str(recording), "--har", str(har), "--flows", str(flows)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert exported.returncode == 0, exported.stderr
+
+    secrets = dict(SECRETS)
+    secrets["login --password with a space (its last word)"] = SECRETS[
+        "login --password with a space"
+    ].split()[1]
+    for name in ("secret data", "config data"):
+        secrets[f"{name} as base64"] = base64.b64encode(SECRETS[name].encode()).decode()
+    secrets["registry auth as base64"] = base64.b64encode(
+        f"someone:{SECRETS['registry password']}".encode()
+    ).decode()
+    for role in ("worker", "manager"):
+        secrets[f"{role} join token"] = engines.docker(
+            swarm.url, "swarm", "join-token", "-q", role
+        ).stdout.strip()
+    secrets["unlock key"] = engines.docker(swarm.url, "swarm", "unlock-key", "-q").stdout.strip()
+    ca_key = (short_tmp / "ca-key.pem").read_text().splitlines()[1]
+    secrets["signing CA key"] = ca_key[:40]
+    assert all(len(value) >= 8 for value in secrets.values()), {
+        k: v for k, v in secrets.items() if len(v) < 8
+    }
+
+    records = [json.loads(line) for line in recording.read_text().splitlines()]
+    routes = {rec.get("route") for rec in records if rec.get("type") == "exchange"}
+    for route in (
+        "POST /secrets/create", "POST /configs/create", "GET /swarm", "GET /swarm/unlockkey",
+        "POST /swarm/update", "POST /swarm/join", "POST /auth", "POST /images/create", "POST /build",
+        "POST /containers/create", "POST /exec/{id}/start",
+    ):  # fmt: skip
+        assert route in routes, (route, sorted(routes))  # the script really sent it through the tap
+    for path in (recording, trace, text, har, flows):
+        data = path.read_bytes()
+        for name, value in secrets.items():
+            assert value.encode() not in data, f"{name} leaked into {path.name}"
+            escaped = json.dumps(value)[1:-1].encode()  # as a JSON string (base64's '/' → '\\/' never)
+            assert escaped not in data, f"{name} leaked into {path.name} (JSON-escaped)"
+    exec_start = next(rec for rec in records if rec.get("route") == "POST /exec/{id}/start")
+    stdin = [f for f in exec_start["hijack"]["frames"] if f["dir"] == "client"]
+    assert stdin and all(f["data"] == "" and f["withheld"] > 0 for f in stdin)  # size kept, bytes not
+    assert sum(f["withheld"] for f in stdin) == exec_start["hijack"]["client_bytes"]
+
+
+def test_record_stdin_keeps_exec_stdin_and_says_so(swarm: engines.Engine, short_tmp: Path) -> None:
+    script = f"""
+docker run -d --name holder2 {IMAGE} sleep 60
+printf 'kept-%s\\n' '{SECRETS["exec stdin"]}' | docker exec -i holder2 sh -c 'cat > /dev/null'
+docker rm -f holder2
+"""
+    recording = short_tmp / "rec.jsonl"
+    done = _run(swarm, short_tmp, script, "--record", str(recording), "--record-stdin")
+    assert done.returncode == 0, done.stderr
+    assert "warning: --record-stdin" in done.stderr
+    frames = [
+        f
+        for line in recording.read_text().splitlines()
+        if (rec := json.loads(line)).get("route") == "POST /exec/{id}/start"
+        for f in rec["hijack"]["frames"]
+        if f["dir"] == "client"
+    ]
+    kept = b"".join(
+        base64.b64decode(f["data"]) if f["encoding"] == "base64" else f["data"].encode() for f in frames
+    )
+    assert f"kept-{SECRETS['exec stdin']}".encode() in kept
