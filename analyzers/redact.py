@@ -296,9 +296,9 @@ def _redact_spans(text: str, secret_keys: frozenset[str] = frozenset()) -> list[
         (_JSON_ASSIGNMENT_CUT, 1, 2),
         (_URL_PASSWORD_CUT, 0, 2),
     ):
-        match = pattern.search(text)
-        if match and match.group(value_group) and (name_group == 0 or secret(match.group(name_group))):
-            spans.append((match.start(value_group), match.end(value_group), REDACTED))
+        cut = pattern.search(text)
+        if cut and cut.group(value_group) and (name_group == 0 or secret(cut.group(name_group))):
+            spans.append((cut.start(value_group), cut.end(value_group), REDACTED))
     spans.sort()
     merged: list[tuple[int, int, str]] = []
     for span in spans:
