@@ -192,3 +192,57 @@ docker rm -f holder2
         base64.b64decode(f["data"]) if f["encoding"] == "base64" else f["data"].encode() for f in frames
     )
     assert f"kept-{SECRETS['exec stdin']}".encode() in kept
+
+
+BUILDX = Path("/var/cache/dockertap/roots/testing/usr/libexec/docker/cli-plugins/docker-buildx")
+
+
+def _session_bytes(recording: Path) -> bytes:
+    from dockertap.recordings.format import read_session
+
+    session = read_session(recording)
+    return b"".join(
+        chunk
+        for ex in session.exchanges
+        if ex.record.get("route") == "POST /session"
+        for _, _, chunk in ex.hijack_frames()
+    )
+
+
+@pytest.mark.skipif(
+    not BUILDX.exists(), reason=f"no buildx plugin at {BUILDX} (the engines helper's testing root)"
+)
+def test_buildkit_secret_travels_in_the_session_and_is_withheld(
+    swarm: engines.Engine, short_tmp: Path
+) -> None:
+    """`docker buildx build --secret`: the value crosses `/session` (proved with --no-redact), and a
+    default recording keeps the session's frame sizes and times but none of its bytes."""
+    value = "bk-session-secret-40"
+    (short_tmp / "cfg" / "cli-plugins").mkdir(parents=True)
+    (short_tmp / "cfg" / "config.json").write_text("{}")
+    (short_tmp / "cfg" / "cli-plugins" / "docker-buildx").symlink_to(BUILDX)
+    (short_tmp / "ctx").mkdir()
+    (short_tmp / "ctx" / "Dockerfile").write_text(
+        f"FROM {IMAGE}\nRUN --mount=type=secret,id=tok sh -c 'wc -c /run/secrets/tok'\n"
+    )
+    env = engines.docker_env("unix:///nonexistent", {"DOCKER_CONFIG": str(short_tmp / "cfg"), "TOK": value})
+    recordings = {}
+    for name, options in (("default", ()), ("no-redact", ("--no-redact",))):
+        recordings[name] = short_tmp / f"{name}.jsonl"
+        done = subprocess.run(
+            [*engines.dockertap_command(), "run", "--backend", swarm.url, "--record", str(recordings[name]),
+             *options, "--", "docker", "buildx", "build", "--progress=plain", "--network=none",
+             "--no-cache", "--secret", "id=tok,env=TOK", str(short_tmp / "ctx")],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert value.encode() in _session_bytes(recordings["no-redact"])  # the session really carried it
+    data = recordings["default"].read_bytes()
+    assert value.encode() not in data and _session_bytes(recordings["default"]) == b""
+    records = [json.loads(line) for line in data.splitlines()]
+    sessions = [rec for rec in records if rec.get("route") == "POST /session"]
+    frames = [f for rec in sessions for f in rec["hijack"]["frames"]]
+    assert frames and all(f["withheld"] > 0 for f in frames)
+    assert sum(f["withheld"] for f in frames) == sum(
+        rec["hijack"]["client_bytes"] + rec["hijack"]["backend_bytes"] for rec in sessions
+    )
