@@ -174,7 +174,11 @@ _JSON_MEMBER = re.compile(r'"((?:[^"\\]|\\.){1,200})"(\s*:\s*)"((?:[^"\\]|\\.)*)
 # `"NAME=value"` in JSON text (Env entries, build args in lists).
 _JSON_ASSIGNMENT = re.compile(r'"([A-Za-z_][A-Za-z0-9_.\-]{0,200})=((?:[^"\\]|\\.)*)"')
 # scheme://user:password@host in any text.
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@\"']+):([^@\s/\"']+)@")
+# The scheme is at most 32 characters: unbounded, the search would rescan a long alphanumeric run
+# (base64) from each of its positions (7 s for 64 KiB); bounded it is linear, and a longer run
+# still matches its last 32 characters.
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]{0,31}://"
+_URL_PASSWORD = re.compile("(" + _SCHEME + r"""[^/\s:@"']+):([^@\s/"']+)@""")
 
 
 #: Every secret name above contains one of these (case-insensitively, in ASCII text), and every URL
@@ -267,7 +271,7 @@ _assert_hints_cover_the_tables()
 _JSON_MEMBER_CUT = re.compile(r'"((?:[^"\\]|\\.){1,200})"(\s*:\s*)"((?:[^"\\]|\\.)*\\?)\Z')
 _JSON_ASSIGNMENT_CUT = re.compile(r'"([A-Za-z_][A-Za-z0-9_.\-]{0,200})=((?:[^"\\]|\\.)*\\?)\Z')
 # scheme://user:password cut before its `@`.
-_URL_PASSWORD_CUT = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@\"']+):([^@\s/\"']+)\Z")
+_URL_PASSWORD_CUT = re.compile("(" + _SCHEME + r"""[^/\s:@"']+):([^@\s/"']+)\Z""")
 
 
 def _redact_spans(text: str, secret_keys: frozenset[str] = frozenset()) -> list[tuple[int, int, str]]:
