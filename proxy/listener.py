@@ -32,9 +32,20 @@ def shared_directory_reason(directory: str) -> str | None:
     `directory` (or, when it does not exist yet, the nearest parent that does) must be owned by
     you or root and writable by nobody else; every parent above must be owned by you or root and
     either not writable by others or sticky (so nobody can rename what is yours inside it).
+    Symlinks on the way (a dotfile-managed `~/.docker`) are followed, but only when you or root own
+    them: whoever owns a symlink can point it elsewhere.
     """
-    path = os.path.abspath(directory)
     uid = os.geteuid()
+    walked = "/"
+    for part in os.path.abspath(directory).split("/")[1:]:
+        walked = os.path.join(walked, part)
+        try:
+            st = os.lstat(walked)
+        except OSError:
+            break
+        if stat.S_ISLNK(st.st_mode) and st.st_uid not in (uid, 0):
+            return f"{walked} is a symlink owned by uid {st.st_uid}, who can point it elsewhere"
+    path = os.path.realpath(directory)
     first = True
     while True:
         try:
