@@ -276,7 +276,9 @@ def background_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def background_json(records: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(background_record(r), ensure_ascii=False) + "\n" for r in records)
+    from dockertap.recordings.safe_text import json_safe
+
+    return "".join(json_safe(json.dumps(background_record(r), ensure_ascii=False)) + "\n" for r in records)
 
 
 def background_text(record: dict[str, Any]) -> Text:
