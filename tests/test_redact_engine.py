@@ -22,6 +22,7 @@ from pathlib import Path
 
 import engines
 import pytest
+from conftest import DOCKERD_IDS, selected_engines
 
 pytestmark = pytest.mark.engine
 
@@ -71,10 +72,10 @@ def _ca(directory: Path) -> None:
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def swarm() -> Iterator[engines.Engine]:
-    """A dockerd of its own (swarm mode must not leak into the other tests' shared engine)."""
-    engine = engines.start_dockerd(engines.short_base("dtsw"))
+@pytest.fixture(scope="module", params=selected_engines(DOCKERD_IDS))
+def swarm(request: pytest.FixtureRequest) -> Iterator[engines.Engine]:
+    """A dockerd of its own per generation (swarm mode must not leak into the shared engines)."""
+    engine = engines.start_engine(request.param, engines.short_base("dtsw"))
     try:
         engines.import_busybox(engine)
         done = engines.docker(engine.url, "swarm", "init", "--advertise-addr", "127.0.0.1")
@@ -194,9 +195,6 @@ docker rm -f holder2
     assert f"kept-{SECRETS['exec stdin']}".encode() in kept
 
 
-BUILDX = Path("/var/cache/dockertap/roots/testing/usr/libexec/docker/cli-plugins/docker-buildx")
-
-
 def _session_bytes(recording: Path) -> bytes:
     from dockertap.recordings.format import read_session
 
@@ -209,23 +207,19 @@ def _session_bytes(recording: Path) -> bytes:
     )
 
 
-@pytest.mark.skipif(
-    not BUILDX.exists(), reason=f"no buildx plugin at {BUILDX} (the engines helper's testing root)"
-)
 def test_buildkit_secret_travels_in_the_session_and_is_withheld(
     swarm: engines.Engine, short_tmp: Path
 ) -> None:
     """`docker buildx build --secret`: the value crosses `/session` (proved with --no-redact), and a
     default recording keeps the session's frame sizes and times but none of its bytes."""
     value = "bk-session-secret-40"
-    (short_tmp / "cfg" / "cli-plugins").mkdir(parents=True)
-    (short_tmp / "cfg" / "config.json").write_text("{}")
-    (short_tmp / "cfg" / "cli-plugins" / "docker-buildx").symlink_to(BUILDX)
     (short_tmp / "ctx").mkdir()
     (short_tmp / "ctx" / "Dockerfile").write_text(
         f"FROM {IMAGE}\nRUN --mount=type=secret,id=tok sh -c 'wc -c /run/secrets/tok'\n"
     )
-    env = engines.docker_env("unix:///nonexistent", {"DOCKER_CONFIG": str(short_tmp / "cfg"), "TOK": value})
+    env = engines.docker_env(
+        "unix:///nonexistent", {"DOCKER_CONFIG": str(engines.plugin_config_dir()), "TOK": value}
+    )
     recordings = {}
     for name, options in (("default", ()), ("no-redact", ("--no-redact",))):
         recordings[name] = short_tmp / f"{name}.jsonl"
