@@ -19,11 +19,9 @@ from faultkit import DOCKERTAP, ProxyProcess, exchange, status_and_body, wait_fo
 
 from dockertap.proxy.discovery import default_listen_path
 
-# These test dockertap's own socket, not the engine behind it: one engine (see conftest).
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root"),
-    pytest.mark.engines("dockerd-28.5"),
-]
+# These test dockertap's own socket, not the engine behind it: a fake Docker API is enough (and the
+# fixture is not called `engine`, which conftest parametrises with real engines).
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 
 NOBODY = 65534
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
@@ -62,7 +60,8 @@ def base():
 
 
 @pytest.fixture
-def engine(base):
+def fake_engine(base):
+    """A fake Docker API (these tests are about dockertap's own socket, not the engine behind it)."""
     with FakeServer(f"{base}/engine.sock", lambda head: OK, mode=0o666) as server:
         yield server
 
@@ -108,9 +107,9 @@ def _wait_listening(proc: subprocess.Popen, sock_path: str) -> None:
     assert proc.poll() is None, proc.stderr.read()
 
 
-def test_default_socket_is_0600_in_a_0700_directory_the_user_created(engine, home):
+def test_default_socket_is_0600_in_a_0700_directory_the_user_created(fake_engine, home):
     sock_dir = f"{home}/.docker/dockertap"
-    proc = _proxy_as_nobody(engine.url, home)
+    proc = _proxy_as_nobody(fake_engine.url, home)
     sock_path = f"{sock_dir}/docker.sock"
     try:
         _wait_listening(proc, sock_path)
@@ -125,11 +124,11 @@ def test_default_socket_is_0600_in_a_0700_directory_the_user_created(engine, hom
         proc.wait(10)
 
 
-def test_private_xdg_runtime_dir_is_used_and_a_shared_one_is_left_alone(engine, home, base):
+def test_private_xdg_runtime_dir_is_used_and_a_shared_one_is_left_alone(fake_engine, home, base):
     private = f"{base}/xdg"
     os.mkdir(private, 0o700)
     os.chown(private, NOBODY, NOBODY)
-    proc = _proxy_as_nobody(engine.url, home, XDG_RUNTIME_DIR=private)
+    proc = _proxy_as_nobody(fake_engine.url, home, XDG_RUNTIME_DIR=private)
     try:
         _wait_listening(proc, f"{private}/dockertap/docker.sock")
     finally:
@@ -138,7 +137,7 @@ def test_private_xdg_runtime_dir_is_used_and_a_shared_one_is_left_alone(engine, 
     shared = f"{base}/shared"
     os.mkdir(shared)
     os.chmod(shared, 0o1777)
-    proc = _proxy_as_nobody(engine.url, home, XDG_RUNTIME_DIR=shared)
+    proc = _proxy_as_nobody(fake_engine.url, home, XDG_RUNTIME_DIR=shared)
     try:
         _wait_listening(proc, f"{home}/.docker/dockertap/docker.sock")  # not in the shared one
         assert os.listdir(shared) == [] and stat.S_IMODE(os.stat(shared).st_mode) == 0o1777
@@ -148,7 +147,7 @@ def test_private_xdg_runtime_dir_is_used_and_a_shared_one_is_left_alone(engine, 
 
 
 @pytest.mark.parametrize("trap", ["symlink", "foreign-dir", "loose-file", "open-dir"])
-def test_planted_or_loose_default_directory_is_refused_and_never_chmodded(engine, home, base, trap):
+def test_planted_or_loose_default_directory_is_refused_and_never_chmodded(fake_engine, home, base, trap):
     sock_dir = f"{home}/.docker/dockertap"
     os.mkdir(f"{home}/.docker", 0o700)
     os.chown(f"{home}/.docker", NOBODY, NOBODY)
@@ -168,7 +167,7 @@ def test_planted_or_loose_default_directory_is_refused_and_never_chmodded(engine
         os.chmod(sock_dir, 0o755)
         os.chown(sock_dir, NOBODY, NOBODY)
         expected = "never changes a directory it did not create"
-    proc = _proxy_as_nobody(engine.url, home)
+    proc = _proxy_as_nobody(fake_engine.url, home)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 2, err
     assert expected in err and "refusing" in err and "Traceback" not in err
@@ -178,11 +177,11 @@ def test_planted_or_loose_default_directory_is_refused_and_never_chmodded(engine
         assert stat.S_IMODE(os.stat(sock_dir).st_mode) == 0o755 and os.listdir(sock_dir) == []
 
 
-def test_group_makes_a_0710_directory_and_a_0660_socket_for_that_group(engine, home):
+def test_group_makes_a_0710_directory_and_a_0660_socket_for_that_group(fake_engine, home):
     sock_dir = f"{home}/.docker/dockertap-nogroup"
     os.mkdir(f"{home}/.docker", 0o711)  # the user lets others traverse (not list) the config dir
     os.chown(f"{home}/.docker", NOBODY, NOBODY)
-    proc = _proxy_as_nobody(engine.url, home, "--group", "nogroup")
+    proc = _proxy_as_nobody(fake_engine.url, home, "--group", "nogroup")
     sock_path = f"{sock_dir}/docker.sock"
     try:
         _wait_listening(proc, sock_path)
@@ -196,9 +195,9 @@ def test_group_makes_a_0710_directory_and_a_0660_socket_for_that_group(engine, h
         proc.wait(10)
 
 
-def test_group_the_members_cannot_reach_is_refused_before_anything_is_created(engine, home):
+def test_group_the_members_cannot_reach_is_refused_before_anything_is_created(fake_engine, home):
     os.chmod(home, 0o700)  # nogroup's members cannot traverse nobody's home
-    proc = _proxy_as_nobody(engine.url, home, "--group", "nogroup")
+    proc = _proxy_as_nobody(fake_engine.url, home, "--group", "nogroup")
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 2 and "Traceback" not in err
     assert f"members of nogroup cannot reach {home}/.docker/dockertap-nogroup" in err, err
@@ -206,11 +205,11 @@ def test_group_the_members_cannot_reach_is_refused_before_anything_is_created(en
 
 
 @pytest.mark.parametrize("group", ["daemon", "no-such-group-xyz"])
-def test_group_you_are_not_in_is_one_clear_line_and_leaves_nothing(engine, home, base, group):
+def test_group_you_are_not_in_is_one_clear_line_and_leaves_nothing(fake_engine, home, base, group):
     listen = f"{base}/explicit"
     os.mkdir(listen, 0o777)
     for args in ([], ["--listen", f"unix://{listen}/dt.sock"]):
-        proc = _proxy_as_nobody(engine.url, home, "--group", group, *args)
+        proc = _proxy_as_nobody(fake_engine.url, home, "--group", group, *args)
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 2 and "Traceback" not in err, err
         lines = [line for line in err.splitlines() if line.startswith("dockertap: --group")]
@@ -234,15 +233,15 @@ def test_context_install_refuses_a_socket_in_a_shared_directory(home, base):
     assert done.returncode == 0, err
 
 
-def test_root_socket_is_not_reachable_by_an_unprivileged_user(engine, base):
-    with ProxyProcess(base, engine.url, "--no-observe") as px:  # runs as root, socket 0600
+def test_root_socket_is_not_reachable_by_an_unprivileged_user(fake_engine, base):
+    with ProxyProcess(base, fake_engine.url, "--no-observe") as px:  # runs as root, socket 0600
         assert stat.S_IMODE(os.stat(px.path).st_mode) == 0o600
         assert connect_as(AS_NOBODY, px.path) == "EACCES"
         assert connect_as([], px.path) == "ok"
 
 
-def test_group_option_gives_0660_and_that_group_only(engine, base):
-    with ProxyProcess(base, engine.url, "--group", "nogroup", "--no-observe") as px:
+def test_group_option_gives_0660_and_that_group_only(fake_engine, base):
+    with ProxyProcess(base, fake_engine.url, "--group", "nogroup", "--no-observe") as px:
         st = os.stat(px.path)
         assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == 65534
         assert connect_as(AS_NOBODY, px.path) == "ok"  # nobody:nogroup is in the group
@@ -251,11 +250,11 @@ def test_group_option_gives_0660_and_that_group_only(engine, base):
         assert "mode 0660: you and group nogroup" in px.log()
 
 
-def test_stale_socket_is_replaced_and_live_one_refused(engine, base):
-    first = ProxyProcess(base, engine.url, "--no-observe")
+def test_stale_socket_is_replaced_and_live_one_refused(fake_engine, base):
+    first = ProxyProcess(base, fake_engine.url, "--no-observe")
     try:
         second = subprocess.run(
-            [DOCKERTAP, "proxy", "--listen", first.url, "--backend", engine.url, "--no-observe"],
+            [DOCKERTAP, "proxy", "--listen", first.url, "--backend", fake_engine.url, "--no-observe"],
             capture_output=True,
             text=True,
             timeout=20,
@@ -266,13 +265,13 @@ def test_stale_socket_is_replaced_and_live_one_refused(engine, base):
         first.process.kill()  # kill -9: the socket file stays behind, stale
         first.process.wait()
     assert stat.S_ISSOCK(os.lstat(first.path).st_mode)
-    with ProxyProcess(base, engine.url, "--no-observe") as again:
+    with ProxyProcess(base, fake_engine.url, "--no-observe") as again:
         assert status_and_body(exchange(again.path, PING))[0] == 200
 
 
-def test_non_loopback_tcp_needs_listen_public_and_warns(engine):
+def test_non_loopback_tcp_needs_listen_public_and_warns(fake_engine):
     refused = subprocess.run(
-        [DOCKERTAP, "proxy", "--listen", "tcp://0.0.0.0:0", "--backend", engine.url, "--no-observe"],
+        [DOCKERTAP, "proxy", "--listen", "tcp://0.0.0.0:0", "--backend", fake_engine.url, "--no-observe"],
         capture_output=True,
         text=True,
         timeout=20,
@@ -287,7 +286,7 @@ def test_non_loopback_tcp_needs_listen_public_and_warns(engine):
             "tcp://0.0.0.0:0",
             "--listen-public",
             "--backend",
-            engine.url,
+            fake_engine.url,
             "--no-observe",
             "--format",
             "json",
