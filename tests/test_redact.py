@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dockertap.analyzers.redact import (
     REDACTED,
     Redactor,
@@ -220,3 +222,36 @@ def test_redaction_time_stays_linear_on_long_alphanumeric_runs() -> None:
     redact_text(body)
     redact_text(body[:-3])  # cut by the capture limit: the tail rules run too
     assert time.perf_counter() - started < 1.0
+
+
+#: Every way a docker (or podman) command line carries a secret, one row each: (argv, the secret).
+ARGV_SECRETS = [
+    (["docker", "login", "-u", "u", "-p", "s3cr3t-a", "reg"], "s3cr3t-a"),
+    (["docker", "login", "-u", "u", "-ps3cr3t-b", "reg"], "s3cr3t-b"),
+    (["docker", "login", "--password", "two words-c", "reg"], "words-c"),
+    (["docker", "login", "--password=s3cr3t-d", "reg"], "s3cr3t-d"),
+    (["podman", "login", "-p", "s3cr3t-e", "reg"], "s3cr3t-e"),
+    (["docker", "swarm", "join", "--token", "SWMTKN-1-f", "10.0.0.1:2377"], "SWMTKN-1-f"),
+    (["docker", "swarm", "join", "--token=SWMTKN-1-g", "10.0.0.1:2377"], "SWMTKN-1-g"),
+    (["docker", "run", "-e", "DB_PASSWORD=s3cr3t-h", "img"], "s3cr3t-h"),
+    (["docker", "run", "-eAPI_TOKEN=s3cr3t-i", "img"], "s3cr3t-i"),
+    (["docker", "run", "--env=GITHUB_TOKEN=s3cr3t-j", "img"], "s3cr3t-j"),
+    (["docker", "exec", "-e", "AWS_SECRET_ACCESS_KEY=s3cr3t-k", "c", "sh"], "s3cr3t-k"),
+    (["docker", "service", "create", "--env", "DB_PASS=s3cr3t-l", "img"], "s3cr3t-l"),
+    (["docker", "build", "--build-arg", "NPM_TOKEN=s3cr3t-m", "."], "s3cr3t-m"),
+    (["docker", "buildx", "create", "--driver-opt", "env.AWS_SECRET_ACCESS_KEY=s3cr3t-n"], "s3cr3t-n"),
+    (["docker", "plugin", "set", "vieux/sshfs", "SSH_PASSWORD=s3cr3t-o"], "s3cr3t-o"),
+    (["docker", "-H", "tcp://admin:s3cr3t-p@10.0.0.1:2376", "ps"], "s3cr3t-p"),
+    (["docker", "swarm", "init", "--external-ca", "protocol=cfssl,url=https://u:s3cr3t-q@ca"], "s3cr3t-q"),
+    (["docker", "import", "https://u:s3cr3t-r@host/rootfs.tar"], "s3cr3t-r"),
+    (["docker", "compose", "run", "-e", "SECRET_KEY=s3cr3t-s", "web"], "s3cr3t-s"),
+    (["curl", "--unix-socket", "/s", "http://d/build?remote=https%3A%2F%2Fu%3As3cr3t-t%40h"], "s3cr3t-t"),
+]
+
+
+@pytest.mark.parametrize(("argv", "secret"), ARGV_SECRETS, ids=[" ".join(a[:3]) for a, _ in ARGV_SECRETS])
+def test_every_command_line_form_of_a_secret_is_redacted(argv: list[str], secret: str) -> None:
+    from dockertap.analyzers.redact import redact_argv
+
+    redacted = " ".join(redact_argv(argv))
+    assert secret not in redacted and "redacted" in redacted, redacted
