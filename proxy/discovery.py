@@ -120,13 +120,18 @@ def _private_to_us(path: str) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
 
 
+#: `_CS_DARWIN_USER_TEMP_DIR` of macOS's <unistd.h> (Python's confstr table does not name it).
+_CS_DARWIN_USER_TEMP_DIR = 65537
+
+
 def _darwin_user_temp_dir() -> str | None:
     """macOS's per-user temporary directory (`/var/folders/…/T`, 0700, owned by the user)."""
     try:
-        path = os.confstr("CS_DARWIN_USER_TEMP_DIR")
+        path = os.confstr(_CS_DARWIN_USER_TEMP_DIR)
     except (ValueError, OSError):
         return None
-    return path.rstrip("/") if path else None
+    path = path.rstrip("/") if path else ""
+    return path if path and _private_to_us(path) else None
 
 
 def default_socket_base(env: Mapping[str, str] | None = None, group: str | None = None) -> str:
