@@ -24,6 +24,7 @@ from dockertap.proxy.discovery import (
     read_context,
 )
 from dockertap.proxy.listener import shared_directory_reason
+from dockertap.recordings.safe_text import safe_line
 
 DEFAULT_CONTEXT_NAME = "dockertap"
 DESCRIPTION = "dockertap tracing proxy (start it with: dockertap proxy)"
@@ -131,10 +132,10 @@ def install(
     try:
         path, replaced = install_context(_config_dir(), name, socket_path, force=force)
     except ContextStoreError as exc:
-        typer.echo(f"dockertap: {exc}", err=True)
+        typer.echo(f"dockertap: {safe_line(str(exc))}", err=True)
         raise typer.Exit(2 if isinstance(exc, SharedSocketDirError) else 1) from None
     if replaced:
-        typer.echo(f"replaced context {name!r} (it pointed at {replaced})")
+        typer.echo(f"replaced context {name!r} (it pointed at {safe_line(replaced)})")
     typer.echo(f"docker context {name!r} -> unix://{socket_path}  ({path})")
     typer.echo(f"use it with: docker --context {name} ps   (or: docker context use {name})")
 
