@@ -240,3 +240,33 @@ def test_buildkit_secret_travels_in_the_session_and_is_withheld(
     assert sum(f["withheld"] for f in frames) == sum(
         rec["hijack"]["client_bytes"] + rec["hijack"]["backend_bytes"] for rec in sessions
     )
+
+
+@pytest.mark.engines("podman-4.3", "podman-5.8")
+def test_podman_secrets_and_exec_stdin_are_redacted(podman: engines.Engine, short_tmp: Path) -> None:
+    """Podman's compat `/secrets/create` (docker CLI) and libpod's raw-body `/libpod/secrets/create`
+    (`podman --url`, remote mode) through the tap; exec stdin withheld."""
+    compat, libpod, stdin = "pod-compat-secret-41", "pod-libpod-secret-42", "pod-stdin-secret-43"
+    (short_tmp / "libpod-secret").write_text(libpod)
+    script = f"""
+printf '%s' '{compat}' | docker secret create pc1 -
+podman --url "$DOCKER_HOST" secret create pl1 "{short_tmp}/libpod-secret"
+docker run -d --name holder3 {IMAGE} sleep 60
+printf 'TOKEN=%s\\n' '{stdin}' | docker exec -i holder3 sh -c 'cat > /dev/null'
+docker rm -f holder3
+docker secret rm pc1 pl1
+"""
+    recording = short_tmp / "rec.jsonl"
+    (short_tmp / "script.sh").write_text(script)
+    done = subprocess.run(
+        [*engines.dockertap_command(), "run", "--backend", podman.url, "--record", str(recording),
+         "--", "sh", str(short_tmp / "script.sh")],
+        env=engines.docker_env("unix:///nonexistent"), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = recording.read_bytes()
+    routes = {json.loads(line).get("route") for line in data.splitlines()}
+    assert {"POST /secrets/create", "POST /libpod/secrets/create", "POST /exec/{id}/start"} <= routes, routes
+    for value in (compat, libpod, stdin):
+        for form in (value, base64.b64encode(value.encode()).decode()):
+            assert form.encode() not in data, form
