@@ -387,6 +387,12 @@ class Narrator:
             hijack_bytes = {"client": 0, "backend": 0}
             for _, direction, data in rec.hijack_frames:
                 hijack_bytes[direction] += len(data)
+            # Counted by the relay: withheld (redacted) stdin and bytes past the capture limit too.
+            counted = rec.record.get("hijack") or {}
+            for direction in hijack_bytes:
+                relayed = counted.get(f"{direction}_bytes")
+                if isinstance(relayed, int) and relayed > hijack_bytes[direction]:
+                    hijack_bytes[direction] = relayed
             text.append("\n      " + self._p("hijacked", **hijack_bytes), style="yellow")
         if streamed:
             self._lines(text, [(stream, line) for stream, line in streamed])

@@ -170,6 +170,13 @@ def test_no_secret_reaches_a_recording_trace_line_or_export(swarm: engines.Engin
     stdin = [f for f in exec_start["hijack"]["frames"] if f["dir"] == "client"]
     assert stdin and all(f["data"] == "" and f["withheld"] > 0 for f in stdin)  # size kept, bytes not
     assert sum(f["withheld"] for f in stdin) == exec_start["hijack"]["client_bytes"]
+    told = subprocess.run(
+        [*engines.dockertap_command(), "replay", str(recording), "--only", "POST /exec/{id}/start"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # the narration counts the withheld bytes: it says how much was typed, not what
+    assert f"{exec_start['hijack']['client_bytes']} bytes in" in told.stdout, told.stdout
 
 
 def test_record_stdin_keeps_exec_stdin_and_says_so(swarm: engines.Engine, short_tmp: Path) -> None:
