@@ -20,7 +20,6 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from importlib.resources import files
-from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
 from dockertap.proxy.exchange import Capture, Exchange
@@ -589,7 +588,6 @@ def redact_exchange_head(
     return changed
 
 
-_MISSING: Any = object()
 _COMMAND_MEMO = 4096
 
 
