@@ -17,6 +17,7 @@ import base64
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +39,27 @@ SECRETS = {
     "import fromSrc": "src-tok-37",
     "run -e": "env-pw-38",
     "exec stdin": "stdin-secret-39",
+    "SDK build remote": "sdk-remote-tok-44",
+    "SDK pull auth_config": "sdk-pull-pw-45",
 }
+
+#: The docker SDK (docker-py) as a client: `build(path=URL)` sends `/build?remote=`, a pull with
+#: `auth_config` sends X-Registry-Auth. Errors are expected (nothing listens at the registry).
+SDK_SCRIPT = f"""
+import docker
+client = docker.from_env()
+PASSWORD = "{SECRETS["SDK pull auth_config"]}"
+for call in (
+    lambda: list(client.api.build(path="https://sdk:{SECRETS["SDK build remote"]}@{REGISTRY}/repo.git")),
+    lambda: client.images.pull(
+        "{REGISTRY}/sdk/image", tag="1", auth_config={{"username": "sdk", "password": PASSWORD}}
+    ),
+):
+    try:
+        call()
+    except docker.errors.APIError:
+        pass
+"""
 
 SCRIPT = f"""
 printf '%s' '{SECRETS["secret data"]}' | docker secret create s1 -
@@ -58,6 +79,7 @@ docker import https://importer:{SECRETS["import fromSrc"]}@{REGISTRY}/rootfs.tar
 docker run -d --name holder -e DB_PASSWORD={SECRETS["run -e"]} {IMAGE} sleep 60
 printf 'AWS_SECRET_ACCESS_KEY=%s\\n' '{SECRETS["exec stdin"]}' | docker exec -i holder sh -c 'cat > /dev/null'
 docker rm -f holder
+"$PYTHON" "$SDK_SCRIPT"
 exit 0
 """
 
@@ -93,9 +115,10 @@ def _run(swarm: engines.Engine, base: Path, script: str, *options: str) -> subpr
     (config / "config.json").write_text(json.dumps({"auths": {REGISTRY: {"auth": auth}}}))
     worker = engines.docker(swarm.url, "swarm", "join-token", "-q", "worker").stdout.strip()
     (base / "script.sh").write_text(script)
-    env = engines.docker_env(
-        "unix:///nonexistent", {"DOCKER_CONFIG": str(config), "CA_DIR": str(base), "WORKER_TOKEN": worker}
-    )
+    (base / "sdk.py").write_text(SDK_SCRIPT)
+    extra = {"DOCKER_CONFIG": str(config), "CA_DIR": str(base), "WORKER_TOKEN": worker}
+    extra.update(PYTHON=sys.executable, SDK_SCRIPT=str(base / "sdk.py"))
+    env = engines.docker_env("unix:///nonexistent", extra)
     return subprocess.run(
         [
             *engines.dockertap_command(),
@@ -160,6 +183,12 @@ def test_no_secret_reaches_a_recording_trace_line_or_export(swarm: engines.Engin
         "POST /containers/create", "POST /exec/{id}/start",
     ):  # fmt: skip
         assert route in routes, (route, sorted(routes))  # the script really sent it through the tap
+    sdk = {
+        rec["route"]
+        for rec in records
+        if rec.get("type") == "exchange" and "docker-sdk-python" in rec["request"]["head"]
+    }
+    assert {"POST /build", "POST /images/create"} <= sdk, sdk  # the SDK's requests went through too
     for path in (recording, trace, text, har, flows):
         data = path.read_bytes()
         for name, value in secrets.items():
