@@ -290,12 +290,16 @@ def background_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def background_json(records: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(background_record(r), ensure_ascii=False) + "\n" for r in records)
+    from dockertap.recordings.safe_text import json_safe
+
+    return "".join(json_safe(json.dumps(background_record(r), ensure_ascii=False)) + "\n" for r in records)
 
 
 def background_text(record: dict[str, Any]) -> Text:
     """A dim line: what happened below the API with no request behind it."""
     from datetime import datetime
+
+    from dockertap.recordings.safe_text import safe_line
 
     names = []
     for item in record["items"]:
@@ -310,7 +314,9 @@ def background_text(record: dict[str, Any]) -> Text:
     cid = (record.get("container_id") or "")[:12]
     line = Text(style="dim")
     line.append(datetime.fromtimestamp(record["time"]).strftime("%H:%M:%S.%f")[:-3])
-    line.append(f"  (background) {what}{' ' + cid if cid else ''}: {', '.join(dict.fromkeys(names))}")
+    # Evidence fields come from /proc and ctr output: programs and ids others may have chosen.
+    summary = f"  (background) {what}{' ' + cid if cid else ''}: {', '.join(dict.fromkeys(names))}"
+    line.append(safe_line(summary))
     if record.get("observed_by"):
         line.append("  ← seen by wait #" + ", #".join(str(k) for k in record["observed_by"]))
     return line

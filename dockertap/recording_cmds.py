@@ -6,10 +6,11 @@ import typer
 
 from dockertap.options import output_file
 from dockertap.recordings.format import SessionFormatError, read_session
+from dockertap.recordings.safe_text import safe_line
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"dockertap: {message}", fg="red", err=True)
+    typer.secho(f"dockertap: {safe_line(message)}", fg="red", err=True)
     return typer.Exit(code)
 
 
@@ -46,7 +47,7 @@ def export(
     except (OSError, SessionFormatError) as exc:
         raise _fail(str(exc)) from None
     for warning in session.warnings:
-        typer.secho(f"dockertap: warning: {warning}", fg="yellow", err=True)
+        typer.secho(f"dockertap: warning: {safe_line(warning)}", fg="yellow", err=True)
     from dockertap.recordings.flows import write_flows
     from dockertap.recordings.har import write_har
 

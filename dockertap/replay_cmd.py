@@ -16,9 +16,11 @@ from rich.markup import escape
 from rich.text import Text
 
 from dockertap.completion import recording_names
+from dockertap.proxy.discovery import default_socket_dir
 from dockertap.proxy.listener import ListenError, open_unix_listener
 from dockertap.recordings.narrate import narration, phrase
 from dockertap.recordings.replayable import ReplaySession, bundled_recordings, load_replay
+from dockertap.recordings.safe_text import safe_line
 from dockertap.recordings.serve import ReplayServer, Served
 
 
@@ -28,7 +30,7 @@ class Lang(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"dockertap: {message}", fg="red", err=True)
+    typer.secho(f"dockertap: {safe_line(message)}", fg="red", err=True)
     return typer.Exit(code)
 
 
@@ -50,7 +52,7 @@ def recordings() -> None:
         return
     width = max(len(name) for name in found)
     for name, path in found.items():
-        typer.echo(f"{name:<{width}}  {recording_title(path)}")
+        typer.echo(f"{name:<{width}}  {safe_line(recording_title(path))}")
 
 
 def _load(file: str) -> ReplaySession:
@@ -85,7 +87,7 @@ def replay(
         False, "--serve", help="Answer the real docker CLI from the recording (a fake daemon)."
     ),
     listen: str = typer.Option(
-        None, "--listen", help="Unix socket path for --serve [default: /tmp/dockertap-<uid>/replay.sock]"
+        None, "--listen", help="Unix socket path for --serve [default: replay.sock beside the proxy's socket]"
     ),
     list_bundled: bool = typer.Option(False, "--list", help="List the bundled recordings and exit."),
 ) -> None:
@@ -130,7 +132,7 @@ def _narrate(session: ReplaySession, lang: str, only: list[str], step: bool, spe
 
 def _serve(session: ReplaySession, listen: str | None, speed: float) -> None:
     private = listen is None
-    path = listen or f"/tmp/dockertap-{os.getuid()}/replay.sock"
+    path = listen or os.path.join(default_socket_dir(), "replay.sock")
     path = path.removeprefix("unix://")
     try:
         sock = open_unix_listener(path, private_parent=private)
@@ -141,13 +143,13 @@ def _serve(session: ReplaySession, listen: str | None, speed: float) -> None:
     def show(served: Served) -> None:
         line = Text()
         route = served.recorded.route if served.recorded is not None else f"{served.method} {served.target}"
-        line.append(route, style="bold")
+        line.append(safe_line(route), style="bold")  # crafted by the client or the recording
         style = "green" if served.status < 400 else "yellow" if served.status < 500 else "red"
         line.append(f"  → {served.status}", style=style)
         if served.recorded is not None:
-            line.append(f"  (recorded #{served.recorded.id})", style="dim")
+            line.append(f"  (recorded #{safe_line(served.recorded.id)})", style="dim")
         if served.note:
-            line.append(f"  {served.note}", style="yellow")
+            line.append(f"  {safe_line(served.note)}", style="yellow")
         console.print(line, soft_wrap=not console.is_terminal)
         console.file.flush()  # a log file or pipe sees each request as it is answered
 
@@ -161,11 +163,12 @@ def _serve(session: ReplaySession, listen: str | None, speed: float) -> None:
         task = loop.create_task(server.serve(sock))
         err = sys.stderr
         err.write(
-            f"dockertap: serving {len(session.exchanges)} recorded exchanges from {session.source} "
+            f"dockertap: serving {len(session.exchanges)} recorded exchanges "
+            f"from {safe_line(session.source)} "
             f"(speed {speed:g})\n"
         )
         for warning in session.warnings:
-            err.write(f"dockertap: warning: {warning}\n")
+            err.write(f"dockertap: warning: {safe_line(warning)}\n")
         err.write(f"export DOCKER_HOST=unix://{path}\n")
         err.flush()
         await stop.wait()

@@ -35,6 +35,7 @@ from dockertap.proxy.relay import (
     RelayConfig,
     RelayStats,
 )
+from dockertap.recordings.safe_text import safe_line
 from dockertap.session import (
     Listening,
     Pipeline,
@@ -223,7 +224,7 @@ def _request_json(ex: Exchange) -> object | None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"dockertap: {message}", fg="red", err=True)
+    typer.secho(f"dockertap: {safe_line(message)}", fg="red", err=True)
     return typer.Exit(code)
 
 
@@ -319,8 +320,15 @@ def _backend_banner(found: Discovery) -> str:
     return f"backend {found.endpoint.url} — {found.reason}"
 
 
-def _processors(analysis: Analysis, redact: bool) -> list:
+def _processors(analysis: Analysis, redact: bool, record_stdin: bool = False) -> list:
     """Redaction runs first, so no sink (screen, JSON trace, recording) ever sees a secret."""
+    if record_stdin and redact:
+        typer.secho(
+            "dockertap: warning: --record-stdin: what clients type into attach/exec sessions (passwords "
+            "piped into `docker exec -i` too) will be shown and recorded",
+            fg="yellow",
+            err=True,
+        )
     if not redact:
         typer.secho(
             "dockertap: warning: --no-redact: registry credentials and secret-looking environment values "
@@ -331,7 +339,7 @@ def _processors(analysis: Analysis, redact: bool) -> list:
         return [analysis]
     from dockertap.analyzers.redact import Redactor
 
-    return [Redactor(), analysis]
+    return [Redactor(record_stdin=record_stdin), analysis]
 
 
 def _recorder(path: str | None, found: Discovery, analysis: Analysis, redact: bool, capture_bytes: int):
@@ -432,6 +440,10 @@ def _report_otel(export) -> None:
 BODIES_HELP = "Show JSON bodies and demultiplexed stdout/stderr under each trace line (text format)."
 RECORD_HELP = "Record the session (JSON Lines, flushed per exchange) to FILE."
 NO_REDACT_HELP = "Show and record registry credentials and secret-looking env values as they are."
+RECORD_STDIN_HELP = (
+    "Keep the stdin of attach/exec sessions (withheld by default: sizes and timing only). "
+    "BuildKit session payloads stay withheld."
+)
 
 
 def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> int:
@@ -514,6 +526,7 @@ def proxy(
     plain: bool = typer.Option(False, "--plain", help="Plain lines even on a terminal (no live panel)."),
     record: str = typer.Option(None, "--record", metavar="FILE", callback=output_file, help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
+    record_stdin: bool = typer.Option(False, "--record-stdin", help=RECORD_STDIN_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
     settle: float = typer.Option(0.15, "--settle", min=0, help=SETTLE_HELP),
     otlp: str = typer.Option(None, "--otlp", metavar="URL", help=OTLP_HELP),
@@ -536,7 +549,7 @@ def proxy(
     """
     otel = _otel_export(otlp, otel_propagate)  # before the socket exists: a refusal leaves nothing
     private = listen is None
-    listen = listen or f"unix://{default_listen_path()}"
+    listen = listen or f"unix://{default_listen_path(group=group)}"
     found = _discover(backend, own=[listen])
     try:
         listening = open_listener(
@@ -550,7 +563,7 @@ def proxy(
         _close_unused(listening)
         raise _fail(str(exc)) from None
     analysis = Analysis(found)
-    pipeline = Pipeline(processors=_processors(analysis, not no_redact))
+    pipeline = Pipeline(processors=_processors(analysis, not no_redact, record_stdin))
     try:
         recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
     except typer.Exit:
@@ -594,9 +607,9 @@ def proxy(
 
     def ready() -> None:
         err = sys.stderr
-        err.write(f"dockertap: {_backend_banner(found)}\n")
+        err.write(f"dockertap: {safe_line(_backend_banner(found))}\n")
         if observer is not None:
-            err.write(f"dockertap: {observer.banner()}\n")
+            err.write(f"dockertap: {safe_line(observer.banner())}\n")
         err.write(f"dockertap: listening on {listening.url}{_who_can_connect(listening, group)}\n")
         if listening.path is None:
             err.write(f"dockertap: clients show as ? (or what their User-Agent says): {NO_PEER_OVER_TCP}\n")
@@ -797,6 +810,7 @@ def run(
     capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", min=0, help=CAPTURE_HELP),
     record: str = typer.Option(None, "--record", metavar="FILE", callback=output_file, help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
+    record_stdin: bool = typer.Option(False, "--record-stdin", help=RECORD_STDIN_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
     settle: float = typer.Option(0.15, "--settle", min=0, help=SETTLE_HELP),
     bodies: bool = typer.Option(False, "--bodies", help=BODIES_HELP),
@@ -866,7 +880,7 @@ def run(
     except typer.Exit:
         abandon()
         raise
-    pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
+    pipeline = Pipeline(processors=_processors(analysis, not no_redact, record_stdin), sinks=[sink])
     if otel is not None:
         pipeline.sinks.append(otel)
     observer = _observer(observe, analysis, found, pipeline, settle)

@@ -69,6 +69,9 @@ class PeerInfo:
     gid: int | None = None
     #: The client's command line (`/proc/<pid>/cmdline`), or None when it could not be read.
     command: str | None = None
+    #: The same arguments as the kernel keeps them (NUL-separated), so redaction sees each
+    #: argument whole (`--password "a b"` is one argument); None when only text is known.
+    argv: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict:
         return {"pid": self.pid, "uid": self.uid, "gid": self.gid, "command": self.command}
@@ -116,6 +119,8 @@ class HijackCapture:
     backend_bytes: int = 0
     client_closed_at: float | None = None
     backend_closed_at: float | None = None
+    #: Frame index → size of a frame whose bytes redaction withheld (stdin, BuildKit sessions).
+    withheld: dict[int, int] = field(default_factory=dict)
 
     def add(self, direction: FrameDirection, chunk: bytes | memoryview) -> None:
         n = len(chunk)

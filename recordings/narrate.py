@@ -24,6 +24,7 @@ from rich.text import Text
 
 from dockertap.analyzers.streams import decode_stream, looks_multiplexed
 from dockertap.recordings.replayable import RecordedExchange, ReplaySession, backend_fingerprint
+from dockertap.recordings.safe_text import safe_line
 
 #: Lines of a stream or JSON message list shown per exchange before "… N more".
 MAX_LINES = 12
@@ -129,6 +130,8 @@ def group_by_client(exchanges: Iterable[RecordedExchange]) -> list[ClientGroup]:
 
 
 def _clip(text: str, width: int = MAX_SUMMARY) -> str:
+    """One line of recorded content, sanitised (a recording is someone else's bytes), then clipped."""
+    text = safe_line(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -223,10 +226,11 @@ def _layer_chain(rec: RecordedExchange, chain_layers: list[dict[str, Any]], lang
             text.append(" → ", style="dim")
         status = layer.get("status", "expected")
         style = {"observed": "bold green", "missing": "red"}.get(status, "blue")
-        text.append(str(layer.get("layer")) + _LAYER_MARK.get(status, ""), style=style)
+        text.append(safe_line(layer.get("layer")) + _LAYER_MARK.get(status, ""), style=style)
         ops = layer.get("operations") or []
         if ops and layer.get("layer") not in ("dockerd", "compat-api"):
-            text.append("[" + " ".join(ops[:5]) + (" …" if len(ops) > 5 else "") + "]", style="dim")
+            shown = " ".join(safe_line(op) for op in ops[:5])
+            text.append("[" + shown + (" …" if len(ops) > 5 else "") + "]", style="dim")
     return text
 
 
@@ -235,7 +239,7 @@ def _short_command(command: str | None) -> str | None:
     if not command:
         return None
     program, _, rest = command.partition(" ")
-    return " ".join(filter(None, (os.path.basename(program), rest)))
+    return safe_line(" ".join(filter(None, (os.path.basename(program), rest))))
 
 
 def _evidence_line(item: dict[str, Any], since: float | None = None) -> str:
@@ -291,25 +295,25 @@ class Narrator:
 
     def title(self, groups: list[ClientGroup]) -> Text:
         session, text = self.session, Text()
-        text.append(self._p("recording", source=session.source) + "\n", style="bold")
+        text.append(self._p("recording", source=safe_line(session.source)) + "\n", style="bold")
         backend = session.backend
         if backend:
             text.append(
                 "  "
                 + self._p(
                     "backend",
-                    product=backend.get("product") or backend.get("family") or "?",
-                    version=backend.get("engine_version") or "",
-                    url=session.header.get("backend_url") or "?",
+                    product=safe_line(backend.get("product") or backend.get("family") or "?"),
+                    version=safe_line(backend.get("engine_version") or ""),
+                    url=safe_line(session.header.get("backend_url") or "?"),
                 )
                 + "\n",
                 style="dim",
             )
-        when = session.header.get("started", "?")
+        when = safe_line(session.header.get("started", "?"))
         n = sum(len(g.exchanges) for g in groups)
         text.append("  " + self._p("started", when=when, n=n, m=len(groups)), style="dim")
         for warning in session.warnings:
-            text.append(f"\n  {self._p('warning')}: {warning}", style="yellow")
+            text.append(f"\n  {self._p('warning')}: {safe_line(warning)}", style="yellow")
         return text
 
     def group_header(self, group: ClientGroup) -> Text:
@@ -318,7 +322,7 @@ class Narrator:
         text.append("▶ " + self._p("command", command=command), style="bold magenta")
         text.append(
             "  ("
-            + self._p("pid", pid=group.pid if group.pid is not None else "?", n=len(group.exchanges))
+            + self._p("pid", pid=safe_line("?" if group.pid is None else group.pid), n=len(group.exchanges))
             + ")"
         )
         return text
@@ -343,17 +347,17 @@ class Narrator:
         text = Text()
         when = datetime.fromtimestamp(rec.started).strftime("%H:%M:%S.%f")[:-3]
         text.append(f"  {when}  ", style="dim")
-        text.append(f"{rec.method} ", style="bold")
-        text.append(rec.route.split(" ", 1)[-1], style="bold")
+        text.append(f"{safe_line(rec.method)} ", style="bold")
+        text.append(safe_line(rec.route.split(" ", 1)[-1]), style="bold")
         status = rec.status
         text.append("  → ")
         text.append(
-            str(status) if status else self._p("no_answer"),
+            safe_line(status) if status else self._p("no_answer"),
             style=_STATUS_STYLE.get((status or 0) // 100, "red"),
         )
         if rec.ended is not None:
             text.append(f"  {(rec.ended - rec.started) * 1000:.1f}ms", style="cyan")
-        text.append(f"\n      {rec.method} {rec.target}", style="dim")
+        text.append(f"\n      {safe_line(rec.method)} {safe_line(rec.target)}", style="dim")
         # An answer dockertap wrote itself (backend down) reached no layer: the model does not apply.
         explanation, layers = self.explanation(rec) if not rec.synthetic else ("", [])
         if explanation:
@@ -367,7 +371,7 @@ class Narrator:
         if rec.synthetic:
             text.append("\n      " + self._p("synthetic"), style="red")
         if rec.error and not rec.synthetic:
-            text.append(f"\n      {self._p('error')}: {rec.error}", style="red")
+            text.append(f"\n      {self._p('error')}: {safe_line(rec.error)}", style="red")
         self._bodies(rec, text)
         return text
 
@@ -383,6 +387,12 @@ class Narrator:
             hijack_bytes = {"client": 0, "backend": 0}
             for _, direction, data in rec.hijack_frames:
                 hijack_bytes[direction] += len(data)
+            # Counted by the relay: withheld (redacted) stdin and bytes past the capture limit too.
+            counted = rec.record.get("hijack") or {}
+            for direction in hijack_bytes:
+                relayed = counted.get(f"{direction}_bytes")
+                if isinstance(relayed, int) and relayed > hijack_bytes[direction]:
+                    hijack_bytes[direction] = relayed
             text.append("\n      " + self._p("hijacked", **hijack_bytes), style="yellow")
         if streamed:
             self._lines(text, [(stream, line) for stream, line in streamed])
@@ -403,7 +413,8 @@ class Narrator:
         if rec.response_truncated:
             captured = len(rec.response_body)
             text.append(
-                "\n      " + self._p("truncated", captured=captured, size=rec.response_total), style="yellow"
+                "\n      " + self._p("truncated", captured=captured, size=safe_line(rec.response_total)),
+                style="yellow",
             )
 
     def background(self, items: list[dict[str, Any]], since: float) -> Text:
@@ -439,7 +450,8 @@ def narration(session: ReplaySession, lang: str = "en", only: Sequence[str] = ()
     groups = group_by_client(selected)
     yield NarrationItem(narrator.title(groups))
     if not selected:
-        yield NarrationItem(Text(phrase(narrator.lang, "no_match", globs=", ".join(only) or "*")))
+        globs = safe_line(", ".join(only) or "*")
+        yield NarrationItem(Text(phrase(narrator.lang, "no_match", globs=globs)))
         return
     background = sorted(
         (item for item in session.evidence if isinstance(item.get("time"), int | float)),
