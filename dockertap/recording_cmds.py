@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from dockertap.i18n import Lang, default_lang
 from dockertap.recordings.format import SessionFormatError, read_session
+from dockertap.recordings.narrate import counted
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -22,16 +24,28 @@ def export(
     flows: str = typer.Option(
         None, "--flows", metavar="OUT", help="Write a mitmproxy flow file (mitmweb -r OUT)."
     ),
+    html: str = typer.Option(
+        None,
+        "--html",
+        metavar="OUT",
+        help="Write a self-contained HTML page: sequence diagram (inline SVG) and narration, no network.",
+    ),
+    lang: Lang = typer.Option(None, "--lang", help="Language of the HTML page's narration [default: from LANG]."),
 ) -> None:
-    """Export a recorded session as HAR or as a mitmproxy flow file.
+    """Export a recorded session as HAR, as a mitmproxy flow file, or as a teaching HTML page.
 
     [bold]Examples[/bold]
 
       dockertap export session.jsonl --har session.har
       dockertap export session.jsonl --flows session.flows && mitmweb -r session.flows
+      dockertap export docker-run --html docker-run.html --lang ja
     """
-    if not (har or flows):
-        raise _fail("nothing to do: pass --har OUT and/or --flows OUT")
+    if not (har or flows or html):
+        raise _fail("nothing to do: pass --har OUT, --flows OUT and/or --html OUT")
+    if html:
+        _export_html(session_file, html, (lang or Lang(default_lang())).value)
+        if not (har or flows):
+            return
     try:
         session = read_session(session_file)
     except (OSError, SessionFormatError) as exc:
@@ -42,12 +56,24 @@ def export(
         from dockertap.recordings.har import write_har
 
         count = write_har(session, har)
-        typer.echo(f"wrote {count} exchanges to {har} (HAR 1.2)", err=True)
+        typer.echo(f"wrote {counted('en', count, 'exchange')} to {har} (HAR 1.2)", err=True)
     if flows:
         from dockertap.recordings.flows import write_flows
 
         count = write_flows(session, flows)
         typer.echo(f"wrote {count} flows to {flows} (mitmproxy)", err=True)
+
+
+def _export_html(name_or_path: str, out: str, lang: str) -> None:
+    from dockertap.recordings.html_export import write_html
+    from dockertap.recordings.replayable import load_replay
+
+    try:
+        session = load_replay(name_or_path)
+        count = write_html(session, out, lang)
+    except (OSError, SessionFormatError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"wrote {counted(lang, count, 'exchange')} to {out} (HTML, {lang})", err=True)
 
 
 def import_(
@@ -75,4 +101,4 @@ def import_(
     except (OSError, FlowReadException) as exc:
         raise _fail(f"cannot read {source}: {exc}") from None
     count = import_flows(flows, out, redact=not no_redact)
-    typer.echo(f"imported {count} exchanges from {source} into {out}", err=True)
+    typer.echo(f"imported {counted('en', count, 'exchange')} from {source} into {out}", err=True)

@@ -29,6 +29,7 @@ from dockertap.analyzers.routes import match_route
 from dockertap.proxy.exchange import final_head
 from dockertap.proxy.framing import (
     MAX_HEAD_SIZE,
+    decode_chunked,
     Body,
     ChunkedScanner,
     Hijack,
@@ -118,6 +119,95 @@ class AnswerBook:
             )
 
         return max(candidates, key=likeness)
+
+
+def lesson_name(session: ReplaySession) -> str:
+    """How a message names the recording: its file stem, with its title when it has one."""
+    stem = session.source.rsplit("/", 1)[-1].removesuffix(".jsonl")
+    title = session.header.get("title")
+    return f"{stem!r} ({title})" if title else repr(stem)
+
+
+def _json_or_none(data: bytes) -> object | None:
+    try:
+        return json.loads(data) if data.strip() else None
+    except ValueError:
+        return None
+
+
+def body_difference(recorded: bytes, received: bytes, limit: int = 300) -> str | None:
+    """What differs between the recorded request body and this one (e.g. another image or command).
+
+    JSON bodies are compared field by field (top level); other bodies by bytes. None when they agree.
+    """
+    if recorded == received:
+        return None
+    old, new = _json_or_none(recorded), _json_or_none(received)
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+        if not keys:
+            return None
+        parts = [
+            f"{k}: recorded {json.dumps(old.get(k), ensure_ascii=False)}, got {json.dumps(new.get(k), ensure_ascii=False)}"
+            for k in keys
+        ]
+        text = "; ".join(parts)
+    else:
+        text = f"body of {len(received)} bytes, recorded {len(recorded)} bytes"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+#: Answered even when the recording lacks them, synthesised from the recorded backend fingerprint.
+SYNTHESISABLE = ("GET /version", "HEAD /version", "GET /info", "HEAD /info")
+
+
+def synthesised_document(session: ReplaySession, template: str) -> dict[str, object]:
+    """A `/version` or `/info` answer consistent with the recording's backend fingerprint.
+
+    Only what the fingerprint knows is filled in; the rest is empty, never invented.
+    """
+    backend = session.backend
+    version = str(backend.get("engine_version") or "")
+    api = str(backend.get("api_version") or "1.41")
+    podman = backend.get("family") == "podman"
+    host = session.header.get("host") if isinstance(session.header.get("host"), dict) else {}
+    kernel = str((host or {}).get("kernel") or "")
+    if template.endswith("/version"):
+        components = [{"Name": "Podman Engine" if podman else "Engine", "Version": version, "Details": {}}]
+        if backend.get("containerd_version"):
+            components.append({"Name": "containerd", "Version": backend["containerd_version"], "Details": {}})
+        if backend.get("runc_version"):
+            components.append({"Name": "runc", "Version": backend["runc_version"], "Details": {}})
+        return {
+            "Platform": {"Name": str(backend.get("product") or "")},
+            "Components": components,
+            "Version": version,
+            "ApiVersion": api,
+            "MinAPIVersion": "1.12" if not podman else "1.24",
+            "Os": "linux",
+            "Arch": "amd64",
+            "KernelVersion": kernel,
+            "GitCommit": "",
+            "GoVersion": "",
+            "BuildTime": "",
+        }
+    return {
+        "ID": "",
+        "Containers": 0,
+        "ContainersRunning": 0,
+        "ContainersPaused": 0,
+        "ContainersStopped": 0,
+        "Images": 0,
+        "Driver": str(backend.get("storage_driver") or ""),
+        "ServerVersion": version,
+        "OSType": "linux",
+        "Architecture": "x86_64",
+        "KernelVersion": kernel,
+        "OperatingSystem": str(backend.get("product") or ""),
+        "Name": str((host or {}).get("hostname") or ""),
+        "DefaultRuntime": str(backend.get("default_runtime") or ("crun" if podman else "runc")),
+        "Warnings": ["dockertap replay: synthesised from the recording's backend fingerprint, not recorded"],
+    }
 
 
 # -- heads ----------------------------------------------------------------------------------------
@@ -264,16 +354,21 @@ class ReplayServer:
             request = await conn.read_request()
             if request is None:
                 return
-            head, frame, _body = request
+            head, frame, body = request
             method, target = frame.method.decode("latin-1"), frame.target.decode("latin-1")
-            keep_open = await self._answer(conn, method, target, frame)
+            if frame.body is Body.CHUNKED:
+                body = decode_chunked(body)
+            keep_open = await self._answer(conn, method, target, frame, body)
             await conn.writer.drain()
             if not keep_open or frame.close:
                 return
 
-    async def _answer(self, conn: _Connection, method: str, target: str, frame: RequestFrame) -> bool:
+    async def _answer(
+        self, conn: _Connection, method: str, target: str, frame: RequestFrame, body: bytes = b""
+    ) -> bool:
         """Write the answer to one request; False when the connection must close afterwards."""
         rec = self.book.take(method, target)
+
         is_ping = match_route(method, target).template.endswith(" /_ping")
         if rec is None and is_ping:
             rec = self.book.ping_answer(method)
@@ -283,6 +378,8 @@ class ReplayServer:
                     conn.writer.write(b"OK")
                 self._record(Served(method, target, 200, None, "synthesized ping"))
                 return True
+        if rec is None and match_route(method, target).template in SYNTHESISABLE:
+            return self._synthesised(conn, method, target)
         if rec is None:
             return self._unmatched(conn, method, target)
         if rec.response_head is None:
@@ -291,19 +388,38 @@ class ReplayServer:
             conn.writer.write(_json_head(502, "Bad Gateway", body) + body)
             self._record(Served(method, target, 502, rec, "recorded without answer"))
             return True
-        return await self._replay(conn, rec, frame, method)
+        return await self._replay(conn, rec, frame, method, body_difference(rec.request_body, body))
 
     def _unmatched(self, conn: _Connection, method: str, target: str) -> bool:
+        """501 Not Implemented with a JSON message the docker CLI prints (a 404 would read as "No such …")."""
         closest = self.book.closest(method, target)
-        message = f"dockertap replay: no recorded answer for {describe_request(method, target)}"
+        message = (
+            f"dockertap replay: the lesson {lesson_name(self.session)} has no recorded answer for "
+            f"{describe_request(method, target)}"
+        )
         message += f" — closest recorded request: {closest}" if closest else " — the recording is empty"
         body = json.dumps({"message": message}, ensure_ascii=False).encode()
-        conn.writer.write(_json_head(404, "Not Found", body) + body)
-        self._record(Served(method, target, 404, None, message))
+        conn.writer.write(_json_head(501, "Not Implemented", body) + body)
+        self._record(Served(method, target, 501, None, message))
+        return True
+
+    def _synthesised(self, conn: _Connection, method: str, target: str) -> bool:
+        """`/version` or `/info` the recording lacks, built from its backend fingerprint (and saying so)."""
+        template = match_route(method, target).template
+        document = synthesised_document(self.session, template)
+        note = f"no {template} in the recording: synthesised from its backend fingerprint"
+        body = json.dumps(document).encode() if method != "HEAD" else b""
+        conn.writer.write(_json_head(200, "OK", body, {WARNING_HEADER: note}) + body)
+        self._record(Served(method, target, 200, None, note))
         return True
 
     async def _replay(
-        self, conn: _Connection, rec: RecordedExchange, frame: RequestFrame, method: str
+        self,
+        conn: _Connection,
+        rec: RecordedExchange,
+        frame: RequestFrame,
+        method: str,
+        difference: str | None = None,
     ) -> bool:
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -330,6 +446,10 @@ class ReplayServer:
             head = _set_header(head, WARNING_HEADER, note)
             if response.body is Body.LENGTH:
                 head = _set_header(head, "Content-Length", str(captured))
+        if difference:
+            differs = f"this request differs from the recorded one: {difference}"
+            head = _set_header(head, WARNING_HEADER, json.dumps(differs)[1:-1])
+            note = "; ".join(n for n in (note, differs) if n)
         conn.writer.write(head)
         await conn.writer.drain()
         self._record(Served(method, rec.target, status, rec, note))
