@@ -41,6 +41,13 @@ def may_start_line(text: str, i: int) -> bool:
     return _wide(prev) or _wide(ch)
 
 
+def _starts_badly(text: str, i: int) -> bool:
+    """A line starting at `i` (after dropping spaces) would begin with a forbidden character."""
+    while i < len(text) and text[i] == " ":
+        i += 1
+    return i < len(text) and text[i] in NO_START
+
+
 def _fits(text: str, start: int, end: int, width: int) -> bool:
     return cell_len(text[start:end].rstrip(" ")) <= width
 
@@ -63,7 +70,7 @@ def line_starts(text: str, width: int, indent: int = 0) -> list[int]:
             chosen = start + 1
             while chosen < len(text) and _fits(text, start, chosen + 1, avail):
                 chosen += 1
-            while chosen - 1 > start + 1 and text[chosen] in NO_START:
+            while chosen - 1 > start and _starts_badly(text, chosen):
                 chosen -= 1
         while chosen < len(text) and text[chosen] == " ":
             chosen += 1

@@ -163,7 +163,8 @@ def _narrate(session: ReplaySession, lang: str, only: list[str], step: bool, spe
 
     try:
         if step:
-            _walk_stepping(session, items, lang, console, show)
+            if not _walk_stepping(session, items, lang, console, show):
+                return  # a deliberate quit: exit 0, nothing more printed
         else:
             previous: float | None = None
             for item in items:
@@ -191,8 +192,11 @@ def _closing_diagram(session: ReplaySession, lang: str, only: list[str], show) -
         show(diagram_renderable(session_diagram(session, narrator, selected), lang))
 
 
-def _walk_stepping(session: ReplaySession, items: list, lang: str, console: Console, show) -> None:
-    """`--step`: one exchange per step; Enter/space next, b back, N+Enter jump, q quit, ? help."""
+def _walk_stepping(session: ReplaySession, items: list, lang: str, console: Console, show) -> bool:
+    """`--step`: one exchange per step; Enter/space next, b back, N+Enter jump, q quit, ? help.
+
+    Returns False when the learner quit, True when the walk reached its end.
+    """
     steps = [i for i, item in enumerate(items) if item.exchange is not None]
     total = len(steps)
     keys = _Keys()
@@ -206,7 +210,7 @@ def _walk_stepping(session: ReplaySession, items: list, lang: str, console: Cons
 
     if not steps:
         reveal(len(items) - 1)
-        return
+        return True
     current = 0
     reveal(steps[0])
     while True:
@@ -220,7 +224,7 @@ def _walk_stepping(session: ReplaySession, items: list, lang: str, console: Cons
         if command is None:  # input ended: play the rest without stopping
             break
         if command == "quit":
-            return
+            return False
         if command == "help":
             console.print(Text(msg(lang, "step_help")))
             continue
@@ -250,6 +254,7 @@ def _walk_stepping(session: ReplaySession, items: list, lang: str, console: Cons
         else:
             show(items[steps[current]].renderable)
     reveal(len(items) - 1)
+    return True
 
 
 def _serve(session: ReplaySession, listen: str | None, speed: float, lang: str = "en") -> None:

@@ -1,0 +1,205 @@
+# ruff: noqa: E501  (one fact per line)
+"""Which API calls a docker CLI command makes, in order: knowledge as data, a source per row.
+
+`dockertap explain docker run --rm -it img sh` looks the command up here, drops the calls its flags skip,
+and hands each call to the layer model (`analyzers/layer_table.py`) for the layers it reaches. Rows follow
+docker/cli (the client of Debian's docker.io 20.10 and current releases agree on these sequences except where
+a row's notes say otherwise) and were checked against real traces (tests/test_explain.py).
+
+A call's `when` is a flag condition: `detach` (present with -d/--detach), `!detach` (absent), `tty`, `stdin`
+(-i), `rm`, `force` (-f), `all` (-a). Notes say where a sequence depends on flags or on the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_CLI = "docker/cli"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One API call of a command: method and route template, the flag it depends on, a short note."""
+
+    route: str
+    when: str | None = None
+    query: str = ""
+    note: str = ""
+    #: Only made when the CLI's stdin/stdout is a terminal (resizes): absent from piped or scripted runs.
+    terminal_only: bool = False
+    #: Query parameters a flag adds, as the layer model needs them: (condition, "stdin=1").
+    flag_query: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRow:
+    words: tuple[str, ...]  # ("run",), ("compose", "up")
+    calls: tuple[Call, ...]
+    source: str
+    notes: tuple[str, ...] = ()
+    #: Flags (short letters and long names) mapped to the condition names above.
+    flags: tuple[tuple[str, str], ...] = ()
+
+
+_PING = Call("HEAD /_ping", note="API version negotiation, before the first real call")
+_RUN_FLAGS = (("d", "detach"), ("detach", "detach"), ("t", "tty"), ("tty", "tty"), ("i", "stdin"),
+              ("interactive", "stdin"), ("rm", "rm"))
+
+# fmt: off
+COMMANDS: tuple[CommandRow, ...] = (
+    CommandRow(("ps",), (_PING, Call("GET /containers/json", query="all=1 with -a")),
+               f"{_CLI} cli/command/container/list.go: runPs",
+               ("answered from dockerd's memory: nothing below dockerd is asked",)),
+    CommandRow(("images",), (_PING, Call("GET /images/json")), f"{_CLI} cli/command/image/list.go: runImages"),
+    CommandRow(("version",), (_PING, Call("GET /version")), f"{_CLI} cli/command/system/version.go: runVersion",
+               ("the Server section is whatever answers the socket: dockerd, or Podman's compat API",)),
+    CommandRow(("info",), (_PING, Call("GET /info")), f"{_CLI} cli/command/system/info.go: runInfo"),
+    CommandRow(("run",), (
+        _PING,
+        Call("POST /containers/create", note="a 404 'No such image' makes the CLI pull (POST /images/create) and create again"),
+        Call("POST /containers/{id}/attach", when="!detach", note="before start, so no output is lost",
+             flag_query=(("stdin", "stdin=1"),)),
+        Call("POST /containers/{id}/wait", query="condition=removed with --rm, else next-exit",
+             note="opened before start even with -d (so an early exit is not missed)"),
+        Call("POST /containers/{id}/start"),
+        Call("POST /containers/{id}/resize", when="tty", note="the CLI sends the terminal size once the container runs", terminal_only=True),
+    ), f"{_CLI} cli/command/container/run.go: runContainer; cli/command/container/create.go: createContainer; cli/command/container/utils.go: waitExitOrRemoved",
+        ("-d skips the attach: the CLI prints the id after start (the wait is still opened before start)",
+         "--rm: since API 1.25 dockerd removes the container itself (HostConfig.AutoRemove, wait condition=removed); against an older API the CLI sends DELETE /containers/{id} after the wait",
+         "Podman: the attach initialises the created container (conmon runs `runc create`), start only runs `runc start`",
+         "only start reaches containerd and runc on dockerd; create, attach and wait stay in dockerd"),
+        _RUN_FLAGS),
+    CommandRow(("create",), (_PING, Call("POST /containers/create")), f"{_CLI} cli/command/container/create.go: createContainer"),
+    CommandRow(("start",), (
+        _PING,
+        Call("POST /containers/{id}/attach", when="attach", note="with -a/-i"),
+        Call("POST /containers/{id}/wait", when="attach"),
+        Call("POST /containers/{id}/start"),
+    ), f"{_CLI} cli/command/container/start.go: RunStart", (), (("a", "attach"), ("attach", "attach"), ("i", "attach"), ("interactive", "attach"))),
+    CommandRow(("exec",), (
+        _PING,
+        Call("GET /containers/{id}/json", note="docker CLI 20.10 checks the container first; newer CLIs skip it"),
+        Call("POST /containers/{id}/exec"),
+        Call("POST /exec/{id}/start", note="hijacked stream unless -d"),
+        Call("POST /exec/{id}/resize", when="tty", note="the terminal size of the exec'd process", terminal_only=True),
+        Call("GET /exec/{id}/json", when="!detach", note="the exit code"),
+    ), f"{_CLI} cli/command/container/exec.go: RunExec, interactiveExec, getExecExitStatus",
+        ("exec create only registers the exec in dockerd; exec start is what reaches containerd and runc (`runc exec`)",),
+        (("d", "detach"), ("detach", "detach"), ("t", "tty"), ("tty", "tty"))),
+    CommandRow(("logs",), (
+        _PING,
+        Call("GET /containers/{id}/json", note="to learn whether the container has a TTY (no demultiplexing then)"),
+        Call("GET /containers/{id}/logs"),
+    ), f"{_CLI} cli/command/container/logs.go: runLogs"),
+    CommandRow(("top",), (_PING, Call("GET /containers/{id}/top")), f"{_CLI} cli/command/container/top.go: runTop",
+               ("dockerd runs `runc ps` for the PIDs, then the host's ps on them: host PIDs, not the container's",)),
+    CommandRow(("update",), (_PING, Call("POST /containers/{id}/update")), f"{_CLI} cli/command/container/update.go: runUpdate",
+               ("on a running container dockerd → containerd → shim → `runc update`: the new limits land in the cgroup files",)),
+    CommandRow(("stop",), (_PING, Call("POST /containers/{id}/stop")), f"{_CLI} cli/command/container/stop.go: runStop"),
+    CommandRow(("kill",), (_PING, Call("POST /containers/{id}/kill")), f"{_CLI} cli/command/container/kill.go: runKill"),
+    CommandRow(("restart",), (_PING, Call("POST /containers/{id}/restart")), f"{_CLI} cli/command/container/restart.go: runRestart"),
+    CommandRow(("rm",), (_PING, Call("DELETE /containers/{id}", query="force=1 with -f")), f"{_CLI} cli/command/container/rm.go: runRm",
+               ("-f on a running container: dockerd kills it through containerd and runc first",)),
+    CommandRow(("inspect",), (_PING, Call("GET /containers/{id}/json", note="the CLI tries object kinds in turn when --type is not given")),
+               f"{_CLI} cli/command/system/inspect.go: inspectAll"),
+    CommandRow(("pull",), (_PING, Call("POST /images/create", query="fromImage=…&tag=…")), f"{_CLI} cli/command/image/pull.go: RunPull",
+               ("the registry client runs inside dockerd (or Podman's c/image), not in the CLI",
+                "with the containerd image store, dockerd writes content and snapshots through containerd")),
+    CommandRow(("push",), (_PING, Call("POST /images/{name}/push")), f"{_CLI} cli/command/image/push.go: RunPush"),
+    CommandRow(("rmi",), (_PING, Call("DELETE /images/{name}")), f"{_CLI} cli/command/image/remove.go: runRemove"),
+    CommandRow(("build",), (
+        _PING,
+        Call("POST /build", note="legacy builder: the build context is the request body; one container per RUN step"),
+    ), f"{_CLI} cli/command/image/build.go: runBuild (DOCKER_BUILDKIT=0)",
+        ("engine and client dependent: with BuildKit (the default since Docker 23, or DOCKER_BUILDKIT=1) the CLI hands the build to buildx, "
+         "which opens POST /session and POST /grpc (BuildKit's gRPC API) — RUN steps are then `runc run` exec'd by dockerd directly, "
+         "bypassing containerd; Podman has no BuildKit and builds with buildah",)),
+    CommandRow(("compose", "up"), (
+        _PING,
+        Call("GET /containers/json", query="filters=label com.docker.compose.project", note="what exists already"),
+        Call("GET /networks", note="and POST /networks/create for a new project network"),
+        Call("POST /containers/create"),
+        Call("POST /containers/{id}/attach", when="!detach"),
+        Call("POST /containers/{id}/start"),
+    ), "docker/compose pkg/compose/create.go, convergence.go, start.go",
+        ("approximate: compose's order depends on its version and on what already exists (networks, volumes, images to pull or build); "
+         "each service container then follows the create → start path of docker run",),
+        (("d", "detach"), ("detach", "detach"))),
+)
+# fmt: on
+
+
+def known_commands() -> list[str]:
+    return [" ".join(row.words) for row in COMMANDS]
+
+
+def find_command(argv: Sequence[str]) -> tuple[CommandRow, list[str]] | None:
+    """The row for `argv` (without the leading `docker`), and the arguments after the command words.
+
+    `docker container run` and `docker run` are the same command.
+    """
+    words = [w for w in argv]
+    if words[:1] in (["container"], ["image"], ["system"]) and len(words) > 1:
+        words = words[1:]
+    for row in sorted(COMMANDS, key=lambda r: -len(r.words)):
+        if tuple(words[: len(row.words)]) == row.words:
+            return row, words[len(row.words) :]
+    return None
+
+
+#: Short options of docker commands that take no value (all others, like -e, -p, -v, -w, -u, -m, take one).
+_BOOLEAN_SHORT = frozenset("dtiPqaf")
+_BOOLEAN_LONG = frozenset(
+    "rm init privileged read-only detach tty interactive all force quiet no-trunc oom-kill-disable help "
+    "sig-proxy disable-content-trust no-healthcheck latest size".split()
+)
+
+
+def active_flags(row: CommandRow, args: Sequence[str]) -> set[str]:
+    """The conditions the given flags switch on (`-dit` → detach, stdin, tty), up to the first operand.
+
+    Options that take a value (`--name tc`, `-e A=1`) skip their value, so the image is the first operand;
+    what follows it belongs to the container's command and is never read as a docker flag.
+    """
+    names = dict(row.flags)
+    on: set[str] = set()
+    args = list(args)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            break
+        if arg.startswith("--"):
+            name = arg[2:].split("=", 1)[0]
+            if name in names:
+                on.add(names[name])
+            elif "=" not in arg and name not in _BOOLEAN_LONG:
+                i += 1  # a long option with its value in the next word
+        else:
+            letters = arg[1:]
+            on.update(names[letter] for letter in letters if letter in names)
+            if len(letters) == 1 and letters not in _BOOLEAN_SHORT:
+                i += 1
+        i += 1
+    return on
+
+
+def call_target(call: Call, row: CommandRow, args: Sequence[str]) -> str:
+    """The call's path with the query its flags add (`…/attach?stdin=1` with -i), for the layer model."""
+    on = active_flags(row, args)
+    query = "&".join(q for condition, q in call.flag_query if condition in on)
+    path = call.route.split(" ", 1)[1]
+    return f"{path}?{query}" if query else path
+
+
+def call_sequence(row: CommandRow, args: Sequence[str]) -> list[Call]:
+    """The calls this invocation makes, in order: those whose flag condition holds."""
+    on = active_flags(row, args)
+
+    def holds(when: str | None) -> bool:
+        if when is None:
+            return True
+        return when[1:] not in on if when.startswith("!") else when in on
+
+    return [call for call in row.calls if holds(call.when)]

@@ -1,0 +1,365 @@
+"""Teaching: narration that agrees with the model, the sequence diagram, Japanese line breaking, stepping,
+`explain docker …`, and the HTML page (checked in a real headless Chromium).
+
+Pure tests use the bundled recordings (made from real engines); no engine runs here.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import engines
+import pytest
+from typer.testing import CliRunner
+
+from dockertap.analyzers.commands import COMMANDS
+from dockertap.analyzers.layer_table import ROWS, expected_chain
+from dockertap.analyzers.routes import match_route
+from dockertap.app import app
+from dockertap.i18n import MESSAGES, default_lang
+from dockertap.linebreak import NO_START, line_starts, wrap_text
+from dockertap.recordings.diagram import build_diagram, dedupe_evidence
+from dockertap.recordings.html_export import render_html
+from dockertap.recordings.narrate import NOUNS, PHRASES, Narrator, counted, narration, render_text
+from dockertap.recordings.replayable import bundled_recordings, load_replay
+
+runner = CliRunner()
+BUNDLED = bundled_recordings()
+
+
+# -- narration contradictions ------------------------------------------------------------------------
+
+
+def test_attach_without_stdin_does_not_claim_close_io() -> None:
+    """dockerd calls CloseIO only when an attach carries stdin (stdin=1) and the client's stdin ends."""
+    plain = expected_chain("dockerd", "graphdriver", match_route("POST", "/v1.41/containers/c/attach?stream=1"))
+    assert plain.layers == ("dockerd",) and "nothing new happens below dockerd" in plain.explanation["en"]
+    with_stdin = expected_chain(
+        "dockerd", "graphdriver", match_route("POST", "/v1.41/containers/c/attach?stdin=1&stream=1")
+    )
+    assert with_stdin.step("containerd").operations == ("Tasks.CloseIO",)
+    assert "nothing new happens" not in with_stdin.explanation["en"]
+
+
+def test_docker_run_narration_attach_shows_no_containerd() -> None:
+    """The bundled recording was made with the old model: the narration shows the corrected chain."""
+    out = render_text(load_replay(BUNDLED["docker-run"]))
+    attach = out.split("POST /containers/{id}/attach  →")[1].split("POST /containers/{id}/wait")[0]
+    assert "nothing new happens below dockerd" in attach
+    assert "layers: dockerd✓\n" in attach and "CloseIO" not in attach
+
+
+def test_podman_start_after_attach_init_shows_only_runc_start() -> None:
+    out = render_text(load_replay(BUNDLED["podman-run"]))
+    start = out.split("POST /containers/{id}/start  →")[1]
+    assert "layers: compat-api✓ → runc✓[start]\n" in start
+    assert "already done for this container by POST /containers/{id}/attach: conmon spawn, runc create" in start
+
+
+def test_runc_init_re_exec_is_shown_once() -> None:
+    out = render_text(load_replay(BUNDLED["docker-run"]))
+    lines = [line for line in out.splitlines() if "evidence: runc init" in line]
+    assert len(lines) == 1 and "2 times by one process" in lines[0]
+
+
+def test_counted_nouns_in_english() -> None:
+    out = render_text(load_replay(BUNDLED["docker-run"]))
+    assert "5 exchanges from 1 client command\n" in out
+    assert not re.search(r"\b1 (exchanges|client commands|API calls|items|fields|lines)\b", out)
+    assert counted("en", 1, "exchange") == "1 exchange" and counted("en", 2, "exchange") == "2 exchanges"
+    assert counted("ja", 1, "exchange") == "1 件のやり取り"
+
+
+# -- diagram ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_diagram_has_one_arrow_per_exchange_and_evidence_item(name: str) -> None:
+    session = load_replay(BUNDLED[name])
+    diagram = build_diagram(session)
+    exchanges = [a for a in diagram.arrows if a.kind == "exchange"]
+    evidence = [a for a in diagram.arrows if a.kind == "evidence"]
+    assert len(exchanges) == len(session.exchanges)
+    assert len(evidence) == sum(len(dedupe_evidence(r.evidence)) for r in session.exchanges)
+    assert len(diagram.spans) == sum(1 for r in session.exchanges if r.hijacked)
+    assert [a.row for a in diagram.arrows] == list(range(len(diagram.arrows)))  # time order, one per row
+    lanes = [lane.key for lane in diagram.lanes]
+    assert lanes[:3] == ["client", "dockertap", "api"] and lanes[-1] == "host"
+
+
+def test_summary_says_which_calls_reached_runc() -> None:
+    session = load_replay(BUNDLED["docker-run"])
+    out = render_text(session)
+    summary = out.split("What you just saw")[1]
+    assert "calls that reached runc: POST /containers/{id}/start\n" in summary
+    assert "answered by dockerd alone: HEAD /_ping, POST /containers/create, POST /containers/{id}/attach" in summary
+
+
+def test_lesson_summary_from_the_header(tmp_path: Path) -> None:
+    source = BUNDLED["docker-ps"] if "docker-ps" in BUNDLED else BUNDLED["docker-run"]
+    lines = source.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["summary"] = {"en": ["docker ps stops at dockerd."], "ja": ["docker ps は dockerd で止まる。"]}
+    path = tmp_path / "lesson.jsonl"
+    path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    assert "The point of this lesson:\n  • docker ps stops at dockerd." in render_text(load_replay(path))
+    assert "docker ps は dockerd で止まる。" in render_text(load_replay(path), "ja")
+
+
+# -- Japanese -----------------------------------------------------------------------------------------
+
+
+def test_every_phrase_and_message_has_both_languages() -> None:
+    assert set(PHRASES["en"]) == set(PHRASES["ja"])
+    assert set(MESSAGES["en"]) == set(MESSAGES["ja"])
+    assert set(NOUNS["en"]) == set(NOUNS["ja"])
+    for row in ROWS:
+        assert bool(row.en) == bool(row.ja), row.key
+
+
+def test_one_term_for_layer() -> None:
+    texts = [row.ja for row in ROWS] + list(PHRASES["ja"].values()) + list(MESSAGES["ja"].values())
+    assert not [t for t in texts if re.search("レイヤ(?!ー)", t)]
+
+
+def test_particle_never_starts_a_line() -> None:
+    text = "ネットワークは libnetwork で、dockerd がネットワークを設定し、`runc start` する。"
+    for width in range(12, 60):
+        starts = line_starts(text, width)
+        assert all(text[s] not in NO_START for s in starts[1:]), (width, starts)
+
+
+@pytest.mark.parametrize("width", [24, 33, 40, 57, 80])
+def test_japanese_narration_wraps_without_kinsoku_violations(width: int) -> None:
+    for path in BUNDLED.values():
+        session = load_replay(path)
+        for item in narration(session, "ja"):
+            wrapped = wrap_text(item.renderable, width).plain
+            for line in wrapped.splitlines():
+                body = line.lstrip(" ")
+                assert not body or body[0] not in NO_START, (path.name, width, line)
+    for row in ROWS:
+        if row.ja:
+            for line in wrap_text(_text(row.ja), width).plain.splitlines():
+                assert line.lstrip(" ")[:1] not in NO_START, (row.key, width, line)
+
+
+def _text(plain: str):
+    from rich.text import Text
+
+    return Text(plain)
+
+
+def test_language_defaults_from_the_locale() -> None:
+    assert default_lang({"LANG": "ja_JP.UTF-8"}) == "ja"
+    assert default_lang({"LC_ALL": "C", "LANG": "ja_JP.UTF-8"}) == "en"
+    assert default_lang({"LC_MESSAGES": "ja_JP", "LANG": "en_US"}) == "ja"
+    assert default_lang({}) == "en"
+    out = subprocess.run(
+        [*engines.dockertap_command(), "replay", "docker-run"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LANG": "ja_JP.UTF-8", "LC_ALL": "", "LC_MESSAGES": ""},
+        timeout=60,
+    ).stdout
+    assert "記録の終わり" in out and "到達した層" in out
+
+
+# -- stepping -----------------------------------------------------------------------------------------
+
+
+def _replay(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*engines.dockertap_command(), "replay", *args], capture_output=True, text=True, input=input, timeout=60
+    )
+
+
+def test_step_from_a_pipe_keys_and_newline_after_prompt() -> None:
+    result = _replay("docker-run", "--step", input="\nb\n4\n?\nx\n9\nq\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    prompts = [n for n, line in enumerate(lines) if line.startswith("[") and "q: quit" in line]
+    assert len(prompts) == 7
+    # The prompt is its own line: the next exchange starts on a line of its own.
+    assert lines[prompts[0]].endswith("? : help".replace(" : ", ": ")) and lines[prompts[0] + 1].startswith("  ")
+    assert lines[prompts[1]].startswith("[2/5]") and lines[prompts[2]].startswith("[1/5]")  # b went back
+    assert lines[prompts[3]].startswith("[4/5]")  # jumped to 4
+    assert "Keys: Enter or space" in result.stdout and "unknown key 'x'" in result.stdout
+    assert "no step 9 (steps 1–5)" in result.stdout
+    assert "End of recording" not in result.stdout  # q quit before the end
+
+
+def test_step_runs_to_the_end_when_input_ends() -> None:
+    result = _replay("docker-run", "--step", input="\n")
+    assert result.returncode == 0
+    assert "End of recording: 5 exchanges shown." in result.stdout and "What you just saw" in result.stdout
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
+def test_step_in_a_terminal_with_tmux(tmp_path: Path) -> None:
+    """Single keys on a real terminal: space, b, 3+Enter, ?, q; then Ctrl-C exits 130."""
+    session = f"dtteach{os.getpid()}"
+    rc_file = tmp_path / "rc"
+    command = " ".join([*engines.dockertap_command(), "replay", "docker-run", "--step"])
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50", f"{command}; echo $? > {rc_file}"],
+        check=True,
+    )
+    try:
+
+        def screen() -> str:
+            return subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", session, "-S", "-200"], capture_output=True, text=True
+            ).stdout
+
+        def wait_for(text: str) -> str:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                out = screen()
+                if text in out:
+                    return out
+                time.sleep(0.1)
+            raise AssertionError(f"{text!r} not on screen:\n{screen()}")
+
+        wait_for("[1/5]")
+        subprocess.run(["tmux", "send-keys", "-t", session, " "], check=True)
+        wait_for("[2/5]")
+        subprocess.run(["tmux", "send-keys", "-t", session, "3", "Enter"], check=True)
+        wait_for("[3/5]")
+        subprocess.run(["tmux", "send-keys", "-t", session, "?"], check=True)
+        wait_for("Keys: Enter or space")
+        subprocess.run(["tmux", "send-keys", "-t", session, "C-c"], check=True)
+        deadline = time.monotonic() + 20
+        while not rc_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rc_file.read_text().strip() == "130"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+# -- explain docker … ---------------------------------------------------------------------------------
+
+
+def _explain(*args: str):
+    return runner.invoke(app, ["explain", *args], env={"COLUMNS": "200"})
+
+
+def test_explain_docker_run_lists_calls_in_order_with_layers() -> None:
+    result = _explain("docker", "run", "--rm", "-it", "img", "sh")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    order = [out.index(r) for r in ("HEAD /_ping", "POST /containers/create", "/attach", "/wait", "/start")]
+    assert order == sorted(order)
+    start = out.split("POST /containers/{id}/start")[1]
+    assert "runc[create start]" in start.split("POST /containers/{id}/resize")[0]
+    assert "only when the CLI runs on a terminal" in out and "run.go" in out
+    # -i: the attach carries stdin, so the model shows dockerd closing it through containerd.
+    attach = out.split("POST /containers/{id}/attach")[1].split("POST /containers/{id}/wait")[0]
+    assert "containerd[Tasks.CloseIO]" in attach
+
+
+def test_explain_flags_change_the_sequence() -> None:
+    detached = _explain("docker", "run", "-d", "--name", "x", "img").output
+    assert "POST /containers/{id}/attach" not in detached.split("skipped here")[0]
+    assert "skipped here: POST /containers/{id}/attach" in detached
+    not_a_flag = _explain("docker", "run", "img", "ls", "-d").output  # -d after the image is ls's
+    assert "skipped here: POST /containers/{id}/attach" not in not_a_flag
+
+
+def test_explain_quoted_command_and_podman() -> None:
+    out = _explain("docker ps").output
+    assert "GET /containers/json" in out and "nothing below dockerd" in out
+    podman = _explain("--backend-family", "podman", "docker", "run", "--rm", "img").output
+    assert "conmon" in podman.split("POST /containers/{id}/attach")[1]
+
+
+def test_explain_unknown_route_and_command_exit_2() -> None:
+    for args in (["GET /not/a/route"], ["docker", "frobnicate"], ["POST"]):
+        result = _explain(*args)
+        assert result.exit_code == 2, (args, result.output)
+
+
+def test_every_command_row_names_a_source_and_known_routes() -> None:
+    for row in COMMANDS:
+        assert row.source
+        for call in row.calls:
+            method, path = call.route.split(" ", 1)
+            assert match_route(method, path).known, call.route
+
+
+# -- HTML ---------------------------------------------------------------------------------------------
+
+
+def _crafted(tmp_path: Path) -> Path:
+    """docker-run with hostile strings in the title, a command and an evidence item."""
+    lines = BUNDLED["docker-run"].read_text().splitlines()
+    header = json.loads(lines[0])
+    header["title"] = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+    out = [json.dumps(header)]
+    for line in lines[1:]:
+        record = json.loads(line)
+        if record.get("type") == "exchange" and isinstance(record.get("client"), dict):
+            record["client"]["command"] = "docker <b>bold</b> & '\"<svg onload=alert(3)>"
+        out.append(json.dumps(record))
+    path = tmp_path / "crafted.jsonl"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def test_html_escapes_every_recorded_string(tmp_path: Path) -> None:
+    page = render_html(load_replay(_crafted(tmp_path)))
+    assert "<script" not in page and "<img" not in page and "<svg onload" not in page and "<b>" not in page
+    assert html.escape("<script>alert(1)</script>") in page
+    assert "Content-Security-Policy" in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_html_page_renders_in_headless_chromium(tmp_path: Path, lang: str) -> None:
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("DOCKERTAP_REQUIRE_ENGINES") == "1":
+            pytest.fail("chromium is required in CI (APT_PACKAGES)")
+        pytest.skip("chromium is not installed")
+    page = tmp_path / "page.html"
+    result = runner.invoke(app, ["export", str(_crafted(tmp_path)), "--html", str(page), "--lang", lang])
+    assert result.exit_code == 0, result.output
+    session = load_replay(tmp_path / "crafted.jsonl")
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run",
+    ]  # fmt: skip
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run(
+            [browser, *flags, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=120,
+        ).stdout  # fmt: skip
+        shot = tmp_path / "page.png"
+        subprocess.run(
+            [browser, *flags, f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1600,1000",
+             page.as_uri()],
+            capture_output=True, timeout=120,
+        )  # fmt: skip
+    assert "<svg" in dom
+    diagram = build_diagram(session)
+    assert dom.count('class="lane"') == len(diagram.lanes)
+    assert dom.count('data-kind="exchange"') == len(session.exchanges)
+    assert dom.count('data-kind="evidence"') == sum(len(dedupe_evidence(r.evidence)) for r in session.exchanges)
+    assert dom.count('class="span"') == sum(1 for r in session.exchanges if r.hijacked)
+    assert "<script" not in dom and "onerror=" not in dom.replace("onerror=alert(2)&gt;", "")
+    assert shot.exists() and shot.stat().st_size > 10_000
+    if lang == "ja":
+        assert "到達した層" in dom and "いま見たこと" in dom
+    narrator = Narrator(session, lang)
+    assert narrator.lang == lang
