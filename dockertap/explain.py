@@ -215,8 +215,10 @@ def _explain_command(console: Console, argv: list[str], context: _Context) -> No
         line.append("\n      ")
         line.append(_compact(chain), style=LAYER_STYLES.get(chain.steps[-1].layer, "") if chain.steps else "")
         if call.when:
-            line.append(f"\n      only {'without' if call.when.startswith('!') else 'with'} "
-                        f"{call.when.lstrip('!')}", style="yellow")
+            line.append(
+                f"\n      only {'without' if call.when.startswith('!') else 'with'} {call.when.lstrip('!')}",
+                style="yellow",
+            )
         if call.terminal_only:
             line.append("\n      only when the CLI runs on a terminal", style="yellow")
         if call.note:
@@ -224,9 +226,14 @@ def _explain_command(console: Console, argv: list[str], context: _Context) -> No
         console.print(line)
     skipped = [c for c in row.calls if c not in calls]
     for call in skipped:
-        console.print(Text(f"    (skipped here: {call.route}, made only "
-                           f"{'without' if (call.when or '').startswith('!') else 'with'} "
-                           f"{(call.when or '').lstrip('!')})", style="dim"))
+        console.print(
+            Text(
+                f"    (skipped here: {call.route}, made only "
+                f"{'without' if (call.when or '').startswith('!') else 'with'} "
+                f"{(call.when or '').lstrip('!')})",
+                style="dim",
+            )
+        )
     for note in row.notes:
         console.print(Text("  • " + note))
     console.print(Text.assemble(("source: ", "dim"), (row.source, "dim")))

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a table of messages: one message per line reads better unwrapped)
 """dockertap's own messages in English and Japanese, keyed by message id, and the default language.
 
 `--lang` defaults from the locale: LC_ALL, then LC_MESSAGES, then LANG (POSIX precedence); a value starting

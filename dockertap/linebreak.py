@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the kinsoku character sets read best on one line)
 """Line breaking for mixed Japanese and ASCII text, by display width (East Asian Width via rich's cell_len).
 
 rich wraps at ASCII spaces, so 「… dockerd がネットワーク…」 can break at the space and start the next line with

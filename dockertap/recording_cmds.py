@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dockertap.i18n import Lang, default_lang
+from dockertap.i18n import Lang, default_lang, msg
 from dockertap.recordings.format import SessionFormatError, read_session
 from dockertap.recordings.narrate import counted
 
@@ -30,7 +30,9 @@ def export(
         metavar="OUT",
         help="Write a self-contained HTML page: sequence diagram (inline SVG) and narration, no network.",
     ),
-    lang: Lang = typer.Option(None, "--lang", help="Language of the HTML page's narration [default: from LANG]."),
+    lang: Lang = typer.Option(
+        None, "--lang", help="Language of the HTML page's narration [default: from LANG]."
+    ),
 ) -> None:
     """Export a recorded session as HAR, as a mitmproxy flow file, or as a teaching HTML page.
 
@@ -73,7 +75,9 @@ def _export_html(name_or_path: str, out: str, lang: str) -> None:
         count = write_html(session, out, lang)
     except (OSError, SessionFormatError) as exc:
         raise _fail(str(exc)) from None
-    typer.echo(f"wrote {counted(lang, count, 'exchange')} to {out} (HTML, {lang})", err=True)
+    typer.echo(
+        msg(lang, "wrote_html", exchanges=counted(lang, count, "exchange"), out=out, lang=lang), err=True
+    )
 
 
 def import_(

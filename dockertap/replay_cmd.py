@@ -61,7 +61,9 @@ def replay(
         None, metavar="FILE|NAME", help="A session file, or the name of a bundled recording (see --list)."
     ),
     step: bool = typer.Option(
-        False, "--step", help="One exchange at a time: Enter/space next, b back, N+Enter jump, q quit, ? help."
+        False,
+        "--step",
+        help="One exchange at a time: Enter/space next, b back, N+Enter jump, q quit, ? help.",
     ),
     speed: float = typer.Option(
         None,
@@ -74,7 +76,9 @@ def replay(
         None, "--only", help="Only exchanges whose route matches this glob, e.g. 'POST /containers/*'."
     ),
     lang: Lang = typer.Option(
-        None, "--lang", help="Language of the narration and messages [default: ja if LANG etc. start with ja]."
+        None,
+        "--lang",
+        help="Language of the narration and messages [default: ja if LANG etc. start with ja].",
     ),
     serve: bool = typer.Option(
         False, "--serve", help="Answer the real docker CLI from the recording (a fake daemon)."
@@ -291,7 +295,8 @@ def _serve(session: ReplaySession, listen: str | None, speed: float, lang: str =
         err = sys.stderr
         exchanges = counted(lang, len(session.exchanges), "exchange")
         err.write(
-            "dockertap: " + msg(lang, "serving", exchanges=exchanges, source=session.source, speed=f"{speed:g}")
+            "dockertap: "
+            + msg(lang, "serving", exchanges=exchanges, source=session.source, speed=f"{speed:g}")
             + "\n"
         )
         for warning in session.warnings:

@@ -281,7 +281,8 @@ def _summary(
         evidence=sum(1 for a in arrows if a.kind == "evidence"),
         hijacked=len(spans),
         reached=tuple(
-            (lane, n, observed[lane]) for lane, n in sorted(reached.items(), key=lambda kv: order.index(kv[0]))
+            (lane, n, observed[lane])
+            for lane, n in sorted(reached.items(), key=lambda kv: order.index(kv[0]))
         ),
         runtime_routes=tuple(runtime_routes),
         api_only_routes=tuple(api_only),

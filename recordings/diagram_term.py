@@ -51,7 +51,9 @@ def diagram_renderable(diagram: Diagram, lang: str = "en") -> RenderableType:
         for key, status in reached.items():
             i = lanes.index(key)
             if i != b:
-                cells[i] = " " * (LANE_WIDTH // 2) + _REACH_MARK.get(status, "○") + cells[i][LANE_WIDTH // 2 + 1 :]
+                cells[i] = (
+                    " " * (LANE_WIDTH // 2) + _REACH_MARK.get(status, "○") + cells[i][LANE_WIDTH // 2 + 1 :]
+                )
         row = Text()
         if a == b:
             for i, cell in enumerate(cells):
@@ -103,16 +105,27 @@ def summary_lines(summary: Summary, diagram: Diagram, lang: str = "en") -> list[
     for lane, n, observed in summary.reached:
         lines.append(
             phrase(
-                lang, "summary_reached", layer=titles[lane], exchanges=counted(lang, n, "exchange"), observed=observed
+                lang,
+                "summary_reached",
+                layer=titles[lane],
+                exchanges=counted(lang, n, "exchange"),
+                observed=observed,
             )
         )
     if summary.runtime_routes:
-        lines.append(phrase(lang, "summary_runtime", runtime=runtime, routes=", ".join(summary.runtime_routes)))
+        lines.append(
+            phrase(lang, "summary_runtime", runtime=runtime, routes=", ".join(summary.runtime_routes))
+        )
     else:
         lines.append(phrase(lang, "summary_runtime_none", runtime=runtime))
     if summary.runtime_commands:
         lines.append(
-            phrase(lang, "summary_runtime_commands", runtime=runtime, commands=", ".join(summary.runtime_commands))
+            phrase(
+                lang,
+                "summary_runtime_commands",
+                runtime=runtime,
+                commands=", ".join(summary.runtime_commands),
+            )
         )
     if summary.api_only_routes:
         lines.append(phrase(lang, "summary_api_only", api=api, routes=", ".join(summary.api_only_routes)))

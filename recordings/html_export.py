@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (inline CSS and SVG attribute strings)
 """`dockertap export FILE --html OUT`: a self-contained page with the session's sequence diagram.
 
 For a projector or a web site: one HTML file, inline SVG drawn here from the diagram model
@@ -13,6 +14,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from dockertap.linebreak import protect_spaces
 from dockertap.recordings.diagram import Diagram
 from dockertap.recordings.diagram_term import summary_lines
 from dockertap.recordings.narrate import (
@@ -48,6 +50,11 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _breakable(text: str, lang: str) -> str:
+    """Japanese: no-break spaces where a line must not break (before a particle), for the browser."""
+    return protect_spaces(text) if lang == "ja" else text
+
+
 def svg_diagram(diagram: Diagram) -> str:
     """The diagram as an inline SVG element: lanes, arrows (class `arrow`), spans (class `span`)."""
     x = {lane.key: LEFT + i * LANE_GAP for i, lane in enumerate(diagram.lanes)}
@@ -79,7 +86,9 @@ def svg_diagram(diagram: Diagram) -> str:
     label_x = LEFT + (len(diagram.lanes) - 1) * LANE_GAP + 20
     for arrow in diagram.arrows:
         y = TOP + arrow.row * ROW_HEIGHT
-        colour = "#2c8a2c" if arrow.kind == "evidence" else "#c0392b" if (arrow.status or 500) >= 400 else "#222"
+        colour = (
+            "#2c8a2c" if arrow.kind == "evidence" else "#c0392b" if (arrow.status or 500) >= 400 else "#222"
+        )
         x1, x2 = x[arrow.source], x[arrow.target]
         attrs = f'class="arrow {arrow.kind}" data-kind="{arrow.kind}" stroke="{colour}" stroke-width="1.6"'
         if arrow.exchange_id is not None:
@@ -142,7 +151,7 @@ def render_html(session: ReplaySession, lang: str = "en", only: tuple[str, ...] 
             step += 1
             steps.append(
                 f'<li class="step" value="{step}" data-exchange="{rec.id}">'
-                f'<div class="narration">{_e(narrator.exchange(rec).plain.strip())}</div></li>'
+                f'<div class="narration">{_e(_breakable(narrator.exchange(rec).plain.strip(), lang))}</div></li>'
             )
     summary = [f"<li>{_e(line)}</li>" for line in summary_lines(diagram.summary, diagram, lang)]
     lesson = lesson_summary(session, lang)

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the phrase tables keep one phrase per line)
 """The narrated replay (`dockertap replay FILE`): a recording told as a story, command by command.
 
 Exchanges are grouped by the client process that made them (one group per `docker …` invocation), and
@@ -239,7 +240,9 @@ def summarise_json(values: list[Any], lang: str) -> list[str]:
     if isinstance(value, list):
         first = value[0] if value else None
         keys = ", ".join(list(first)[:8]) if isinstance(first, dict) else ""
-        return [phrase(lang, "list", items=counted(lang, len(value), "item")) + (f" ({keys}…)" if keys else "")]
+        return [
+            phrase(lang, "list", items=counted(lang, len(value), "item")) + (f" ({keys}…)" if keys else "")
+        ]
     if isinstance(value, dict):
         shown = {
             k: v for k, v in value.items() if isinstance(v, str | int | float | bool) and v not in ("", None)
@@ -247,7 +250,12 @@ def summarise_json(values: list[Any], lang: str) -> list[str]:
         head = ", ".join(
             f"{k}={_clip(json.dumps(v, ensure_ascii=False), 40)}" for k, v in list(shown.items())[:6]
         )
-        return [_clip(phrase(lang, "object", fields=counted(lang, len(value), "field")) + (f": {head}" if head else ""))]
+        return [
+            _clip(
+                phrase(lang, "object", fields=counted(lang, len(value), "field"))
+                + (f": {head}" if head else "")
+            )
+        ]
     return [_clip(compact)]
 
 
@@ -603,7 +611,10 @@ class Narrator:
             text.append(f"      {self._p('evidence')} ({self._p('background')}): ", style="green")
             text.append(_evidence_line(item, since))
         if len(items) > MAX_LINES:
-            text.append("\n      " + self._p("more", lines=counted(self.lang, len(items) - MAX_LINES, "item")), style="dim")
+            text.append(
+                "\n      " + self._p("more", lines=counted(self.lang, len(items) - MAX_LINES, "item")),
+                style="dim",
+            )
         return text
 
     def _lines(self, text: Text, lines: list[tuple[str, str]]) -> None:
@@ -611,7 +622,10 @@ class Narrator:
             text.append(f"\n      {stream:>6} │ ", style="dim")
             text.append(_clip(line), style=_STREAM_STYLE.get(stream, ""))
         if len(lines) > MAX_LINES:
-            text.append("\n      " + self._p("more", lines=counted(self.lang, len(lines) - MAX_LINES, "line")), style="dim")
+            text.append(
+                "\n      " + self._p("more", lines=counted(self.lang, len(lines) - MAX_LINES, "line")),
+                style="dim",
+            )
 
 
 @dataclass(slots=True)
@@ -667,7 +681,7 @@ def session_diagram(session: ReplaySession, narrator: Narrator, selected: list[R
 
 
 def summary_text(session: ReplaySession, narrator: Narrator, selected: list[RecordedExchange]) -> Text:
-    """"What you just saw": counts from the diagram, then the lesson's own points (all plain text)."""
+    """ "What you just saw": counts from the diagram, then the lesson's own points (all plain text)."""
     from dockertap.recordings.diagram_term import summary_lines
 
     diagram = session_diagram(session, narrator, selected)

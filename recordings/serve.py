@@ -29,12 +29,12 @@ from dockertap.analyzers.routes import match_route
 from dockertap.proxy.exchange import final_head
 from dockertap.proxy.framing import (
     MAX_HEAD_SIZE,
-    decode_chunked,
     Body,
     ChunkedScanner,
     Hijack,
     ProtocolError,
     RequestFrame,
+    decode_chunked,
     find_head_end,
     parse_request_head,
     parse_response_head,
@@ -147,10 +147,8 @@ def body_difference(recorded: bytes, received: bytes, limit: int = 300) -> str |
         keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
         if not keys:
             return None
-        parts = [
-            f"{k}: recorded {json.dumps(old.get(k), ensure_ascii=False)}, got {json.dumps(new.get(k), ensure_ascii=False)}"
-            for k in keys
-        ]
+        shown = lambda value: json.dumps(value, ensure_ascii=False)  # noqa: E731
+        parts = [f"{k}: recorded {shown(old.get(k))}, got {shown(new.get(k))}" for k in keys]
         text = "; ".join(parts)
     else:
         text = f"body of {len(received)} bytes, recorded {len(recorded)} bytes"

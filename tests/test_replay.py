@@ -139,7 +139,7 @@ def test_object_ids_are_matched_by_route_not_by_id(recorded, served) -> None:
 def test_unmatched_request_gets_a_json_error_naming_the_closest_request(served) -> None:
     result = served.sh("docker ps --all --filter status=paused")
     assert result.returncode == 1
-    assert "dockertap replay: no recorded answer for GET /containers/json?all=1&filters=" in result.stderr
+    assert "has no recorded answer for GET /containers/json?all=1&filters=" in result.stderr
     assert "closest recorded request: GET /containers/json" in result.stderr
     # The server logs a request after answering it: the CLI may have its answer first.
     deadline = time.monotonic() + 5

@@ -40,7 +40,9 @@ BUNDLED = bundled_recordings()
 
 def test_attach_without_stdin_does_not_claim_close_io() -> None:
     """dockerd calls CloseIO only when an attach carries stdin (stdin=1) and the client's stdin ends."""
-    plain = expected_chain("dockerd", "graphdriver", match_route("POST", "/v1.41/containers/c/attach?stream=1"))
+    plain = expected_chain(
+        "dockerd", "graphdriver", match_route("POST", "/v1.41/containers/c/attach?stream=1")
+    )
     assert plain.layers == ("dockerd",) and "nothing new happens below dockerd" in plain.explanation["en"]
     with_stdin = expected_chain(
         "dockerd", "graphdriver", match_route("POST", "/v1.41/containers/c/attach?stdin=1&stream=1")
@@ -61,7 +63,9 @@ def test_podman_start_after_attach_init_shows_only_runc_start() -> None:
     out = render_text(load_replay(BUNDLED["podman-run"]))
     start = out.split("POST /containers/{id}/start  →")[1]
     assert "layers: compat-api✓ → runc✓[start]\n" in start
-    assert "already done for this container by POST /containers/{id}/attach: conmon spawn, runc create" in start
+    assert (
+        "already done for this container by POST /containers/{id}/attach: conmon spawn, runc create" in start
+    )
 
 
 def test_runc_init_re_exec_is_shown_once() -> None:
@@ -100,7 +104,10 @@ def test_summary_says_which_calls_reached_runc() -> None:
     out = render_text(session)
     summary = out.split("What you just saw")[1]
     assert "calls that reached runc: POST /containers/{id}/start\n" in summary
-    assert "answered by dockerd alone: HEAD /_ping, POST /containers/create, POST /containers/{id}/attach" in summary
+    assert (
+        "answered by dockerd alone: HEAD /_ping, POST /containers/create, POST /containers/{id}/attach"
+        in summary
+    )
 
 
 def test_lesson_summary_from_the_header(tmp_path: Path) -> None:
@@ -178,7 +185,11 @@ def test_language_defaults_from_the_locale() -> None:
 
 def _replay(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*engines.dockertap_command(), "replay", *args], capture_output=True, text=True, input=input, timeout=60
+        [*engines.dockertap_command(), "replay", *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=60,
     )
 
 
@@ -189,7 +200,9 @@ def test_step_from_a_pipe_keys_and_newline_after_prompt() -> None:
     prompts = [n for n, line in enumerate(lines) if line.startswith("[") and "q: quit" in line]
     assert len(prompts) == 7
     # The prompt is its own line: the next exchange starts on a line of its own.
-    assert lines[prompts[0]].endswith("? : help".replace(" : ", ": ")) and lines[prompts[0] + 1].startswith("  ")
+    assert lines[prompts[0]].endswith("? : help".replace(" : ", ": ")) and lines[prompts[0] + 1].startswith(
+        "  "
+    )
     assert lines[prompts[1]].startswith("[2/5]") and lines[prompts[2]].startswith("[1/5]")  # b went back
     assert lines[prompts[3]].startswith("[4/5]")  # jumped to 4
     assert "Keys: Enter or space" in result.stdout and "unknown key 'x'" in result.stdout
@@ -210,7 +223,18 @@ def test_step_in_a_terminal_with_tmux(tmp_path: Path) -> None:
     rc_file = tmp_path / "rc"
     command = " ".join([*engines.dockertap_command(), "replay", "docker-run", "--step"])
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50", f"{command}; echo $? > {rc_file}"],
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "160",
+            "-y",
+            "50",
+            f"{command}; echo $? > {rc_file}",
+        ],
         check=True,
     )
     try:
@@ -318,7 +342,9 @@ def test_html_escapes_every_recorded_string(tmp_path: Path) -> None:
     page = render_html(load_replay(_crafted(tmp_path)))
     assert "<script" not in page and "<img" not in page and "<svg onload" not in page and "<b>" not in page
     assert html.escape("<script>alert(1)</script>") in page
-    assert "Content-Security-Policy" in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "Content-Security-Policy" in page and "http://" not in page.replace(
+        "http://www.w3.org/2000/svg", ""
+    )
 
 
 def _chromium() -> str | None:
@@ -355,7 +381,9 @@ def test_html_page_renders_in_headless_chromium(tmp_path: Path, lang: str) -> No
     diagram = build_diagram(session)
     assert dom.count('class="lane"') == len(diagram.lanes)
     assert dom.count('data-kind="exchange"') == len(session.exchanges)
-    assert dom.count('data-kind="evidence"') == sum(len(dedupe_evidence(r.evidence)) for r in session.exchanges)
+    assert dom.count('data-kind="evidence"') == sum(
+        len(dedupe_evidence(r.evidence)) for r in session.exchanges
+    )
     assert dom.count('class="span"') == sum(1 for r in session.exchanges if r.hijacked)
     assert "<script" not in dom and "onerror=" not in dom.replace("onerror=alert(2)&gt;", "")
     assert shot.exists() and shot.stat().st_size > 10_000
@@ -363,3 +391,126 @@ def test_html_page_renders_in_headless_chromium(tmp_path: Path, lang: str) -> No
         assert "到達した層" in dom and "いま見たこと" in dom
     narrator = Narrator(session, lang)
     assert narrator.lang == lang
+
+
+# -- replay --serve for a classroom (the real docker CLI, no engine) ----------------------------------
+
+
+@pytest.fixture
+def served_run(short_tmp: Path):
+    from test_replay import Served
+
+    server = Served(BUNDLED["docker-run"], short_tmp, "--speed", "0")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _docker(server, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *args], env=engines.docker_env(server.url), capture_output=True, text=True, timeout=60
+    )
+
+
+def _log(server, text: str) -> str:
+    deadline = time.monotonic() + 5
+    while text not in server.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server.log.read_text()
+
+
+def test_served_unrecorded_request_is_501_naming_lesson_and_closest(served_run) -> None:
+    result = _docker(served_run, "ps")
+    assert result.returncode == 1
+    assert (
+        "the lesson 'docker-run'" in result.stderr
+        and "has no recorded answer for GET /containers/json" in result.stderr
+    )
+    assert "closest recorded request:" in result.stderr
+    assert "No such" not in result.stderr  # a 404 would read as a missing object
+    assert "→ 501" in _log(served_run, "→ 501")
+
+
+def test_served_run_with_another_image_and_command_warns(served_run) -> None:
+    result = _docker(served_run, "run", "--rm", "alpine", "echo", "hi")
+    assert result.stdout == "hello from a container\n"  # the recording's answer, as recorded
+    log = _log(served_run, "differs from the recorded one")
+    assert 'Image: recorded "dt-busybox:latest", got "alpine"' in log
+    assert '"hi"' in log  # the command differs too
+
+
+def test_served_run_detached_does_not_exit_0_after_an_error(short_tmp: Path) -> None:
+    from test_replay import Served
+
+    server = Served(BUNDLED["docker-exec"], short_tmp, "--speed", "0")  # no create recorded there
+    try:
+        result = _docker(server, "run", "-d", engines.BUSYBOX_TAG, "true")
+        assert result.returncode != 0
+        assert "has no recorded answer for POST /containers/create" in result.stderr
+    finally:
+        server.stop()
+
+
+def test_served_version_is_synthesised_from_the_fingerprint_when_not_recorded(short_tmp: Path) -> None:
+    from test_replay import Served
+
+    session = load_replay(BUNDLED["podman-run"])
+    assert not [r for r in session.exchanges if r.route in ("GET /version", "GET /info")]
+    server = Served(BUNDLED["podman-run"], short_tmp, "--speed", "0")
+    try:
+        version = _docker(server, "version", "--format", "{{json .Server}}")
+        assert version.returncode == 0, version.stderr
+        server_doc = json.loads(version.stdout)
+        assert server_doc["Components"][0]["Name"] == "Podman Engine"
+        assert server_doc["Version"] == session.backend["engine_version"]
+        info = _docker(server, "info", "--format", "{{.ServerVersion}}")
+        assert info.returncode == 0 and info.stdout.strip() == session.backend["engine_version"]
+        assert "synthesised from the recorded backend fingerprint" in server.err.read_text()
+    finally:
+        server.stop()
+
+
+# -- explain agrees with real traces -------------------------------------------------------------------
+
+
+EXPLAINED = [
+    "ps",
+    "images",
+    "version",
+    "info",
+    f"run --rm {engines.BUSYBOX_TAG} echo hi",
+    f"run -d --name teach-c {engines.BUSYBOX_TAG} sleep 30",
+    "exec teach-c echo hi",
+    "logs teach-c",
+    "top teach-c",
+    "update --cpu-shares 512 teach-c",
+    "stop -t 1 teach-c",
+    "start teach-c",
+    "rm -f teach-c",
+    "pull localhost:1/nothing:latest",
+    f"run --rm -i {engines.BUSYBOX_TAG} cat",
+]
+
+
+def test_explain_sequences_match_real_dockerd_traces(dockerd, tmp_path: Path) -> None:
+    """The real docker CLI through dockertap: each command's routes, in order, are what explain lists."""
+    from test_replay import record
+
+    from dockertap.analyzers.commands import call_sequence, find_command
+    from dockertap.recordings.narrate import group_by_client
+
+    path = tmp_path / "trace.jsonl"
+    script = "\n".join(f"docker {command} < /dev/null" for command in EXPLAINED) + "\n"
+    live = record(dockerd.url, path, script)
+    engines.docker(dockerd.url, "rm", "-f", "teach-c")
+    assert "hi" in live.stdout, live.stderr
+    groups = group_by_client(load_replay(path).exchanges)
+    assert len(groups) == len(EXPLAINED)
+    for command, group in zip(EXPLAINED, groups, strict=True):
+        found = find_command(command.split())
+        assert found is not None, command
+        row, args = found
+        expected = [c.route for c in call_sequence(row, args) if not c.terminal_only]
+        observed = [rec.route for rec in group.exchanges]
+        assert observed == expected, command
