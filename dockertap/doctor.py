@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import typer
 from rich.console import Console
@@ -24,6 +25,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from dockertap.analyzers.fingerprint import BackendFingerprint, fingerprint
+from dockertap.i18n import Lang, default_lang, doctor_diagnosis, doctor_text
 from dockertap.proxy.discovery import (
     Candidate,
     ContextInfo,
@@ -201,6 +203,9 @@ class Diagnosis:
     problem: str
     fix: str
     url: str | None = None
+    #: The DIAGNOSES key as "origin/kind" and the values filled in: what a translation needs.
+    message_id: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -321,14 +326,16 @@ def _diagnose(rep: EndpointReport, env: Mapping[str, str], engines_text: str) ->
     )
     if origin != "*" and kind in ("missing", "refused") and _is_dockertap_socket(rep.url, env):
         kind = "dockertap-dead"
-    problem, fix = DIAGNOSES.get((origin, kind)) or DIAGNOSES[("*", rep.probe.kind)]
+    key = (origin, kind) if (origin, kind) in DIAGNOSES else ("*", rep.probe.kind)
+    problem, fix = DIAGNOSES[key]
     if kind == "permission" and rep.socket and rep.socket.exists:
         problem += f" ({rep.socket.owner}:{rep.socket.group} {rep.socket.mode})"
     name = rep.source.split("'")[1] if "'" in rep.source else rep.source
     path = rep.probe.endpoint.path or rep.url
     hint = rep.probe.hint or engines_text
     fields = {"url": rep.url, "path": path, "name": name, "hint": hint}
-    return Diagnosis(problem.format(**fields), fix.format(**fields), rep.url)
+    texts = {k: str(v) for k, v in fields.items()}
+    return Diagnosis(problem.format(**fields), fix.format(**fields), rep.url, "/".join(key), texts)
 
 
 def gather(
@@ -377,7 +384,14 @@ def gather(
     if cli_url is None:
         name = env.get("DOCKER_CONTEXT") or "?"
         problem, fix = DIAGNOSES[("context", "unresolved")]
-        diagnoses.append(Diagnosis(problem.format(name=name, hint=cli_why), fix.format(name=name)))
+        diagnoses.append(
+            Diagnosis(
+                problem.format(name=name, hint=cli_why),
+                fix.format(name=name),
+                message_id="context/unresolved",
+                fields={"name": name, "hint": str(cli_why)},
+            )
+        )
     seen_urls: set[str | None] = set()
     if current.probe and not current.probe.ok:
         diagnosis = _diagnose(current, env, engines_text)
@@ -451,13 +465,14 @@ def _tree(report: DoctorReport) -> Tree:
 _STATUS_STYLE = {"ok": "green", "missing": "dim", "refused": "yellow"}
 
 
-def render(report: DoctorReport, console: Console) -> None:
-    status = "[green]works[/]" if report.ok else "[red]does not work[/]"
-    console.print(f"[bold]The docker CLI would use[/] {escape(str(report.cli_url))} - {status}")
-    console.print(f"  why: {escape(report.cli_why)}")
+def render(report: DoctorReport, console: Console, lang: str = "en") -> None:
+    t = partial(doctor_text, lang)
+    status = f"[green]{t('works')}[/]" if report.ok else f"[red]{t('does_not_work')}[/]"
+    console.print(f"[bold]{t('cli_would_use')}[/] {escape(str(report.cli_url))} - {status}")
+    console.print(f"  {t('why')}: {escape(report.cli_why)}")
     console.print(_tree(report))
 
-    table = Table(title="Candidate endpoints", title_justify="left")
+    table = Table(title=t("candidates"), title_justify="left")
     for column in ("source", "endpoint", "state", "backend"):
         table.add_column(column, overflow="fold")
     for rep in report.endpoints:
@@ -476,7 +491,7 @@ def render(report: DoctorReport, console: Console) -> None:
     console.print(table)
 
     if report.contexts:
-        ctx_table = Table(title="docker contexts", title_justify="left")
+        ctx_table = Table(title=t("contexts"), title_justify="left")
         for column in ("name", "endpoint", "current"):
             ctx_table.add_column(column, overflow="fold")
         for ctx in report.contexts:
@@ -485,24 +500,26 @@ def render(report: DoctorReport, console: Console) -> None:
             )
         console.print(ctx_table)
 
-    engines = ", ".join(f"{e.name} ({e.where})" for e in report.engines) or "none found"
-    console.print(f"[bold]Installed engines:[/] {escape(engines)}")
+    engines = ", ".join(f"{e.name} ({e.where})" for e in report.engines) or t("none_found")
+    console.print(f"[bold]{t('installed')}:[/] {escape(engines)}")
     if report.diagnoses:
-        console.print("[bold]Problems[/]")
+        console.print(f"[bold]{t('problems')}[/]")
         for diag in report.diagnoses:
-            console.print(f"  [red]x[/] {escape(diag.problem)}\n    [green]fix:[/] {escape(diag.fix)}")
+            problem, fix = doctor_diagnosis(lang, diag.message_id, diag.fields, diag.problem, diag.fix)
+            console.print(f"  [red]x[/] {escape(problem)}\n    [green]{t('fix')}:[/] {escape(fix)}")
     else:
-        console.print("[green]No problems found.[/]")
+        console.print(f"[green]{t('no_problems')}[/]")
 
 
 def doctor(
     json_output: bool = typer.Option(False, "--json", help="Print the findings as JSON (for scripts)."),
     timeout: float = typer.Option(2.0, "--timeout", help="Seconds to wait for each endpoint."),
+    lang: Lang = typer.Option(None, "--lang", help="Language [default: ja if LANG etc. start with ja]."),
 ) -> None:
     """Check every Docker API endpoint on this machine and explain what the docker CLI would use."""
     report = gather(timeout=timeout)
     if json_output:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     else:
-        render(report, Console())
+        render(report, Console(), (lang or Lang(default_lang())).value)
     raise typer.Exit(0 if report.ok else 1)

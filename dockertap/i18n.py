@@ -75,3 +75,74 @@ def msg(lang: str, message_id: str, **values: object) -> str:
     """One of dockertap's own messages in `lang` (English when a translation is missing)."""
     table = MESSAGES.get(lang, MESSAGES["en"])
     return table.get(message_id, MESSAGES["en"][message_id]).format(**values)
+
+
+# -- doctor -----------------------------------------------------------------------------------------------
+# The doctor's fixed words, and its diagnoses in Japanese keyed by the DIAGNOSES id ("origin/kind" in
+# dockertap/doctor.py) with the same {fields}. English is the doctor's own text.
+
+DOCTOR_TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "works": "works",
+        "does_not_work": "does not work",
+        "cli_would_use": "The docker CLI would use",
+        "why": "why",
+        "candidates": "Candidate endpoints",
+        "contexts": "docker contexts",
+        "installed": "Installed engines",
+        "none_found": "none found",
+        "problems": "Problems",
+        "fix": "fix",
+        "no_problems": "No problems found.",
+    },
+    "ja": {
+        "works": "動作する",
+        "does_not_work": "動作しない",
+        "cli_would_use": "docker CLI が使う接続先は",
+        "why": "理由",
+        "candidates": "接続先の候補",
+        "contexts": "docker コンテキスト",
+        "installed": "インストール済みのエンジン",
+        "none_found": "見つからない",
+        "problems": "問題",
+        "fix": "対処",
+        "no_problems": "問題は見つからなかった。",
+    },
+}
+
+DOCTOR_DIAGNOSES_JA: dict[str, tuple[str, str]] = {
+    "DOCKER_HOST/missing": ("DOCKER_HOST が指す {path} は存在しない", "DOCKER_HOST を解除する (または動いているエンジンを指す)。{hint}"),
+    "DOCKER_HOST/refused": ("DOCKER_HOST が指す {path} は誰も待ち受けていない古いソケット", "それを持つエンジンを起動するか、DOCKER_HOST を解除する。{hint}"),
+    "DOCKER_HOST/dockertap-dead": ("DOCKER_HOST は dockertap のソケット {path} を指しているが、dockertap proxy が動いていない", "起動する (dockertap proxy) か、DOCKER_HOST を解除する"),
+    "context/missing": ("docker コンテキスト {name!r} が指す {path} は存在しない", "そのエンジンを起動するか、使うのをやめる (docker context use default; docker context rm {name})。{hint}"),
+    "context/refused": ("docker コンテキスト {name!r} が指すソケット {path} は死んでいる (誰も待ち受けていない)", "そのエンジンを起動するか、使うのをやめる (docker context use default; docker context rm {name})。{hint}"),
+    "context/dockertap-dead": ("docker コンテキスト {name!r} は dockertap のソケット {path} を指しているが、dockertap proxy が動いていない", "起動する (dockertap proxy) か、使うのをやめる (docker context use default)"),
+    "context/unresolved": ("docker CLI のコンテキスト {name!r} を解決できない: {hint}", "docker context use default (または docker context create {name} --docker host=unix:///...)"),
+    "*/missing": ("{url}: ソケットが存在しない", "{hint}"),
+    "*/refused": ("{url}: 古いソケット。ファイルはあるが誰も待ち受けていない", "{hint}"),
+    "*/permission": ("{url}: アクセスが拒否された", "{hint}"),
+    "*/not-socket": ("{url} はソケットではない", "{hint}"),
+    "*/timeout": ("{url} は接続を受け付けるが応答しない", "{hint}"),
+    "*/not-http": ("{url} は応答するが HTTP ではない (プロトコルが違う)", "{hint}"),
+    "*/not-docker": ("{url} は HTTP を話すが Docker API ではない", "{hint}"),
+    "*/error": ("{url}: 接続できない", "{hint}"),
+}
+
+
+def doctor_text(lang: str, message_id: str) -> str:
+    table = DOCTOR_TEXT.get(lang, DOCTOR_TEXT["en"])
+    return table.get(message_id, DOCTOR_TEXT["en"][message_id])
+
+
+def doctor_diagnosis(
+    lang: str, message_id: str, fields: Mapping[str, str], problem: str, fix: str
+) -> tuple[str, str]:
+    """A diagnosis in `lang`: the Japanese template filled with the same fields, else the English text."""
+    if lang != "ja" or message_id not in DOCTOR_DIAGNOSES_JA:
+        return problem, fix
+    ja_problem, ja_fix = DOCTOR_DIAGNOSES_JA[message_id]
+    values = {"url": "", "path": "", "name": "", "hint": "", **fields}
+    try:
+        return ja_problem.format(**values), ja_fix.format(**values)
+    except (KeyError, IndexError):
+        return problem, fix
