@@ -83,6 +83,7 @@ def _print_all(console: Console, lang: str) -> None:
 
 
 def explain(
+    ctx: typer.Context,
     request: list[str] = typer.Argument(
         None,
         metavar="REQUEST|docker COMMAND…",
@@ -128,6 +129,14 @@ def explain(
         _print_all(console, language)
         return
     words = list(request or [])
+    if words and words[0] not in ("docker", "docker-compose"):
+        # Not a docker command: options may follow the request (`explain "GET /x" --lang ja`).
+        first_option = next((i for i, word in enumerate(words) if word.startswith("-")), None)
+        if first_option is not None:
+            reordered = [*words[first_option:], *words[:first_option]]
+            params = ctx.command.make_context(ctx.info_name, reordered, parent=ctx.parent).params
+            explain(ctx, **params)
+            return
     if len(words) == 1 and " " in words[0].strip():
         words = shlex.split(words[0])
     if not words:

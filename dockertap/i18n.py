@@ -47,7 +47,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "{known})",
         "explain_give": 'give a request like "POST /containers/{{id}}/start", a docker command like '
         '"docker run --rm img", or --all',
-        "wrote_html": "wrote {exchanges} to {out} (HTML, {lang})",
+        "wrote_html": "wrote {exchanges} to {out} (HTML, {language})",
     },
     "ja": {
         "which_recording": "どの記録か指定してほしい: dockertap replay FILE (同梱の記録名は dockertap replay --list で確認)",
@@ -66,7 +66,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "explain_unknown_command": "`docker {command}` がどの API を呼ぶかを dockertap は知らない (既知: {known})",
         "explain_give": '"POST /containers/{{id}}/start" のような要求か、"docker run --rm img" のような '
         "docker コマンド、または --all を指定してほしい",
-        "wrote_html": "{out} に {exchanges}を書き出した (HTML, {lang})",
+        "wrote_html": "{out} に {exchanges}を書き出した (HTML, {language})",
     },
 }
 

@@ -76,7 +76,7 @@ def _export_html(name_or_path: str, out: str, lang: str) -> None:
     except (OSError, SessionFormatError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(
-        msg(lang, "wrote_html", exchanges=counted(lang, count, "exchange"), out=out, lang=lang), err=True
+        msg(lang, "wrote_html", exchanges=counted(lang, count, "exchange"), out=out, language=lang), err=True
     )
 
 
