@@ -28,6 +28,43 @@ def default_lang(env: Mapping[str, str] | None = None) -> str:
     return "en"
 
 
+#: Counted nouns: English (singular, plural); Japanese (counter and noun, no plural).
+NOUNS: dict[str, dict[str, tuple[str, str]]] = {
+    "en": {
+        "exchange": ("exchange", "exchanges"),
+        "command": ("client command", "client commands"),
+        "call": ("API call", "API calls"),
+        "item": ("item", "items"),
+        "field": ("field", "fields"),
+        "line": ("line", "lines"),
+        "evidence": ("observed evidence item", "observed evidence items"),
+        "stream": ("hijacked stream", "hijacked streams"),
+        "flow": ("flow", "flows"),
+        "byte": ("byte", "bytes"),
+    },
+    "ja": {
+        "exchange": (" 件のやり取り", ""),
+        "command": (" 個のクライアントコマンド", ""),
+        "call": (" 件", ""),
+        "item": (" 件", ""),
+        "field": (" 個のフィールド", ""),
+        "line": (" 行", ""),
+        "evidence": (" 件の観測された証拠", ""),
+        "stream": (" 本のハイジャックされたストリーム", ""),
+        "flow": (" 件のフロー", ""),
+        "byte": (" バイト", ""),
+    },
+}
+
+
+def counted(lang: str, n: int, noun: str) -> str:
+    """`1 exchange`, `2 exchanges`; in Japanese `2 件のやり取り` (a counter, never a plural)."""
+    if lang == "ja":
+        return f"{n}{NOUNS['ja'][noun][0]}"
+    one, many = NOUNS["en"][noun]
+    return f"{n} {one if n == 1 else many}"
+
+
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {
         "which_recording": "which recording? dockertap replay FILE (or a bundled name: dockertap replay --list)",
@@ -111,13 +148,34 @@ DOCTOR_TEXT: dict[str, dict[str, str]] = {
 }
 
 DOCTOR_DIAGNOSES_JA: dict[str, tuple[str, str]] = {
-    "DOCKER_HOST/missing": ("DOCKER_HOST が指す {path} は存在しない", "DOCKER_HOST を解除する (または動いているエンジンを指す)。{hint}"),
-    "DOCKER_HOST/refused": ("DOCKER_HOST が指す {path} は誰も待ち受けていない古いソケット", "それを持つエンジンを起動するか、DOCKER_HOST を解除する。{hint}"),
-    "DOCKER_HOST/dockertap-dead": ("DOCKER_HOST は dockertap のソケット {path} を指しているが、dockertap proxy が動いていない", "起動する (dockertap proxy) か、DOCKER_HOST を解除する"),
-    "context/missing": ("docker コンテキスト {name!r} が指す {path} は存在しない", "そのエンジンを起動するか、使うのをやめる (docker context use default; docker context rm {name})。{hint}"),
-    "context/refused": ("docker コンテキスト {name!r} が指すソケット {path} は死んでいる (誰も待ち受けていない)", "そのエンジンを起動するか、使うのをやめる (docker context use default; docker context rm {name})。{hint}"),
-    "context/dockertap-dead": ("docker コンテキスト {name!r} は dockertap のソケット {path} を指しているが、dockertap proxy が動いていない", "起動する (dockertap proxy) か、使うのをやめる (docker context use default)"),
-    "context/unresolved": ("docker CLI のコンテキスト {name!r} を解決できない: {hint}", "docker context use default (または docker context create {name} --docker host=unix:///...)"),
+    "DOCKER_HOST/missing": (
+        "DOCKER_HOST が指す {path} は存在しない",
+        "DOCKER_HOST を解除する (または動いているエンジンを指す)。{hint}",
+    ),
+    "DOCKER_HOST/refused": (
+        "DOCKER_HOST が指す {path} は誰も待ち受けていない古いソケット",
+        "それを持つエンジンを起動するか、DOCKER_HOST を解除する。{hint}",
+    ),
+    "DOCKER_HOST/dockertap-dead": (
+        "DOCKER_HOST は dockertap のソケット {path} を指しているが、dockertap proxy が動いていない",
+        "起動する (dockertap proxy) か、DOCKER_HOST を解除する",
+    ),
+    "context/missing": (
+        "docker コンテキスト {name!r} が指す {path} は存在しない",
+        "そのエンジンを起動するか、使うのをやめる (docker context use default; docker context rm {name})。{hint}",
+    ),
+    "context/refused": (
+        "docker コンテキスト {name!r} が指すソケット {path} は死んでいる (誰も待ち受けていない)",
+        "そのエンジンを起動するか、使うのをやめる (docker context use default; docker context rm {name})。{hint}",
+    ),
+    "context/dockertap-dead": (
+        "docker コンテキスト {name!r} は dockertap のソケット {path} を指しているが、dockertap proxy が動いていない",
+        "起動する (dockertap proxy) か、使うのをやめる (docker context use default)",
+    ),
+    "context/unresolved": (
+        "docker CLI のコンテキスト {name!r} を解決できない: {hint}",
+        "docker context use default (または docker context create {name} --docker host=unix:///...)",
+    ),
     "*/missing": ("{url}: ソケットが存在しない", "{hint}"),
     "*/refused": ("{url}: 古いソケット。ファイルはあるが誰も待ち受けていない", "{hint}"),
     "*/permission": ("{url}: アクセスが拒否された", "{hint}"),

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from dockertap.i18n import Lang, default_lang, msg
+from dockertap.i18n import Lang, counted, default_lang, msg
 from dockertap.recordings.format import SessionFormatError, read_session
-from dockertap.recordings.narrate import counted
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -63,7 +62,7 @@ def export(
         from dockertap.recordings.flows import write_flows
 
         count = write_flows(session, flows)
-        typer.echo(f"wrote {count} flows to {flows} (mitmproxy)", err=True)
+        typer.echo(f"wrote {counted('en', count, 'flow')} to {flows} (mitmproxy)", err=True)
 
 
 def _export_html(name_or_path: str, out: str, lang: str) -> None:

@@ -13,10 +13,10 @@ import typer
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from dockertap.i18n import Lang, default_lang, msg
+from dockertap.i18n import Lang, counted, default_lang, msg
 from dockertap.linebreak import wrap_text
 from dockertap.proxy.listener import ListenError, open_unix_listener
-from dockertap.recordings.narrate import counted, narration
+from dockertap.recordings.narrate import narration
 from dockertap.recordings.replayable import ReplaySession, bundled_recordings, load_replay
 from dockertap.recordings.serve import ReplayServer, Served
 
@@ -40,7 +40,7 @@ def recordings() -> None:
     """List the teaching recordings bundled with dockertap (replay one with `dockertap replay NAME`)."""
     found = bundled_recordings()
     if not found:
-        typer.echo("no bundled recordings are installed")
+        typer.echo(msg(default_lang(), "no_bundled"))
         return
     width = max(len(name) for name in found)
     for name, path in found.items():

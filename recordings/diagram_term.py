@@ -12,8 +12,9 @@ from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from dockertap.i18n import counted
 from dockertap.recordings.diagram import Diagram, Summary
-from dockertap.recordings.narrate import counted, phrase
+from dockertap.recordings.narrate import phrase
 
 LANE_WIDTH = 13
 _REACH_MARK = {"observed": "●", "expected": "○", "missing": "✗", "unexpected": "●"}

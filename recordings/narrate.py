@@ -24,6 +24,7 @@ from typing import Any
 from rich.text import Text
 
 from dockertap.analyzers.streams import decode_stream, looks_multiplexed
+from dockertap.i18n import counted
 from dockertap.recordings.diagram import dedupe_evidence
 from dockertap.recordings.replayable import RecordedExchange, ReplaySession, backend_fingerprint
 
@@ -112,39 +113,6 @@ PHRASES: dict[str, dict[str, str]] = {
     },
 }
 LANGUAGES = tuple(PHRASES)
-
-#: Counted nouns: English (singular, plural); Japanese (counter and noun, no plural).
-NOUNS: dict[str, dict[str, tuple[str, str]]] = {
-    "en": {
-        "exchange": ("exchange", "exchanges"),
-        "command": ("client command", "client commands"),
-        "call": ("API call", "API calls"),
-        "item": ("item", "items"),
-        "field": ("field", "fields"),
-        "line": ("line", "lines"),
-        "evidence": ("observed evidence item", "observed evidence items"),
-        "stream": ("hijacked stream", "hijacked streams"),
-    },
-    "ja": {
-        "exchange": (" 件のやり取り", ""),
-        "command": (" 個のクライアントコマンド", ""),
-        "call": (" 件", ""),
-        "item": (" 件", ""),
-        "field": (" 個のフィールド", ""),
-        "line": (" 行", ""),
-        "evidence": (" 件の観測された証拠", ""),
-        "stream": (" 本のハイジャックされたストリーム", ""),
-    },
-}
-
-
-def counted(lang: str, n: int, noun: str) -> str:
-    """`1 exchange`, `2 exchanges`; in Japanese `2 件のやり取り` (a counter, never a plural)."""
-    if lang == "ja":
-        return f"{n}{NOUNS['ja'][noun][0]}"
-    one, many = NOUNS["en"][noun]
-    return f"{n} {one if n == 1 else many}"
-
 
 _STATUS_STYLE = {1: "cyan", 2: "green", 3: "cyan", 4: "yellow", 5: "bold red"}
 _STREAM_STYLE = {"stdout": "", "stderr": "red", "systemerr": "bold red", "stdin": "cyan", "raw": ""}

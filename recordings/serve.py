@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockertap.analyzers.routes import match_route
+from dockertap.i18n import counted
 from dockertap.proxy.exchange import final_head
 from dockertap.proxy.framing import (
     MAX_HEAD_SIZE,
@@ -151,7 +152,9 @@ def body_difference(recorded: bytes, received: bytes, limit: int = 300) -> str |
         parts = [f"{k}: recorded {shown(old.get(k))}, got {shown(new.get(k))}" for k in keys]
         text = "; ".join(parts)
     else:
-        text = f"body of {len(received)} bytes, recorded {len(recorded)} bytes"
+        text = (
+            f"body of {counted('en', len(received), 'byte')}, recorded {counted('en', len(recorded), 'byte')}"
+        )
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -24,11 +24,11 @@ from dockertap.analyzers.commands import COMMANDS
 from dockertap.analyzers.layer_table import ROWS, expected_chain
 from dockertap.analyzers.routes import match_route
 from dockertap.app import app
-from dockertap.i18n import MESSAGES, default_lang
+from dockertap.i18n import MESSAGES, NOUNS, counted, default_lang
 from dockertap.linebreak import NO_START, line_starts, wrap_text
 from dockertap.recordings.diagram import build_diagram, dedupe_evidence
 from dockertap.recordings.html_export import render_html
-from dockertap.recordings.narrate import NOUNS, PHRASES, Narrator, counted, narration, render_text
+from dockertap.recordings.narrate import PHRASES, Narrator, narration, render_text
 from dockertap.recordings.replayable import bundled_recordings, load_replay
 
 runner = CliRunner()
