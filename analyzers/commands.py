@@ -3,8 +3,9 @@
 
 `dockertap explain docker run --rm -it img sh` looks the command up here, drops the calls its flags skip,
 and hands each call to the layer model (`analyzers/layer_table.py`) for the layers it reaches. Rows follow
-docker/cli (the client of Debian's docker.io 20.10 and current releases agree on these sequences except where
-a row's notes say otherwise) and were checked against real traces (tests/test_explain.py).
+docker/cli (CLI 20.10 and current releases agree on these sequences except where
+a row's notes say otherwise; checked against docker/cli at v20.10.24 and at 28f7560, 2026-08) and against real
+traces of the docker CLI 28.2.2 through dockertap (tests/test_teaching.py: test_explain_sequences_match_real_dockerd_traces).
 
 A call's `when` is a flag condition: `detach` (present with -d/--detach), `!detach` (absent), `tty`, `stdin`
 (-i), `rm`, `force` (-f), `all` (-a). Notes say where a sequence depends on flags or on the engine.
@@ -66,7 +67,7 @@ COMMANDS: tuple[CommandRow, ...] = (
         Call("POST /containers/{id}/resize", when="tty", note="the CLI sends the terminal size once the container runs", terminal_only=True),
     ), f"{_CLI} cli/command/container/run.go: runContainer; cli/command/container/create.go: createContainer; cli/command/container/utils.go: waitExitOrRemoved",
         ("-d skips the attach: the CLI prints the id after start (the wait is still opened before start)",
-         "--rm: since API 1.25 dockerd removes the container itself (HostConfig.AutoRemove, wait condition=removed); against an older API the CLI sends DELETE /containers/{id} after the wait",
+         "--rm: dockerd removes the container itself (HostConfig.AutoRemove, wait condition=removed); docker CLI ≤ 20.10 talking to an API older than 1.30 watches GET /events instead of the wait, and below API 1.25 removes the container itself with DELETE /containers/{id} (cli/command/container/utils.go: legacyWaitExitOrRemoved, v20.10.24)",
          "Podman: the attach initialises the created container (conmon runs `runc create`), start only runs `runc start`",
          "only start reaches containerd and runc on dockerd; create, attach and wait stay in dockerd"),
         _RUN_FLAGS),
@@ -79,7 +80,7 @@ COMMANDS: tuple[CommandRow, ...] = (
     ), f"{_CLI} cli/command/container/start.go: RunStart", (), (("a", "attach"), ("attach", "attach"), ("i", "attach"), ("interactive", "attach"))),
     CommandRow(("exec",), (
         _PING,
-        Call("GET /containers/{id}/json", note="docker CLI 20.10 checks the container first; newer CLIs skip it"),
+        Call("GET /containers/{id}/json", note="the CLI checks that the container exists before creating the exec"),
         Call("POST /containers/{id}/exec"),
         Call("POST /exec/{id}/start", note="hijacked stream unless -d"),
         Call("POST /exec/{id}/resize", when="tty", note="the terminal size of the exec'd process", terminal_only=True),
@@ -103,10 +104,10 @@ COMMANDS: tuple[CommandRow, ...] = (
                ("-f on a running container: dockerd kills it through containerd and runc first",)),
     CommandRow(("inspect",), (_PING, Call("GET /containers/{id}/json", note="the CLI tries object kinds in turn when --type is not given")),
                f"{_CLI} cli/command/system/inspect.go: inspectAll"),
-    CommandRow(("pull",), (_PING, Call("POST /images/create", query="fromImage=…&tag=…")), f"{_CLI} cli/command/image/pull.go: RunPull",
+    CommandRow(("pull",), (_PING, Call("POST /images/create", query="fromImage=…&tag=…")), f"{_CLI} cli/command/image/pull.go: runPull",
                ("the registry client runs inside dockerd (or Podman's c/image), not in the CLI",
                 "with the containerd image store, dockerd writes content and snapshots through containerd")),
-    CommandRow(("push",), (_PING, Call("POST /images/{name}/push")), f"{_CLI} cli/command/image/push.go: RunPush"),
+    CommandRow(("push",), (_PING, Call("POST /images/{name}/push")), f"{_CLI} cli/command/image/push.go: runPush"),
     CommandRow(("rmi",), (_PING, Call("DELETE /images/{name}")), f"{_CLI} cli/command/image/remove.go: runRemove"),
     CommandRow(("build",), (
         _PING,

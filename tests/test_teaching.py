@@ -490,7 +490,10 @@ EXPLAINED = [
     "rm -f teach-c",
     "pull localhost:1/nothing:latest",
     f"run --rm -i {engines.BUSYBOX_TAG} cat",
+    "build -q -t teach-b -",
 ]
+#: What each command reads on stdin (default: nothing), and its environment.
+STDIN = {"build -q -t teach-b -": f"printf 'FROM {engines.BUSYBOX_TAG}\\nRUN true\\n' | DOCKER_BUILDKIT=0 "}
 
 
 def test_explain_sequences_match_real_dockerd_traces(dockerd, tmp_path: Path) -> None:
@@ -501,9 +504,13 @@ def test_explain_sequences_match_real_dockerd_traces(dockerd, tmp_path: Path) ->
     from dockertap.recordings.narrate import group_by_client
 
     path = tmp_path / "trace.jsonl"
-    script = "\n".join(f"docker {command} < /dev/null" for command in EXPLAINED) + "\n"
+    script = "\n".join(
+        f"{STDIN[command]}docker {command}" if command in STDIN else f"docker {command} < /dev/null"
+        for command in EXPLAINED
+    )
     live = record(dockerd.url, path, script)
     engines.docker(dockerd.url, "rm", "-f", "teach-c")
+    engines.docker(dockerd.url, "rmi", "-f", "teach-b")
     assert "hi" in live.stdout, live.stderr
     groups = group_by_client(load_replay(path).exchanges)
     assert len(groups) == len(EXPLAINED)
