@@ -104,15 +104,14 @@ def summary_lines(summary: Summary, diagram: Diagram, lang: str = "en") -> list[
         )
     ]
     for lane, n, observed in summary.reached:
-        lines.append(
-            phrase(
-                lang,
-                "summary_reached",
-                layer=titles[lane],
-                exchanges=counted(lang, n, "exchange"),
-                observed=observed,
-            )
-        )
+        if observed == n:
+            how = phrase(lang, "reached_all_observed")
+        elif observed == 0:
+            how = phrase(lang, "reached_none_observed")
+        else:
+            how = phrase(lang, "reached_some_observed", observed=observed)
+        exchanges = counted(lang, n, "exchange")
+        lines.append(phrase(lang, "summary_reached", layer=titles[lane], exchanges=exchanges, how=how))
     if summary.runtime_routes:
         lines.append(
             phrase(lang, "summary_runtime", runtime=runtime, routes=", ".join(summary.runtime_routes))
