@@ -20,7 +20,7 @@ from dockertap.recordings.replayable import RecordedExchange, ReplaySession
 #: Lanes per backend family, left to right: (key, title).
 DOCKERD_LANES = (
     ("client", "client"),
-    ("dockertap", "socket / dockertap"),
+    ("dockertap", "socket (dockertap)"),
     ("api", "dockerd"),
     ("containerd", "containerd"),
     ("shim", "shim"),
@@ -29,8 +29,8 @@ DOCKERD_LANES = (
 )
 PODMAN_LANES = (
     ("client", "client"),
-    ("dockertap", "socket / dockertap"),
-    ("api", "podman (compat API)"),
+    ("dockertap", "socket (dockertap)"),
+    ("api", "Podman compat API"),
     ("conmon", "conmon"),
     ("runtime", "runc / crun"),
     ("host", "host"),
@@ -50,10 +50,18 @@ LANE_OF_LAYER = {
 }
 
 
+#: Shorter lane titles where a terminal column is narrow.
+SHORT_TITLES = {"socket (dockertap)": "dockertap", "Podman compat API": "podman API"}
+
+
 @dataclass(frozen=True, slots=True)
 class Lane:
     key: str
     title: str
+
+    @property
+    def short(self) -> str:
+        return SHORT_TITLES.get(self.title, self.title)
 
 
 @dataclass(frozen=True, slots=True)

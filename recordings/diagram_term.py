@@ -40,7 +40,7 @@ def diagram_renderable(diagram: Diagram, lang: str = "en") -> RenderableType:
     lines: list[Text] = [Text(phrase(lang, "diagram_title"), style="bold")]
     header = Text()
     for lane in diagram.lanes:
-        header.append(_lane_title(lane.title).center(LANE_WIDTH), style=_LANE_STYLE.get(lane.key, ""))
+        header.append(_lane_title(lane.short).center(LANE_WIDTH), style=_LANE_STYLE.get(lane.key, ""))
     lines.append(header)
     open_rows = {row for span in diagram.spans for row in range(span.first_row, span.last_row + 1)}
     for arrow in diagram.arrows:
