@@ -131,6 +131,16 @@ COMMANDS: tuple[CommandRow, ...] = (
 # fmt: on
 
 
+#: How a condition is spelled on the command line, for messages.
+CONDITION_FLAGS = {"detach": "-d", "tty": "-t", "stdin": "-i", "attach": "-a/-i", "rm": "--rm"}
+
+
+def condition_text(when: str) -> tuple[bool, str]:
+    """(`True` when the call needs the flag, the flag as typed): `!detach` → (False, "-d")."""
+    name = when.lstrip("!")
+    return not when.startswith("!"), CONDITION_FLAGS.get(name, name)
+
+
 def known_commands() -> list[str]:
     return [" ".join(row.words) for row in COMMANDS]
 

@@ -12,7 +12,13 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from dockertap.analyzers.commands import call_sequence, call_target, find_command, known_commands
+from dockertap.analyzers.commands import (
+    call_sequence,
+    call_target,
+    condition_text,
+    find_command,
+    known_commands,
+)
 from dockertap.analyzers.layer_table import LayerChain, all_rows, expected_chain
 from dockertap.analyzers.routes import RouteMatch, match_route, route_spec
 from dockertap.i18n import Lang, default_lang, msg
@@ -200,6 +206,11 @@ def _explain_route(console: Console, route: RouteMatch, context: _Context) -> No
     console.print(Text.assemble(("source: ", "dim"), (chain.source, "dim")))
 
 
+def _condition(when: str, lang: str) -> str:
+    needs, flag = condition_text(when)
+    return msg(lang, "explain_only_with" if needs else "explain_only_without", flag=flag)
+
+
 def _explain_command(console: Console, argv: list[str], context: _Context) -> None:
     """`docker …`: the calls the command makes, in order, each with the layers it reaches."""
     found = find_command(argv)
@@ -224,25 +235,21 @@ def _explain_command(console: Console, argv: list[str], context: _Context) -> No
         line.append("\n      ")
         line.append(_compact(chain), style=LAYER_STYLES.get(chain.steps[-1].layer, "") if chain.steps else "")
         if call.when:
-            line.append(
-                f"\n      only {'without' if call.when.startswith('!') else 'with'} {call.when.lstrip('!')}",
-                style="yellow",
-            )
+            line.append("\n      " + _condition(call.when, context.lang), style="yellow")
         if call.terminal_only:
-            line.append("\n      only when the CLI runs on a terminal", style="yellow")
+            line.append("\n      " + msg(context.lang, "explain_terminal_only"), style="yellow")
         if call.note:
             line.append(f"\n      {call.note}", style="italic dim")
         console.print(line)
-    skipped = [c for c in row.calls if c not in calls]
-    for call in skipped:
-        console.print(
-            Text(
-                f"    (skipped here: {call.route}, made only "
-                f"{'without' if (call.when or '').startswith('!') else 'with'} "
-                f"{(call.when or '').lstrip('!')})",
-                style="dim",
+    for call in row.calls:
+        if call not in calls and call.when:
+            skipped = msg(
+                context.lang,
+                "explain_skipped",
+                route=call.route,
+                condition=_condition(call.when, context.lang),
             )
-        )
+            console.print(Text(f"    ({skipped})", style="dim"))
     for note in row.notes:
         console.print(Text("  • " + note))
     console.print(Text.assemble(("source: ", "dim"), (row.source, "dim")))

@@ -84,6 +84,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "{known})",
         "explain_give": 'give a request like "POST /containers/{{id}}/start", a docker command like '
         '"docker run --rm img", or --all',
+        "explain_only_with": "only with {flag}",
+        "explain_only_without": "only without {flag}",
+        "explain_terminal_only": "only when the CLI runs on a terminal",
+        "explain_skipped": "skipped here: {route}, {condition}",
         "wrote_html": "wrote {exchanges} to {out} (HTML, {language})",
     },
     "ja": {
@@ -103,6 +107,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "explain_unknown_command": "`docker {command}` がどの API を呼ぶかを dockertap は知らない (既知: {known})",
         "explain_give": '"POST /containers/{{id}}/start" のような要求か、"docker run --rm img" のような '
         "docker コマンド、または --all を指定してほしい",
+        "explain_only_with": "{flag} を付けたときだけ",
+        "explain_only_without": "{flag} を付けないときだけ",
+        "explain_terminal_only": "CLI が端末で動いているときだけ",
+        "explain_skipped": "今回は省かれる: {route} ({condition})",
         "wrote_html": "{out} に {exchanges}を書き出した (HTML, {language})",
     },
 }
