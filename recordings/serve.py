@@ -48,6 +48,8 @@ WARNING_HEADER = "X-Dockertap-Replay-Warning"
 #: Longest a backend frame waits for the client's stdin to catch up before it is sent anyway.
 STDIN_CATCH_UP_TIMEOUT = 5.0
 READ_SIZE = 64 * 1024
+#: Longest a container's start waits for the CLI's concurrently sent wait request to arrive.
+WAIT_BEFORE_START = 0.5
 
 RequestKey = tuple[str, str, tuple[tuple[str, tuple[str, ...]], ...]]
 
@@ -315,6 +317,10 @@ class ReplayServer:
         self.on_served = on_served or (lambda served: None)
         self.served: list[Served] = []
         self._tasks: set[asyncio.Task] = set()
+        #: Containers (by the id the client used) with a request that got no recorded answer → that request.
+        self._failed: dict[str, str] = {}
+        self._waited: set[str] = set()
+        self._created: set[str] = set()
 
     async def serve(self, sock: socket.socket) -> None:
         server = await asyncio.start_unix_server(self._track, sock=sock, limit=READ_SIZE)
@@ -368,9 +374,17 @@ class ReplayServer:
         self, conn: _Connection, method: str, target: str, frame: RequestFrame, body: bytes = b""
     ) -> bool:
         """Write the answer to one request; False when the connection must close afterwards."""
+        route = match_route(method, target)
+        container = route.object_id if route.object_kind == "container" else None
+        if container and route.template == "POST /containers/{id}/start":
+            refused = await self._earlier_failure(container)
+            if refused:
+                return self._unmatched(conn, method, target, refused)
         rec = self.book.take(method, target)
+        if container and route.template == "POST /containers/{id}/wait":
+            self._waited.add(container)
 
-        is_ping = match_route(method, target).template.endswith(" /_ping")
+        is_ping = route.template.endswith(" /_ping")
         if rec is None and is_ping:
             rec = self.book.ping_answer(method)
             if rec is None:
@@ -382,7 +396,16 @@ class ReplayServer:
         if rec is None and match_route(method, target).template in SYNTHESISABLE:
             return self._synthesised(conn, method, target)
         if rec is None:
+            if container:
+                self._failed.setdefault(container, describe_request(method, target))
             return self._unmatched(conn, method, target)
+        if rec.route == "POST /containers/create":
+            answer = _json_or_none(rec.response_body)
+            if isinstance(answer, dict) and isinstance(answer.get("Id"), str):
+                # A new `docker run` reuses the recorded id: what failed for the last one is forgotten.
+                self._created.add(answer["Id"])
+                self._failed.pop(answer["Id"], None)
+                self._waited.discard(answer["Id"])
         if rec.response_head is None:
             message = f"dockertap replay: the recorded request got no answer ({rec.error or 'unknown error'})"
             body = json.dumps({"message": message}).encode()
@@ -391,13 +414,38 @@ class ReplayServer:
             return True
         return await self._replay(conn, rec, frame, method, body_difference(rec.request_body, body))
 
-    def _unmatched(self, conn: _Connection, method: str, target: str) -> bool:
-        """501 Not Implemented with a JSON message the docker CLI prints (a 404 would read as "No such …")."""
+    async def _earlier_failure(self, container: str) -> str | None:
+        """The request for this container that got no recorded answer, if any, before its start.
+
+        The docker CLI opens the wait and sends the start on two connections at once; the wait is issued
+        first, so a start briefly waits for it (at most WAIT_BEFORE_START seconds) to learn its fate.
+        """
+        if container not in self._created:
+            return self._failed.get(container)  # not this run's container: no wait is coming
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_BEFORE_START
+        while container not in self._waited and container not in self._failed and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return self._failed.get(container)
+
+    def _unmatched(self, conn: _Connection, method: str, target: str, earlier: str | None = None) -> bool:
+        """501 Not Implemented with a JSON message the docker CLI prints (a 404 would read as "No such …").
+
+        `earlier`: this request has an answer, but an earlier request for the same container had none, so
+        going on would pretend the rest of the command worked (`docker run -d` would print an id, exit 0).
+        """
         closest = self.book.closest(method, target)
-        message = (
-            f"dockertap replay: the lesson {lesson_name(self.session)} has no recorded answer for "
-            f"{describe_request(method, target)}"
-        )
+        lesson = lesson_name(self.session)
+        if earlier:
+            message = (
+                f"dockertap replay: the lesson {lesson} has no recorded answer for {earlier}, so "
+                f"{describe_request(method, target)} for the same container is refused too"
+            )
+        else:
+            message = (
+                f"dockertap replay: the lesson {lesson} has no recorded answer for "
+                f"{describe_request(method, target)}"
+            )
         message += f" — closest recorded request: {closest}" if closest else " — the recording is empty"
         body = json.dumps({"message": message}, ensure_ascii=False).encode()
         conn.writer.write(_json_head(501, "Not Implemented", body) + body)

@@ -452,6 +452,25 @@ def test_served_run_detached_does_not_exit_0_after_an_error(short_tmp: Path) -> 
         server.stop()
 
 
+def test_served_run_detached_against_an_attached_lesson_fails_then_the_lesson_still_plays(
+    short_tmp: Path,
+) -> None:
+    """`-d` waits with condition=next-exit, which the lesson never recorded: the start is refused (not a
+    silent exit 0), and the next `docker run` of the lesson is unaffected."""
+    from test_replay import Served
+
+    server = Served(BUNDLED["podman-run"], short_tmp, "--speed", "0")
+    try:
+        for _ in range(3):  # the CLI sends wait and start concurrently: the outcome must not depend on it
+            detached = _docker(server, "run", "-d", engines.BUSYBOX_TAG, "true")
+            assert detached.returncode == 125, detached.stderr
+            assert "wait?condition=next-exit, so POST /containers/" in detached.stderr
+            attached = _docker(server, "run", "--rm", engines.BUSYBOX_TAG, "echo", "hello from a container")
+            assert (attached.returncode, attached.stdout) == (0, "hello from a container\n"), attached.stderr
+    finally:
+        server.stop()
+
+
 def test_served_version_is_synthesised_from_the_fingerprint_when_not_recorded(short_tmp: Path) -> None:
     from test_replay import Served
 
