@@ -138,18 +138,30 @@ def _json_or_none(data: bytes) -> object | None:
         return None
 
 
+#: Fields named first in a difference: what a learner changes (another image, another command).
+_FIRST_FIELDS = ("Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Tty", "OpenStdin", "AttachStdin")
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal as the engine decodes them: Go reads an absent field as its zero value."""
+    zero = (None, "", False, 0, [], {})
+    return a == b or (a in zero and b in zero)
+
+
 def body_difference(recorded: bytes, received: bytes, limit: int = 300) -> str | None:
     """What differs between the recorded request body and this one (e.g. another image or command).
 
-    JSON bodies are compared field by field (top level); other bodies by bytes. None when they agree.
+    JSON bodies are compared field by field (top level; absent equals the zero value), the fields a learner
+    changes first; other bodies by bytes. None when they agree.
     """
     if recorded == received:
         return None
     old, new = _json_or_none(recorded), _json_or_none(received)
     if isinstance(old, dict) and isinstance(new, dict):
-        keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+        keys = [k for k in dict.fromkeys([*old, *new]) if not _same(old.get(k), new.get(k))]
         if not keys:
             return None
+        keys.sort(key=lambda k: _FIRST_FIELDS.index(k) if k in _FIRST_FIELDS else len(_FIRST_FIELDS))
         shown = lambda value: json.dumps(value, ensure_ascii=False)  # noqa: E731
         parts = [f"{k}: recorded {shown(old.get(k))}, got {shown(new.get(k))}" for k in keys]
         text = "; ".join(parts)

@@ -438,6 +438,20 @@ def test_served_run_with_another_image_and_command_warns(served_run) -> None:
     log = _log(served_run, "differs from the recorded one")
     assert 'Image: recorded "dt-busybox:latest", got "alpine"' in log
     assert '"hi"' in log  # the command differs too
+    # The same warning travels in a response header the CLI ignores.
+    import http.client
+    import socket
+
+    conn = http.client.HTTPConnection("localhost", timeout=10)
+    conn.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.sock.connect(str(served_run.socket))
+    body = json.dumps({"Image": "alpine", "Cmd": ["sh"]})
+    conn.request("POST", "/v1.41/containers/create", body, {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 201
+    warning = response.getheader("X-Dockertap-Replay-Warning")
+    assert warning and 'Image: recorded \\"dt-busybox:latest\\", got \\"alpine\\"' in warning
 
 
 def test_served_run_detached_does_not_exit_0_after_an_error(short_tmp: Path) -> None:
