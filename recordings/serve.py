@@ -21,6 +21,7 @@ import asyncio
 import difflib
 import json
 import logging
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,10 +63,11 @@ def request_key(method: str, target: str) -> RequestKey:
 
 
 def describe_request(method: str, target: str) -> str:
-    """`GET /containers/json?all=1`: the request without its API version prefix."""
+    """`GET /containers/json?all=1`: the request without its API version prefix, full ids shortened."""
     match = match_route(method, target)
     query = target.split("?", 1)[1] if "?" in target else ""
-    return f"{match.method} {match.path}" + (f"?{query}" if query else "")
+    text = f"{match.method} {match.path}" + (f"?{query}" if query else "")
+    return re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1…", text)
 
 
 @dataclass
