@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 import typer
 from rich.console import Console, RenderableType
@@ -16,7 +17,7 @@ from rich.text import Text
 from dockertap.i18n import Lang, counted, default_lang, msg
 from dockertap.linebreak import wrap_text
 from dockertap.proxy.listener import ListenError, open_unix_listener
-from dockertap.recordings.narrate import narration
+from dockertap.recordings.narrate import NarrationItem, narration
 from dockertap.recordings.replayable import ReplaySession, bundled_recordings, load_replay
 from dockertap.recordings.serve import ReplayServer, Served
 
@@ -110,6 +111,10 @@ def replay(
         _narrate(session, language, only or [], step, speed or 0.0)
 
 
+#: Prints one renderable of the walk (wrapped for Japanese on a terminal).
+Show = Callable[[RenderableType], None]
+
+
 class _Keys:
     """Reads the stepping keys: single keypresses on a terminal, whole lines from a pipe."""
 
@@ -184,7 +189,7 @@ def _narrate(session: ReplaySession, lang: str, only: list[str], step: bool, spe
         raise typer.Exit(130) from None
 
 
-def _closing_diagram(session: ReplaySession, lang: str, only: list[str], show) -> None:
+def _closing_diagram(session: ReplaySession, lang: str, only: list[str], show: Show) -> None:
     """The sequence diagram of what was narrated (the summary is the narration's last item)."""
     from dockertap.recordings.diagram_term import diagram_renderable
     from dockertap.recordings.narrate import Narrator, route_matches, session_diagram
@@ -196,7 +201,9 @@ def _closing_diagram(session: ReplaySession, lang: str, only: list[str], show) -
         show(diagram_renderable(session_diagram(session, narrator, selected), lang))
 
 
-def _walk_stepping(session: ReplaySession, items: list, lang: str, console: Console, show) -> bool:
+def _walk_stepping(
+    session: ReplaySession, items: list[NarrationItem], lang: str, console: Console, show: Show
+) -> bool:
     """`--step`: one exchange per step; Enter/space next, b back, N+Enter jump, q quit, ? help.
 
     Returns False when the learner quit, True when the walk reached its end.

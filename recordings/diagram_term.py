@@ -13,7 +13,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from dockertap.i18n import counted
-from dockertap.recordings.diagram import Diagram, Summary
+from dockertap.recordings.diagram import Arrow, Diagram, Summary
 from dockertap.recordings.narrate import phrase
 
 LANE_WIDTH = 13
@@ -82,7 +82,7 @@ def diagram_renderable(diagram: Diagram, lang: str = "en") -> RenderableType:
     return Group(*lines)
 
 
-def _style(arrow) -> str:
+def _style(arrow: Arrow) -> str:
     if arrow.kind == "evidence":
         return "green"
     status = arrow.status or 0

@@ -144,9 +144,13 @@ def _json_or_none(data: bytes) -> object | None:
 _FIRST_FIELDS = ("Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Tty", "OpenStdin", "AttachStdin")
 
 
+def _shown(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _same(a: object, b: object) -> bool:
     """Equal as the engine decodes them: Go reads an absent field as its zero value."""
-    zero = (None, "", False, 0, [], {})
+    zero: tuple[object, ...] = (None, "", False, 0, [], {})
     return a == b or (a in zero and b in zero)
 
 
@@ -164,8 +168,7 @@ def body_difference(recorded: bytes, received: bytes, limit: int = 300) -> str |
         if not keys:
             return None
         keys.sort(key=lambda k: _FIRST_FIELDS.index(k) if k in _FIRST_FIELDS else len(_FIRST_FIELDS))
-        shown = lambda value: json.dumps(value, ensure_ascii=False)  # noqa: E731
-        parts = [f"{k}: recorded {shown(old.get(k))}, got {shown(new.get(k))}" for k in keys]
+        parts = [f"{k}: recorded {_shown(old.get(k))}, got {_shown(new.get(k))}" for k in keys]
         text = "; ".join(parts)
     else:
         text = (
@@ -190,7 +193,9 @@ def synthesised_document(session: ReplaySession, template: str) -> dict[str, obj
     host = session.header.get("host") if isinstance(session.header.get("host"), dict) else {}
     kernel = str((host or {}).get("kernel") or "")
     if template.endswith("/version"):
-        components = [{"Name": "Podman Engine" if podman else "Engine", "Version": version, "Details": {}}]
+        components: list[dict[str, object]] = [
+            {"Name": "Podman Engine" if podman else "Engine", "Version": version, "Details": {}}
+        ]
         if backend.get("containerd_version"):
             components.append({"Name": "containerd", "Version": backend["containerd_version"], "Details": {}})
         if backend.get("runc_version"):
