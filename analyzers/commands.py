@@ -41,6 +41,10 @@ class CommandRow:
     notes: tuple[str, ...] = ()
     #: Flags (short letters and long names) mapped to the condition names above.
     flags: tuple[tuple[str, str], ...] = ()
+    #: Environment assignments typed before `docker` that switch a condition: ("DOCKER_BUILDKIT=0", "!buildkit").
+    env: tuple[tuple[str, str], ...] = ()
+    #: Conditions on by default (what the current CLI does without flags or environment).
+    defaults: tuple[str, ...] = ()
 
 
 _PING = Call("HEAD /_ping", note="API version negotiation, before the first real call")
@@ -111,28 +115,47 @@ COMMANDS: tuple[CommandRow, ...] = (
     CommandRow(("rmi",), (_PING, Call("DELETE /images/{name}")), f"{_CLI} cli/command/image/remove.go: runRemove"),
     CommandRow(("build",), (
         _PING,
-        Call("POST /build", note="legacy builder: the build context is the request body; one container per RUN step"),
-    ), f"{_CLI} cli/command/image/build.go: runBuild (DOCKER_BUILDKIT=0)",
-        ("engine and client dependent: with BuildKit (the default since Docker 23, or DOCKER_BUILDKIT=1) the CLI hands the build to buildx, "
-         "which opens POST /session and POST /grpc (BuildKit's gRPC API) — RUN steps are then `runc run` exec'd by dockerd directly, "
-         "bypassing containerd; Podman has no BuildKit and builds with buildah",)),
+        Call("POST /build", when="!buildkit", note="legacy builder: the build context is the request body; one container per RUN step"),
+        Call("HEAD /_ping", when="buildkit", note="the CLI hands `docker build` to the docker-buildx plugin, a second process that pings again"),
+        Call("POST /grpc", when="buildkit", note="BuildKit's control API (gRPC over h2c, hijacked): solve, status, workers — several connections"),
+        Call("GET /version", when="buildkit"),
+        Call("POST /session", when="buildkit", note="the build session (h2c, hijacked): the context files and registry auth flow through it"),
+    ), f"{_CLI} cli/command/image/build.go: runBuild; cli-plugins (docker build → docker buildx build); docker/buildx driver/docker",
+        ("engine and client dependent: BuildKit (through buildx) is the default since Docker 23; DOCKER_BUILDKIT=0 selects the legacy builder "
+         "(explain it with `dockertap explain DOCKER_BUILDKIT=0 docker build .`)",
+         "with BuildKit the calls run on concurrent connections, so their order varies; RUN steps are `runc run` exec'd by dockerd directly, "
+         "bypassing containerd; Podman has no BuildKit (/grpc and /session are 404) and builds with buildah"),
+        (), (("DOCKER_BUILDKIT=0", "!buildkit"),), ("buildkit",)),
     CommandRow(("compose", "up"), (
         _PING,
-        Call("GET /containers/json", query="filters=label com.docker.compose.project", note="what exists already"),
-        Call("GET /networks", note="and POST /networks/create for a new project network"),
-        Call("POST /containers/create"),
-        Call("POST /containers/{id}/attach", when="!detach"),
+        Call("GET /images/{name}/json", note="each service's image, to decide whether to pull or build"),
+        Call("GET /networks/{id}", note="the project network by name (404 the first time)"),
+        Call("GET /networks", query="filters=name"),
+        Call("POST /networks/create", note="only when the project network does not exist yet"),
+        Call("GET /containers/json", query="all=1&filters=label com.docker.compose.project", note="what the project already runs"),
+        Call("GET /version"),
+        Call("POST /containers/create", query="name=PROJECT-SERVICE-1"),
+        Call("GET /containers/{id}/json"),
+        Call("POST /containers/{id}/attach", when="!detach", note="attached `up` follows each container's output"),
+        Call("GET /containers/json", query="all=1&filters=label com.docker.compose.project"),
         Call("POST /containers/{id}/start"),
-    ), "docker/compose pkg/compose/create.go, convergence.go, start.go",
-        ("approximate: compose's order depends on its version and on what already exists (networks, volumes, images to pull or build); "
-         "each service container then follows the create → start path of docker run",),
+    ), "docker/compose v2 pkg/compose/up.go, create.go, convergence.go, start.go, attach.go (sequence traced with compose 2.40.3, `up -d`)",
+        ("one service, first `up -d` of the project; more services, volumes, builds or pulls add their own calls, and an existing network skips the create",
+         "each service container then follows the create → start path of docker run: only start reaches containerd and runc"),
         (("d", "detach"), ("detach", "detach"))),
 )
 # fmt: on
 
 
 #: How a condition is spelled on the command line, for messages.
-CONDITION_FLAGS = {"detach": "-d", "tty": "-t", "stdin": "-i", "attach": "-a/-i", "rm": "--rm"}
+CONDITION_FLAGS = {
+    "detach": "-d",
+    "tty": "-t",
+    "stdin": "-i",
+    "attach": "-a/-i",
+    "rm": "--rm",
+    "buildkit": "BuildKit",
+}
 
 
 def condition_text(when: str) -> tuple[bool, str]:
@@ -145,14 +168,31 @@ def known_commands() -> list[str]:
     return [" ".join(row.words) for row in COMMANDS]
 
 
+#: compose's global options that take a value (`docker compose -p NAME up`).
+_COMPOSE_VALUE_OPTIONS = frozenset(
+    "-p --project-name -f --file --env-file --profile --project-directory --ansi --progress --parallel".split()
+)
+
+
+def _without_compose_options(words: list[str]) -> list[str]:
+    """`compose -p teach up -d` → `compose up -d`: compose's global options sit between its words."""
+    if words[:1] != ["compose"]:
+        return words
+    rest, i = words[1:], 0
+    while i < len(rest) and rest[i].startswith("-"):
+        i += 2 if rest[i] in _COMPOSE_VALUE_OPTIONS else 1
+    return ["compose", *rest[i:]]
+
+
 def find_command(argv: Sequence[str]) -> tuple[CommandRow, list[str]] | None:
     """The row for `argv` (without the leading `docker`), and the arguments after the command words.
 
     `docker container run` and `docker run` are the same command.
     """
-    words = [w for w in argv]
+    words = list(argv)
     if words[:1] in (["container"], ["image"], ["system"]) and len(words) > 1:
         words = words[1:]
+    words = _without_compose_options(words)
     for row in sorted(COMMANDS, key=lambda r: -len(r.words)):
         if tuple(words[: len(row.words)]) == row.words:
             return row, words[len(row.words) :]
@@ -165,6 +205,15 @@ _BOOLEAN_LONG = frozenset(
     "rm init privileged read-only detach tty interactive all force quiet no-trunc oom-kill-disable help "
     "sig-proxy disable-content-trust no-healthcheck latest size".split()
 )
+
+
+def active_conditions(row: CommandRow, args: Sequence[str], env: Sequence[str] = ()) -> set[str]:
+    """The row's default conditions, switched by `NAME=value` words typed before `docker`, plus flags."""
+    on = set(row.defaults)
+    for assignment, condition in row.env:
+        if assignment in env:
+            on.discard(condition.lstrip("!")) if condition.startswith("!") else on.add(condition)
+    return on | active_flags(row, args)
 
 
 def active_flags(row: CommandRow, args: Sequence[str]) -> set[str]:
@@ -204,9 +253,9 @@ def call_target(call: Call, row: CommandRow, args: Sequence[str]) -> str:
     return f"{path}?{query}" if query else path
 
 
-def call_sequence(row: CommandRow, args: Sequence[str]) -> list[Call]:
-    """The calls this invocation makes, in order: those whose flag condition holds."""
-    on = active_flags(row, args)
+def call_sequence(row: CommandRow, args: Sequence[str], env: Sequence[str] = ()) -> list[Call]:
+    """The calls this invocation makes, in order: those whose flag or environment condition holds."""
+    on = active_conditions(row, args, env)
 
     def holds(when: str | None) -> bool:
         if when is None:

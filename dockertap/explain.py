@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from enum import StrEnum
@@ -135,7 +136,7 @@ def explain(
         _print_all(console, language)
         return
     words = list(request or [])
-    if words and words[0] not in ("docker", "docker-compose"):
+    if words and words[0] not in ("docker", "docker-compose") and "=" not in words[0]:
         # Not a docker command: options may follow the request (`explain "GET /x" --lang ja`).
         first_option = next((i for i, word in enumerate(words) if word.startswith("-")), None)
         if first_option is not None:
@@ -148,11 +149,16 @@ def explain(
     if not words:
         raise _usage(msg(language, "explain_give"))
     context = _Context(backend_family.value, image_store.value, engine_version, runtime, language)
-    if words[0] in ("docker", "docker-compose"):
+    assignments = []
+    while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
+        assignments.append(words.pop(0))  # `DOCKER_BUILDKIT=0 docker build .`
+    if words and words[0] in ("docker", "docker-compose"):
         if words[0] == "docker-compose":
             words = ["docker", "compose", *words[1:]]
-        _explain_command(console, words[1:], context)
+        _explain_command(console, words[1:], context, assignments)
         return
+    if assignments or not words:
+        raise _usage(msg(language, "explain_give"))
     if len(words) != 2:
         raise _usage('expected "METHOD /path", e.g. "POST /containers/{id}/start", or a docker command')
     route = match_route(words[0], words[1].strip())
@@ -211,7 +217,7 @@ def _condition(when: str, lang: str) -> str:
     return msg(lang, "explain_only_with" if needs else "explain_only_without", flag=flag)
 
 
-def _explain_command(console: Console, argv: list[str], context: _Context) -> None:
+def _explain_command(console: Console, argv: list[str], context: _Context, env: list[str]) -> None:
     """`docker …`: the calls the command makes, in order, each with the layers it reaches."""
     found = find_command(argv)
     if found is None:
@@ -224,8 +230,8 @@ def _explain_command(console: Console, argv: list[str], context: _Context) -> No
             )
         )
     row, args = found
-    calls = call_sequence(row, args)
-    console.print(Text("docker " + " ".join(argv), style="bold"))
+    calls = call_sequence(row, args, env)
+    console.print(Text(" ".join([*env, "docker", *argv]), style="bold"))
     for n, call in enumerate(calls, 1):
         chain = _chain(match_route(call.route.split(" ", 1)[0], call_target(call, row, args)), context)
         line = Text(f"{n:>2}. ", style="bold")
