@@ -580,6 +580,38 @@ def test_explain_sequences_match_real_dockerd_traces(dockerd, tmp_path: Path) ->
             assert observed == expected, command
 
 
+PODMAN_EXPLAINED = [
+    "ps",
+    "version",
+    f"run --rm {engines.BUSYBOX_TAG} echo hi",
+    f"run -d --name teach-p {engines.BUSYBOX_TAG} sleep 30",
+    "exec teach-p echo hi",
+    "logs teach-p",
+    "stop -t 1 teach-p",
+    "rm -f teach-p",
+]
+
+
+def test_explain_sequences_match_real_podman_traces(podman, tmp_path: Path) -> None:
+    """The CLI decides the calls, so Podman's compat API sees the same sequences (its layers differ)."""
+    from test_replay import record
+
+    from dockertap.analyzers.commands import call_sequence, find_command
+    from dockertap.recordings.narrate import group_by_client
+
+    cli = engines.docker_binary()
+    path = tmp_path / "trace.jsonl"
+    live = record(podman.url, path, "".join(f"{cli} {command} < /dev/null\n" for command in PODMAN_EXPLAINED))
+    assert "hi" in live.stdout, live.stderr
+    groups = group_by_client(load_replay(path).exchanges)
+    assert len(groups) == len(PODMAN_EXPLAINED)
+    for command, group in zip(PODMAN_EXPLAINED, groups, strict=True):
+        found = find_command(command.split())
+        assert found is not None
+        expected = [c.route for c in call_sequence(*found) if not c.terminal_only]
+        assert [rec.route for rec in group.exchanges] == expected, command
+
+
 def test_doctor_speaks_japanese(tmp_path: Path) -> None:
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/none.sock", "DOCKER_CONFIG": str(tmp_path)}
     for lang_env, args in (({}, ["--lang", "ja"]), ({"LANG": "ja_JP.UTF-8", "LC_ALL": ""}, [])):
