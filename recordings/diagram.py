@@ -74,6 +74,8 @@ class Arrow:
     label: str
     kind: str  # "exchange" or "evidence"
     time: float
+    #: Evidence with no API call behind it (exit clean-up, health checks): drawn fainter.
+    background: bool = False
     #: Exchanges: their id, HTTP status, narration step number and the lanes they reached (lane → status).
     exchange_id: int | None = None
     status: int | None = None
@@ -178,6 +180,18 @@ def dedupe_evidence(items: list[dict[str, Any]]) -> list[tuple[dict[str, Any], i
     return out
 
 
+def background_evidence(session: ReplaySession, chosen: list[RecordedExchange]) -> list[dict[str, Any]]:
+    """The recording's evidence with no exchange behind it, during the chosen exchanges, in time order."""
+    if not chosen:
+        return []
+    first = min(rec.started for rec in chosen)
+    last = max(rec.ended or rec.started for rec in chosen)
+    if len(chosen) == len(session.exchanges):
+        last = float("inf")  # the whole recording: clean-up after the last answer belongs to it too
+    timed = [item for item in session.evidence if isinstance(item.get("time"), int | float)]
+    return sorted((item for item in timed if first <= item["time"] <= last), key=lambda i: i["time"])
+
+
 def _reached(layers: list[Any], lanes: tuple[Lane, ...]) -> tuple[tuple[str, str], ...]:
     """Lanes an exchange reached, with the recorded status (observed/expected/missing)."""
     reached: dict[str, str] = {}
@@ -211,6 +225,8 @@ def build_diagram(
         if rec.hijacked:
             end = rec.ended or rec.backend_closed_at or rec.started
             events.append((end, 2, "span_end", rec))
+    for item, count in dedupe_evidence(background_evidence(session, chosen)):
+        events.append((item["time"], 1, "background", (item, count)))
     events.sort(key=lambda e: (e[0], e[1]))
     arrows: list[Arrow] = []
     spans: list[Span] = []
@@ -239,14 +255,14 @@ def build_diagram(
             if rec.hijacked:
                 open_spans[rec.id] = row
             row += 1
-        elif kind == "evidence":
+        elif kind in ("evidence", "background"):
             item, count = payload
             target = _evidence_lane(item, lanes)
             ppid = item.get("ppid")
             source = lane_of_pid.get(ppid) if isinstance(ppid, int) else None
             source = source or DEFAULT_PARENT[family].get(target, "api")
             label = evidence_label(item) + (f" ×{count}" if count > 1 else "")
-            arrows.append(Arrow(row, source, target, label, "evidence", at))
+            arrows.append(Arrow(row, source, target, label, "evidence", at, background=kind == "background"))
             if isinstance(item.get("pid"), int):
                 lane_of_pid[item["pid"]] = target
             row += 1

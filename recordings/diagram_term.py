@@ -84,7 +84,7 @@ def diagram_renderable(diagram: Diagram, lang: str = "en") -> RenderableType:
 
 def _style(arrow: Arrow) -> str:
     if arrow.kind == "evidence":
-        return "green"
+        return "dim green" if arrow.background else "green"
     status = arrow.status or 0
     return "red" if status >= 500 or not status else "yellow" if status >= 400 else "bold"
 

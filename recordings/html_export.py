@@ -91,6 +91,8 @@ def svg_diagram(diagram: Diagram) -> str:
         )
         x1, x2 = x[arrow.source], x[arrow.target]
         attrs = f'class="arrow {arrow.kind}" data-kind="{arrow.kind}" stroke="{colour}" stroke-width="1.6"'
+        if arrow.background:
+            attrs += ' data-background="1" stroke-dasharray="5 3"'
         if arrow.exchange_id is not None:
             attrs += f' data-exchange="{arrow.exchange_id}" data-step="{arrow.step}"'
         if x1 == x2:

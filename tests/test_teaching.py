@@ -92,11 +92,37 @@ def test_diagram_has_one_arrow_per_exchange_and_evidence_item(name: str) -> None
     exchanges = [a for a in diagram.arrows if a.kind == "exchange"]
     evidence = [a for a in diagram.arrows if a.kind == "evidence"]
     assert len(exchanges) == len(session.exchanges)
-    assert len(evidence) == sum(len(dedupe_evidence(r.evidence)) for r in session.exchanges)
+    assert len(evidence) == sum(len(dedupe_evidence(r.evidence)) for r in session.exchanges) + len(
+        dedupe_evidence(session.evidence)
+    )
     assert len(diagram.spans) == sum(1 for r in session.exchanges if r.hijacked)
     assert [a.row for a in diagram.arrows] == list(range(len(diagram.arrows)))  # time order, one per row
     lanes = [lane.key for lane in diagram.lanes]
     assert lanes[:3] == ["client", "dockertap", "api"] and lanes[-1] == "host"
+
+
+def test_background_evidence_is_drawn_too(tmp_path: Path) -> None:
+    """The exit clean-up nobody asked for (no API call behind it) is observed evidence: it gets an arrow."""
+    session = load_replay(BUNDLED["docker-run"])
+    last = session.exchanges[-1]
+    container = json.loads(session.exchanges[1].response_body)["Id"]
+    item = {
+        "type": "evidence", "source": "exec", "time": (last.ended or last.started) + 0.05, "pid": 99999,
+        "ppid": 1, "argv": ["runc", "delete", container], "program": "runc", "layer": "runc",
+        "runtime_command": "delete", "container_id": container, "unreadable": False,
+    }  # fmt: skip
+    lines = BUNDLED["docker-run"].read_text().splitlines()
+    path = tmp_path / "with-cleanup.jsonl"
+    path.write_text("\n".join([*lines[:-1], json.dumps(item), lines[-1]]) + "\n")
+    with_cleanup = load_replay(path)
+    assert len(with_cleanup.evidence) == 1
+    before, after = build_diagram(session), build_diagram(with_cleanup)
+    added = [a for a in after.arrows if a.background]
+    assert len(added) == 1 and added[0].label == "runc delete" and added[0].target == "runtime"
+    assert after.summary.evidence == before.summary.evidence + 1
+    assert "runc delete" in after.summary.runtime_commands
+    assert "evidence (no API call behind it): runc delete" in render_text(with_cleanup)
+    assert 'data-background="1"' in render_html(with_cleanup)
 
 
 def test_summary_says_which_calls_reached_runc() -> None:
@@ -383,7 +409,7 @@ def test_html_page_renders_in_headless_chromium(tmp_path: Path, lang: str) -> No
     assert dom.count('data-kind="exchange"') == len(session.exchanges)
     assert dom.count('data-kind="evidence"') == sum(
         len(dedupe_evidence(r.evidence)) for r in session.exchanges
-    )
+    ) + len(dedupe_evidence(session.evidence))
     assert dom.count('class="span"') == sum(1 for r in session.exchanges if r.hijacked)
     assert "<script" not in dom and "onerror=" not in dom.replace("onerror=alert(2)&gt;", "")
     assert shot.exists() and shot.stat().st_size > 10_000
