@@ -247,6 +247,8 @@ def test_step_in_a_terminal_with_tmux(tmp_path: Path) -> None:
     """Single keys on a real terminal: space, b, 3+Enter, ?, q; then Ctrl-C exits 130."""
     session = f"dtteach{os.getpid()}"
     rc_file = tmp_path / "rc"
+    # Ctrl-C reaches the whole foreground group: the shell traps it (a handler, not an ignore, so dockertap
+    # still gets SIGINT) to survive and write dockertap's exit code.
     command = " ".join([*engines.dockertap_command(), "replay", "docker-run", "--step"])
     subprocess.run(
         [
@@ -259,7 +261,7 @@ def test_step_in_a_terminal_with_tmux(tmp_path: Path) -> None:
             "160",
             "-y",
             "50",
-            f"{command}; echo $? > {rc_file}",
+            f"trap true INT; {command}; echo $? > {rc_file}",
         ],
         check=True,
     )
