@@ -9,7 +9,7 @@ down the client lane while a hijacked stream is open, and the lanes an exchange 
 from __future__ import annotations
 
 from rich.cells import cell_len
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.text import Text
 
 from dockertap.i18n import counted
@@ -30,56 +30,80 @@ _LANE_STYLE = {
 }
 
 
-def _lane_title(title: str) -> str:
-    return title if cell_len(title) < LANE_WIDTH else title[: LANE_WIDTH - 2] + "…"
+#: Room kept for an arrow's label on the right, when the lanes are narrowed to fit the console.
+LABEL_ROOM = 34
+MIN_LANE_WIDTH = 9
+
+
+def _lane_title(title: str, width: int) -> str:
+    return title if cell_len(title) <= width - 1 else title[: width - 2] + "…"
+
+
+class SequenceDiagram:
+    """The diagram for a console: lanes as wide as fit (at most LANE_WIDTH), then each arrow's label."""
+
+    def __init__(self, diagram: Diagram, lang: str = "en") -> None:
+        self.diagram = diagram
+        self.lang = lang
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lanes = len(self.diagram.lanes)
+        room = (options.max_width - 4 - LABEL_ROOM) // max(lanes, 1)
+        yield Group(*self.lines(max(MIN_LANE_WIDTH, min(LANE_WIDTH, room))))
+
+    def lines(self, width: int = LANE_WIDTH) -> list[Text]:
+        """The diagram as lines of rich `Text` (no markup: labels come from an untrusted recording)."""
+        diagram = self.diagram
+        lanes = [lane.key for lane in diagram.lanes]
+        half = width // 2
+        idle = " " * half + "│" + " " * (width - half - 1)
+        lines: list[Text] = [Text(phrase(self.lang, "diagram_title"), style="bold")]
+        header = Text("    ")
+        for lane in diagram.lanes:
+            header.append(_lane_title(lane.short, width).center(width), style=_LANE_STYLE.get(lane.key, ""))
+        lines.append(header)
+        open_rows = {row for span in diagram.spans for row in range(span.first_row, span.last_row + 1)}
+        for arrow in diagram.arrows:
+            cells = [idle for _ in lanes]
+            if arrow.row in open_rows:
+                cells[0] = " " * half + "┃" + " " * (width - half - 1)
+            a, b = lanes.index(arrow.source), lanes.index(arrow.target)
+            for key, status in arrow.reached:
+                i = lanes.index(key)
+                if i != b:
+                    cells[i] = " " * half + _REACH_MARK.get(status, "○") + cells[i][half + 1 :]
+            row = Text()
+            style = _style(arrow)
+            if a == b:
+                for i, cell in enumerate(cells):
+                    row.append(
+                        cell[:half] + "↺" + cell[half + 1 :] if i == a else cell,
+                        style=style if i == a else "",
+                    )
+            else:
+                lo, hi = sorted((a, b))
+                for i, cell in enumerate(cells):
+                    if i < lo or i > hi:
+                        row.append(cell, style="dim")
+                    elif i == lo:
+                        start = "◀" if a > b else cell[half]
+                        row.append(cell[:half] + start + "─" * (width - half - 1), style=style)
+                    elif i == hi:
+                        end = "▶" if a < b else cell[half]
+                        row.append("─" * half + end + cell[half + 1 :], style=style)
+                    else:
+                        row.append("─" * width, style=style)
+            line = Text(f"{arrow.step:>3} " if arrow.step is not None else "    ", style="bold")
+            line.append_text(row)
+            line.append(" ")
+            line.append(arrow.label, style=style)
+            lines.append(line)
+        return lines
 
 
 def diagram_renderable(diagram: Diagram, lang: str = "en") -> RenderableType:
-    """The diagram as lines of rich `Text` (no markup: labels come from an untrusted recording)."""
-    lanes = [lane.key for lane in diagram.lanes]
-    lines: list[Text] = [Text(phrase(lang, "diagram_title"), style="bold")]
-    header = Text()
-    for lane in diagram.lanes:
-        header.append(_lane_title(lane.short).center(LANE_WIDTH), style=_LANE_STYLE.get(lane.key, ""))
-    lines.append(header)
-    open_rows = {row for span in diagram.spans for row in range(span.first_row, span.last_row + 1)}
-    for arrow in diagram.arrows:
-        cells = [" " * (LANE_WIDTH // 2) + "│" + " " * (LANE_WIDTH - LANE_WIDTH // 2 - 1) for _ in lanes]
-        if arrow.row in open_rows:
-            cells[0] = " " * (LANE_WIDTH // 2) + "┃" + " " * (LANE_WIDTH - LANE_WIDTH // 2 - 1)
-        a, b = lanes.index(arrow.source), lanes.index(arrow.target)
-        reached = dict(arrow.reached)
-        for key, status in reached.items():
-            i = lanes.index(key)
-            if i != b:
-                cells[i] = (
-                    " " * (LANE_WIDTH // 2) + _REACH_MARK.get(status, "○") + cells[i][LANE_WIDTH // 2 + 1 :]
-                )
-        row = Text()
-        if a == b:
-            for i, cell in enumerate(cells):
-                row.append(cell[: LANE_WIDTH // 2] + "↺" + cell[LANE_WIDTH // 2 + 1 :] if i == a else cell)
-        else:
-            lo, hi = sorted((a, b))
-            for i, cell in enumerate(cells):
-                half = LANE_WIDTH // 2
-                if i < lo or i > hi:
-                    row.append(cell, style="dim")
-                elif i == lo:
-                    start = "◀" if a > b else cell[half]
-                    row.append(cell[:half] + start + "─" * (LANE_WIDTH - half - 1), style=_style(arrow))
-                elif i == hi:
-                    end = "▶" if a < b else cell[half]
-                    row.append("─" * half + end + cell[half + 1 :], style=_style(arrow))
-                else:
-                    row.append("─" * LANE_WIDTH, style=_style(arrow))
-        prefix = f"{arrow.step:>3} " if arrow.step is not None else "    "
-        line = Text(prefix, style="bold")
-        line.append_text(row)
-        line.append(" ")
-        line.append(arrow.label, style=_style(arrow))
-        lines.append(line)
-    return Group(*lines)
+    """The diagram for the terminal, fitted to the console's width."""
+    return SequenceDiagram(diagram, lang)
 
 
 def _style(arrow: Arrow) -> str:

@@ -101,6 +101,26 @@ def test_diagram_has_one_arrow_per_exchange_and_evidence_item(name: str) -> None
     assert lanes[:3] == ["client", "dockertap", "api"] and lanes[-1] == "host"
 
 
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_terminal_diagram_draws_every_arrow_within_the_width(width: int) -> None:
+    from rich.console import Console
+
+    from dockertap.recordings.diagram_term import diagram_renderable
+
+    session = load_replay(BUNDLED["docker-run"])
+    diagram = build_diagram(session)
+    console = Console(width=width, record=True, file=open(os.devnull, "w"), color_system=None)
+    console.print(diagram_renderable(diagram), soft_wrap=True)
+    lines = console.export_text().splitlines()
+    arrows = [line for line in lines if "▶" in line or "◀" in line or "↺" in line]
+    assert len(arrows) == len(diagram.arrows)
+    assert sum("┃" in line for line in lines) == diagram.spans[0].last_row - diagram.spans[0].first_row + 1
+    for arrow, line in zip(diagram.arrows, arrows, strict=True):
+        assert line.endswith(arrow.label)
+        drawing = line[: len(line) - len(arrow.label)]
+        assert len(drawing) <= max(width - 30, 4 + 9 * len(diagram.lanes) + 1)
+
+
 def test_background_evidence_is_drawn_too(tmp_path: Path) -> None:
     """The exit clean-up nobody asked for (no API call behind it) is observed evidence: it gets an arrow."""
     session = load_replay(BUNDLED["docker-run"])
