@@ -9,6 +9,11 @@ stderr lines demultiplexed from Docker's 8-byte framing, JSON bodies summarised.
 Rendering is one rich `Text` per exchange: styled on a terminal, plain lines (rich drops the styles) when
 the output is a pipe or a file. The fixed phrases of the narration are a bilingual table, like the layer
 model's explanations (`--lang en|ja`).
+
+The layers shown are the current model's chain with the statuses the recording observed (recordings outlive
+model corrections); operations already observed for the same container earlier are not claimed again. The
+walk ends with "what you just saw", computed from the session's diagram (`recordings/diagram.py`), then the
+lesson's own points from its header (`summary`).
 """
 
 from __future__ import annotations

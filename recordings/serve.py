@@ -13,6 +13,12 @@ stay in step whatever the speed.
 Bodies are re-framed from their captured payload, which keeps every answer well-formed even when the
 recording kept only a prefix: a truncated Content-Length body is announced with its captured length, a
 truncated chunked body is terminated properly, and both carry an `X-Dockertap-Replay-Warning` header.
+
+For a classroom: a request the lesson has no answer for gets 501 with a JSON message naming the lesson and
+the closest recorded request (the CLI prints it; a 404 would read as "No such container"); a body that differs
+from the recorded one (another image or command) is answered as recorded, with the difference on the serve's
+terminal and in `X-Dockertap-Replay-Warning`; `/version` and `/info` missing from the recording are
+synthesised from its backend fingerprint, and say so.
 """
 
 from __future__ import annotations
