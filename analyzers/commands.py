@@ -164,6 +164,53 @@ def condition_text(when: str) -> tuple[bool, str]:
     return not when.startswith("!"), CONDITION_FLAGS.get(name, name)
 
 
+#: The notes above in Japanese, keyed by the English text (tests check that every note has one).
+NOTES_JA: dict[str, str] = {
+    "API version negotiation, before the first real call": "API バージョンの取り決め。実際の呼び出しの前に送る",
+    "answered from dockerd's memory: nothing below dockerd is asked": "dockerd のメモリから応答する。dockerd より下の層には何も問い合わせない",
+    "the Server section is whatever answers the socket: dockerd, or Podman's compat API": "Server の欄に出るのはソケットで応答したもの: dockerd か、Podman の互換 API",
+    "a 404 'No such image' makes the CLI pull (POST /images/create) and create again": "「No such image」の 404 が返ると、CLI は pull (POST /images/create) してから create し直す",
+    "before start, so no output is lost": "出力を取りこぼさないよう、start より前に接続する",
+    "opened before start even with -d (so an early exit is not missed)": "-d でも start より前に開く (すぐ終了しても見逃さないため)",
+    "the CLI sends the terminal size once the container runs": "コンテナが動き出すと、CLI が端末の大きさを送る",
+    "-d skips the attach: the CLI prints the id after start (the wait is still opened before start)": "-d では attach を省き、start の後に ID を表示する (wait は start の前に開く)",
+    "--rm: dockerd removes the container itself (HostConfig.AutoRemove, wait condition=removed); docker CLI ≤ 20.10 talking to an API older than 1.30 watches GET /events instead of the wait, and below API 1.25 removes the container itself with DELETE /containers/{id} (cli/command/container/utils.go: legacyWaitExitOrRemoved, v20.10.24)": "--rm: コンテナの削除は dockerd 自身が行う (HostConfig.AutoRemove、wait の condition=removed)。docker CLI 20.10 以前は、API 1.30 未満の相手には wait の代わりに GET /events を見張り、API 1.25 未満では自分で DELETE /containers/{id} を送って削除した (cli/command/container/utils.go: legacyWaitExitOrRemoved, v20.10.24)",
+    "Podman: the attach initialises the created container (conmon runs `runc create`), start only runs `runc start`": "Podman では attach が作成済みのコンテナを初期化し (conmon が `runc create` を実行)、start は `runc start` だけを実行する",
+    "only start reaches containerd and runc on dockerd; create, attach and wait stay in dockerd": "dockerd で containerd と runc まで届くのは start だけ。create、attach、wait は dockerd の中で終わる",
+    "with -a/-i": "-a か -i を付けたとき",
+    "the CLI checks that the container exists before creating the exec": "exec を作る前に、CLI がコンテナの存在を確かめる",
+    "hijacked stream unless -d": "-d でなければ接続をハイジャックしてストリームにする",
+    "the terminal size of the exec'd process": "exec したプロセスの端末の大きさ",
+    "the exit code": "終了コードを得る",
+    "exec create only registers the exec in dockerd; exec start is what reaches containerd and runc (`runc exec`)": "exec create は dockerd に登録するだけ。containerd と runc (`runc exec`) まで届くのは exec start",
+    "to learn whether the container has a TTY (no demultiplexing then)": "コンテナに TTY があるかを調べる (TTY なら多重化を解かない)",
+    "dockerd runs `runc ps` for the PIDs, then the host's ps on them: host PIDs, not the container's": "dockerd は `runc ps` で PID を得て、その PID でホストの ps を実行する。表示されるのはコンテナ内ではなくホストの PID",
+    "on a running container dockerd → containerd → shim → `runc update`: the new limits land in the cgroup files": "実行中のコンテナなら dockerd → containerd → shim → `runc update` と進み、新しい制限が cgroup のファイルに書かれる",
+    "-f on a running container: dockerd kills it through containerd and runc first": "実行中のコンテナに -f を付けると、dockerd はまず containerd と runc を通して kill する",
+    "the CLI tries object kinds in turn when --type is not given": "--type が無ければ、CLI はオブジェクトの種類を順に試す",
+    "the registry client runs inside dockerd (or Podman's c/image), not in the CLI": "レジストリクライアントは CLI ではなく dockerd (Podman なら c/image) の中で動く",
+    "with the containerd image store, dockerd writes content and snapshots through containerd": "containerd イメージストアでは、dockerd が containerd を通してコンテンツとスナップショットを書く",
+    "legacy builder: the build context is the request body; one container per RUN step": "旧来のビルダ。ビルドコンテキストは要求のボディで、RUN ごとにコンテナを 1 つ動かす",
+    "the CLI hands `docker build` to the docker-buildx plugin, a second process that pings again": "CLI は `docker build` を docker-buildx プラグイン (別のプロセス) に渡し、そのプロセスが改めて ping する",
+    "BuildKit's control API (gRPC over h2c, hijacked): solve, status, workers — several connections": "BuildKit の制御 API (h2c 上の gRPC、ハイジャック): solve、status、workers。接続は複数",
+    "the build session (h2c, hijacked): the context files and registry auth flow through it": "ビルドセッション (h2c、ハイジャック): コンテキストのファイルとレジストリの認証がここを通る",
+    "engine and client dependent: BuildKit (through buildx) is the default since Docker 23; DOCKER_BUILDKIT=0 selects the legacy builder (explain it with `dockertap explain DOCKER_BUILDKIT=0 docker build .`)": "エンジンとクライアント次第: Docker 23 以降は (buildx 経由の) BuildKit が既定。DOCKER_BUILDKIT=0 で旧来のビルダになる (`dockertap explain DOCKER_BUILDKIT=0 docker build .` で確認できる)",
+    "with BuildKit the calls run on concurrent connections, so their order varies; RUN steps are `runc run` exec'd by dockerd directly, bypassing containerd; Podman has no BuildKit (/grpc and /session are 404) and builds with buildah": "BuildKit では呼び出しが並行する接続で進むため、順序は一定しない。RUN は dockerd が直接 `runc run` を実行し、containerd を通らない。Podman には BuildKit が無く (/grpc と /session は 404)、buildah でビルドする",
+    "each service's image, to decide whether to pull or build": "各サービスのイメージ。pull かビルドが要るかを判断する",
+    "the project network by name (404 the first time)": "プロジェクトのネットワークを名前で調べる (初回は 404)",
+    "only when the project network does not exist yet": "プロジェクトのネットワークがまだ無いときだけ",
+    "what the project already runs": "プロジェクトで既に動いているもの",
+    "attached `up` follows each container's output": "-d なしの `up` は各コンテナの出力を追う",
+    "one service, first `up -d` of the project; more services, volumes, builds or pulls add their own calls, and an existing network skips the create": "サービス 1 つで、プロジェクト初回の `up -d` の場合。サービス、ボリューム、ビルド、pull が増えればそれぞれの呼び出しが加わり、ネットワークが既にあれば create は省かれる",
+    "each service container then follows the create → start path of docker run: only start reaches containerd and runc": "各サービスのコンテナは docker run と同じ create → start の道をたどる。containerd と runc まで届くのは start だけ",
+}
+
+
+def note_in(lang: str, note: str) -> str:
+    """A note of the table in `lang` (the English text when no translation exists)."""
+    return NOTES_JA.get(note, note) if lang == "ja" else note
+
+
 def known_commands() -> list[str]:
     return [" ".join(row.words) for row in COMMANDS]
 

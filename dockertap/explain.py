@@ -19,10 +19,12 @@ from dockertap.analyzers.commands import (
     condition_text,
     find_command,
     known_commands,
+    note_in,
 )
 from dockertap.analyzers.layer_table import LayerChain, all_rows, expected_chain
 from dockertap.analyzers.routes import RouteMatch, match_route, route_spec
 from dockertap.i18n import Lang, default_lang, msg
+from dockertap.linebreak import wrap_text
 
 
 class BackendFamily(StrEnum):
@@ -208,8 +210,16 @@ def _explain_route(console: Console, route: RouteMatch, context: _Context) -> No
         )
         console.print(Text(hints, style="dim"))
     console.print(Text.assemble(("chain: ", "dim"), _compact(chain)))
-    console.print(Text(chain.explanation[context.lang] or chain.explanation["en"]))
+    _say(console, Text(chain.explanation[context.lang] or chain.explanation["en"]), context.lang)
     console.print(Text.assemble(("source: ", "dim"), (chain.source, "dim")))
+
+
+def _say(console: Console, text: Text, lang: str) -> None:
+    """Print `text`; Japanese is broken by display width with kinsoku rules instead of at ASCII spaces."""
+    if lang == "ja":
+        console.print(wrap_text(text, console.width), soft_wrap=True)
+    else:
+        console.print(text)
 
 
 def _condition(when: str, lang: str) -> str:
@@ -245,8 +255,8 @@ def _explain_command(console: Console, argv: list[str], context: _Context, env: 
         if call.terminal_only:
             line.append("\n      " + msg(context.lang, "explain_terminal_only"), style="yellow")
         if call.note:
-            line.append(f"\n      {call.note}", style="italic dim")
-        console.print(line)
+            line.append(f"\n      {note_in(context.lang, call.note)}", style="italic dim")
+        _say(console, line, context.lang)
     for call in row.calls:
         if call not in calls and call.when:
             skipped = msg(
@@ -255,7 +265,7 @@ def _explain_command(console: Console, argv: list[str], context: _Context, env: 
                 route=call.route,
                 condition=_condition(call.when, context.lang),
             )
-            console.print(Text(f"    ({skipped})", style="dim"))
+            _say(console, Text(f"    ({skipped})", style="dim"), context.lang)
     for note in row.notes:
-        console.print(Text("  • " + note))
+        _say(console, Text("  • " + note_in(context.lang, note)), context.lang)
     console.print(Text.assemble(("source: ", "dim"), (row.source, "dim")))

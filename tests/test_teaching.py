@@ -179,7 +179,10 @@ def test_every_phrase_and_message_has_both_languages() -> None:
 
 
 def test_one_term_for_layer() -> None:
+    from dockertap.analyzers.commands import NOTES_JA
+
     texts = [row.ja for row in ROWS] + list(PHRASES["ja"].values()) + list(MESSAGES["ja"].values())
+    texts += list(NOTES_JA.values())
     assert not [t for t in texts if re.search("レイヤ(?!ー)", t)]
 
 
@@ -199,10 +202,11 @@ def test_japanese_narration_wraps_without_kinsoku_violations(width: int) -> None
             for line in wrapped.splitlines():
                 body = line.lstrip(" ")
                 assert not body or body[0] not in NO_START, (path.name, width, line)
-    for row in ROWS:
-        if row.ja:
-            for line in wrap_text(_text(row.ja), width).plain.splitlines():
-                assert line.lstrip(" ")[:1] not in NO_START, (row.key, width, line)
+    from dockertap.analyzers.commands import NOTES_JA
+
+    for ja in [row.ja for row in ROWS if row.ja] + list(NOTES_JA.values()) + list(MESSAGES["ja"].values()):
+        for line in wrap_text(_text("      " + ja), width).plain.splitlines():
+            assert line.lstrip(" ")[:1] not in NO_START, (ja, width, line)
 
 
 def _text(plain: str):
@@ -360,6 +364,10 @@ def test_explain_unknown_route_and_command_exit_2() -> None:
 
 
 def test_every_command_row_names_a_source_and_known_routes() -> None:
+    from dockertap.analyzers.commands import NOTES_JA
+
+    notes = {note for row in COMMANDS for note in (*row.notes, *(c.note for c in row.calls if c.note))}
+    assert notes == set(NOTES_JA)  # every note in both languages, no stale translation
     for row in COMMANDS:
         assert row.source
         for call in row.calls:
