@@ -113,10 +113,12 @@ def svg_diagram(diagram: Diagram) -> str:
                 )
         step = f"{arrow.step}. " if arrow.step is not None else ""
         weight = "bold" if arrow.kind == "exchange" else "normal"
-        out.append(
+        label = (
             f'<text class="label" x="{label_x}" y="{y + 4}" font-weight="{weight}" fill="{colour}">'
             f"{_e(step + arrow.label)}</text>"
         )
+        # An exchange's label links to its narration beside the diagram (no script: a fragment link).
+        out.append(f'<a href="#step-{arrow.step}">{label}</a>' if arrow.step is not None else label)
         if arrow.step is not None:
             out.append(
                 f'<text class="step" x="{LEFT - 40}" y="{y + 4}" font-weight="bold">{arrow.step}</text>'
@@ -128,11 +130,12 @@ def svg_diagram(diagram: Diagram) -> str:
 _CSS = """
 body { font-family: system-ui, "Noto Sans CJK JP", "Hiragino Sans", sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.2em; }
-.layout { display: grid; grid-template-columns: minmax(0, auto) minmax(22em, 1fr); gap: 1.5em; align-items: start; }
-.diagram { overflow-x: auto; } svg text { font-size: 12px; font-family: ui-monospace, monospace; }
+.layout { display: grid; grid-template-columns: max-content minmax(22em, 1fr); gap: 1.5em; align-items: start; }
+.diagram { overflow: auto; position: sticky; top: 0; max-height: 100vh; background: #fff; } svg text { font-size: 12px; font-family: ui-monospace, monospace; }
 ol.steps { margin: 0; padding-left: 1.6em; } ol.steps li { margin-bottom: 0.9em; }
 .narration { white-space: pre-wrap; line-break: strict; overflow-wrap: anywhere; font-family: ui-monospace,
   monospace; font-size: 12px; background: #f6f6f6; padding: 0.4em 0.6em; border-radius: 4px; margin: 0.2em 0; }
+li.step:target .narration { outline: 3px solid #f5c542; } svg a text { text-decoration: underline; }
 li.command-header { list-style: none; margin-left: -1.6em; } .command { font-weight: bold; color: #8a2c8a; } .meta { color: #666; } ul.summary li { margin: 0.2em 0; }
 """
 
@@ -152,7 +155,7 @@ def render_html(session: ReplaySession, lang: str = "en", only: tuple[str, ...] 
         for rec in group.exchanges:
             step += 1
             steps.append(
-                f'<li class="step" value="{step}" data-exchange="{rec.id}">'
+                f'<li class="step" id="step-{step}" value="{step}" data-exchange="{rec.id}">'
                 f'<div class="narration">{_e(_breakable(narrator.exchange(rec).plain.strip(), lang))}</div></li>'
             )
     summary = [f"<li>{_e(line)}</li>" for line in summary_lines(diagram.summary, diagram, lang)]

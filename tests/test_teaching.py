@@ -441,6 +441,9 @@ def test_html_page_renders_in_headless_chromium(tmp_path: Path, lang: str) -> No
         len(dedupe_evidence(r.evidence)) for r in session.exchanges
     ) + len(dedupe_evidence(session.evidence))
     assert dom.count('class="span"') == sum(1 for r in session.exchanges if r.hijacked)
+    # Each exchange's label links to its narration, which is there under that id.
+    for step in range(1, len(session.exchanges) + 1):
+        assert dom.count(f'href="#step-{step}"') == 1 and dom.count(f'id="step-{step}"') == 1
     assert "<script" not in dom and "onerror=" not in dom.replace("onerror=alert(2)&gt;", "")
     assert shot.exists() and shot.stat().st_size > 10_000
     if lang == "ja":
