@@ -56,8 +56,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "got": "got",
         "list": "a list of {items}",
         "object": "an object with {fields}",
-        "truncated": "body truncated in the recording: {captured} of {size} bytes kept",
-        "hijacked": "connection upgraded to a raw stream (hijack): {client} bytes in, {backend} bytes out",
+        "truncated": "body truncated in the recording: {captured} of {size} kept",
+        "hijacked": "connection upgraded to a raw stream (hijack): {client} in, {backend} out",
         "synthetic": "answered by dockertap itself, not by the engine",
         "error": "error",
         "no_answer": "no answer",
@@ -96,8 +96,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "got": "受信",
         "list": "{items}のリスト",
         "object": "{fields}を持つオブジェクト",
-        "truncated": "記録ではボディが切り詰められている: {size} バイト中 {captured} バイトを保存",
-        "hijacked": "接続が生のストリームに切り替わった (hijack): 入力 {client} バイト、出力 {backend} バイト",
+        "truncated": "記録ではボディが切り詰められている: {size}のうち {captured}を保存",
+        "hijacked": "接続が生のストリームに切り替わった (hijack): 入力 {client}、出力 {backend}",
         "synthetic": "エンジンではなく dockertap 自身が応答した",
         "error": "エラー",
         "no_answer": "応答なし",
@@ -558,7 +558,8 @@ class Narrator:
             hijack_bytes = {"client": 0, "backend": 0}
             for _, direction, data in rec.hijack_frames:
                 hijack_bytes[direction] += len(data)
-            text.append("\n      " + self._p("hijacked", **hijack_bytes), style="yellow")
+            sizes = {k: counted(self.lang, n, "byte") for k, n in hijack_bytes.items()}
+            text.append("\n      " + self._p("hijacked", **sizes), style="yellow")
         if streamed:
             self._lines(text, [(stream, line) for stream, line in streamed])
         elif rec.response_body:
@@ -578,7 +579,13 @@ class Narrator:
         if rec.response_truncated:
             captured = len(rec.response_body)
             text.append(
-                "\n      " + self._p("truncated", captured=captured, size=rec.response_total), style="yellow"
+                "\n      "
+                + self._p(
+                    "truncated",
+                    captured=counted(self.lang, captured, "byte"),
+                    size=counted(self.lang, rec.response_total, "byte"),
+                ),
+                style="yellow",
             )
 
     def background(self, items: list[dict[str, Any]], since: float) -> Text:
