@@ -180,6 +180,18 @@ def dedupe_evidence(items: list[dict[str, Any]]) -> list[tuple[dict[str, Any], i
     return out
 
 
+def flatten_evidence(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Evidence items, with grouped records (a container's exit clean-up: `{kind, items: [...]}`) opened."""
+    flat: list[dict[str, Any]] = []
+    for record in records:
+        items = record.get("items")
+        if isinstance(items, list):
+            flat += [item for item in items if isinstance(item, dict)]
+        else:
+            flat.append(record)
+    return flat
+
+
 def background_evidence(session: ReplaySession, chosen: list[RecordedExchange]) -> list[dict[str, Any]]:
     """The recording's evidence with no exchange behind it, during the chosen exchanges, in time order."""
     if not chosen:
@@ -188,7 +200,7 @@ def background_evidence(session: ReplaySession, chosen: list[RecordedExchange]) 
     last = max(rec.ended or rec.started for rec in chosen)
     if len(chosen) == len(session.exchanges):
         last = float("inf")  # the whole recording: clean-up after the last answer belongs to it too
-    timed = [item for item in session.evidence if isinstance(item.get("time"), int | float)]
+    timed = [item for item in flatten_evidence(session.evidence) if isinstance(item.get("time"), int | float)]
     return sorted((item for item in timed if first <= item["time"] <= last), key=lambda i: i["time"])
 
 

@@ -81,6 +81,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "summary_runtime_commands": "{runtime} commands seen: {commands}",
         "summary_lesson": "The point of this lesson:",
         "diagram_title": "Sequence of the session (one arrow per exchange and per observed evidence item)",
+        "group_container-exit": "container exit",
+        "group_no-exchange": "container",
+        "noticed_by": ", noticed by exchange {exchanges}",
     },
     "ja": {
         "recording": "記録 {source}",
@@ -121,6 +124,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "summary_runtime_commands": "観測した {runtime} のコマンド: {commands}",
         "summary_lesson": "このレッスンの要点:",
         "diagram_title": "セッションのシーケンス図 (やり取りと観測した証拠ごとに矢印 1 本)",
+        "group_container-exit": "コンテナの終了",
+        "group_no-exchange": "コンテナ",
+        "noticed_by": "、やり取り {exchanges} が検知",
     },
 }
 LANGUAGES = tuple(PHRASES)
@@ -588,18 +594,42 @@ class Narrator:
                 style="yellow",
             )
 
-    def background(self, items: list[dict[str, Any]], since: float) -> Text:
+    def background(self, records: list[dict[str, Any]], since: float) -> Text:
+        """Evidence no API call asked for: a container's exit clean-up is one record holding its items."""
         text = Text()
-        for n, item in enumerate(items[:MAX_LINES]):
+        shown = 0
+        for n, record in enumerate(records):
             text.append("\n" if n else "")
             text.append(f"      {self._p('evidence')} ({self._p('background')}): ", style="green")
-            text.append(_evidence_line(item, since))
-        if len(items) > MAX_LINES:
-            text.append(
-                "\n      " + self._p("more", lines=counted(self.lang, len(items) - MAX_LINES, "item")),
-                style="dim",
-            )
+            items = record.get("items")
+            if not isinstance(items, list):
+                text.append(_evidence_line(record, since))
+                continue
+            text.append(self._group_title(record))
+            for item, times in dedupe_evidence([i for i in items if isinstance(i, dict)]):
+                if shown >= MAX_LINES:
+                    break
+                shown += 1
+                text.append("\n        " + _evidence_line(item, since))
+                if times > 1:
+                    text.append("  (" + self._p("repeated_exec", times=times) + ")", style="dim")
+        total = sum(len(r["items"]) if isinstance(r.get("items"), list) else 0 for r in records)
+        if total > shown and shown >= MAX_LINES:
+            more = counted(self.lang, total - shown, "item")
+            text.append("\n      " + self._p("more", lines=more), style="dim")
         return text
+
+    def _group_title(self, record: dict[str, Any]) -> str:
+        """`container exit 5f182531e3bb, noticed by #12`: what a grouped background record is about."""
+        kind = str(record.get("kind") or "")
+        title = self._p(f"group_{kind}") if f"group_{kind}" in PHRASES["en"] else kind
+        container = record.get("container_id")
+        if isinstance(container, str) and container:
+            title += f" {container[:12]}"
+        seen_by = [f"#{i}" for i in record.get("observed_by") or [] if isinstance(i, int)]
+        if seen_by:
+            title += self._p("noticed_by", exchanges=", ".join(seen_by))
+        return title
 
     def _lines(self, text: Text, lines: list[tuple[str, str]]) -> None:
         for stream, line in lines[:MAX_LINES]:

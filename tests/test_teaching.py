@@ -145,6 +145,31 @@ def test_background_evidence_is_drawn_too(tmp_path: Path) -> None:
     assert 'data-background="1"' in render_html(with_cleanup)
 
 
+def test_grouped_exit_clean_up_is_narrated_and_drawn_item_by_item(tmp_path: Path) -> None:
+    """A container's exit clean-up is recorded as one record holding its items (with who noticed it)."""
+    session = load_replay(BUNDLED["docker-run"])
+    last = session.exchanges[-1]
+    container = json.loads(session.exchanges[1].response_body)["Id"]
+    at = (last.ended or last.started) + 0.05
+    items = [
+        {"source": "containerd", "time": at, "topic": "/tasks/exit", "container_id": container},
+        {"source": "exec", "time": at + 0.01, "pid": 99998, "ppid": 1, "argv": ["runc", "delete", container],
+         "program": "runc", "layer": "runc", "runtime_command": "delete", "container_id": container},
+    ]  # fmt: skip
+    group = {"type": "evidence", "kind": "container-exit", "container_id": container, "time": at,
+             "observed_by": [4], "items": items}  # fmt: skip
+    lines = BUNDLED["docker-run"].read_text().splitlines()
+    path = tmp_path / "with-exit.jsonl"
+    path.write_text("\n".join([*lines[:-1], json.dumps(group), lines[-1]]) + "\n")
+    with_exit = load_replay(path)
+    drawn = [a for a in build_diagram(with_exit).arrows if a.background]
+    assert [(a.label, a.target) for a in drawn] == [("/tasks/exit", "containerd"), ("runc delete", "runtime")]
+    out = render_text(with_exit)
+    assert f"container exit {container[:12]}, noticed by exchange #4" in out
+    assert f"        containerd /tasks/exit container {container[:12]}" in out
+    assert f"        runc delete container {container[:12]} pid 99998" in out
+
+
 def test_summary_says_which_calls_reached_runc() -> None:
     session = load_replay(BUNDLED["docker-run"])
     out = render_text(session)
