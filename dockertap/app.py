@@ -51,7 +51,9 @@ app.add_typer(_contexts_app, name="context")
 
 from dockertap import explain as _explain  # noqa: E402
 
-app.command("explain")(_explain.explain)
+app.command(
+    "explain", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True}
+)(_explain.explain)
 
 
 from dockertap import replay_cmd as _replay_cmd  # noqa: E402

@@ -25,6 +25,7 @@ from rich.text import Text
 
 from dockertap.analyzers.streams import decode_stream
 from dockertap.filters import ExchangeFilter, matches_all
+from dockertap.i18n import counted
 from dockertap.proxy.capture import body_prefix, materialize
 from dockertap.proxy.exchange import Exchange
 from dockertap.proxy.hub import Event
@@ -47,7 +48,10 @@ def _json_renderable(raw: bytes) -> RenderableType | None:
     text = safe_block(json.dumps(data, indent=2, ensure_ascii=False))  # dumps leaves C1 and bidi raw
     lines = text.splitlines()
     if len(lines) > MAX_BODY_LINES:
-        text = "\n".join(lines[:MAX_BODY_LINES]) + f"\n… ({len(lines) - MAX_BODY_LINES} more lines)"
+        text = (
+            "\n".join(lines[:MAX_BODY_LINES])
+            + f"\n… ({counted('en', len(lines) - MAX_BODY_LINES, 'line')} more)"
+        )
         return Text(text, style="dim")
     # Highlighted as it is: rich's JSON() would parse and re-dump it, undoing the escapes.
     return _JSON_HIGHLIGHTER(Text(text))

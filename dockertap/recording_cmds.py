@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from dockertap.i18n import Lang, counted, default_lang, msg
 from dockertap.options import output_file
 from dockertap.recordings.format import SessionFormatError, read_session
 from dockertap.recordings.safe_text import safe_line
@@ -32,16 +33,30 @@ def export(
         callback=output_file,
         help="Write a mitmproxy flow file (mitmweb -r OUT).",
     ),
+    html: str = typer.Option(
+        None,
+        "--html",
+        metavar="OUT",
+        help="Write a self-contained HTML page: sequence diagram (inline SVG) and narration, no network.",
+    ),
+    lang: Lang = typer.Option(
+        None, "--lang", help="Language of the HTML page's narration [default: from LANG]."
+    ),
 ) -> None:
-    """Export a recorded session as HAR or as a mitmproxy flow file.
+    """Export a recorded session as HAR, as a mitmproxy flow file, or as a teaching HTML page.
 
     [bold]Examples[/bold]
 
       dockertap export session.jsonl --har session.har
       dockertap export session.jsonl --flows session.flows && mitmweb -r session.flows
+      dockertap export docker-run --html docker-run.html --lang ja
     """
-    if not (har or flows):
-        raise _fail("nothing to do: pass --har OUT and/or --flows OUT")
+    if not (har or flows or html):
+        raise _fail("nothing to do: pass --har OUT, --flows OUT and/or --html OUT")
+    if html:
+        _export_html(session_file, html, (lang or Lang(default_lang())).value)
+        if not (har or flows):
+            return
     try:
         session = read_session(session_file)
     except (OSError, SessionFormatError) as exc:
@@ -51,9 +66,9 @@ def export(
     from dockertap.recordings.flows import write_flows
     from dockertap.recordings.har import write_har
 
-    for path, write, what in (
-        (har, write_har, "exchanges to {} (HAR 1.2)"),
-        (flows, write_flows, "flows to {} (mitmproxy)"),
+    for path, write, noun, what in (
+        (har, write_har, "exchange", "HAR 1.2"),
+        (flows, write_flows, "flow", "mitmproxy"),
     ):
         if not path:
             continue
@@ -61,7 +76,21 @@ def export(
             count = write(session, path)
         except OSError as exc:
             raise _fail(f"cannot write {path}: {exc.strerror or exc}") from None
-        typer.echo(f"wrote {count} {what.format(path)}", err=True)
+        typer.echo(f"wrote {counted('en', count, noun)} to {path} ({what})", err=True)
+
+
+def _export_html(name_or_path: str, out: str, lang: str) -> None:
+    from dockertap.recordings.html_export import write_html
+    from dockertap.recordings.replayable import load_replay
+
+    try:
+        session = load_replay(name_or_path)
+        count = write_html(session, out, lang)
+    except (OSError, SessionFormatError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        msg(lang, "wrote_html", exchanges=counted(lang, count, "exchange"), out=out, language=lang), err=True
+    )
 
 
 def import_(
@@ -110,4 +139,4 @@ def import_(
         raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
     for note in what_the_import_lacks(flows):
         typer.secho(f"dockertap: note: {note}", fg="yellow", err=True)
-    typer.echo(f"imported {count} exchanges from {source} into {out}", err=True)
+    typer.echo(f"imported {counted('en', count, 'exchange')} from {source} into {out}", err=True)

@@ -39,7 +39,8 @@ def test_top_and_containerd_store() -> None:
 
 def test_hijack_hint_and_unknown_route() -> None:
     assert "hijack: tcp" in run("POST /v1.41/containers/abc/attach?stream=1")
-    assert "unknown route" in run("GET /not/a/route")
+    unknown = runner.invoke(app, ["explain", "GET /not/a/route"])
+    assert unknown.exit_code == 2 and "unknown route" in unknown.output
 
 
 def test_all_lists_the_table() -> None:
