@@ -18,6 +18,7 @@ from typing import IO
 import typer
 
 from dockertap.filters import ExchangeFilter, FilterError, matches_all, parse_filters
+from dockertap.grpc_calls import GrpcCalls
 from dockertap.output import BackgroundWriter
 from dockertap.proxy.capture import body_prefix
 from dockertap.proxy.discovery import Discovery, default_listen_path, discover_backend
@@ -243,7 +244,8 @@ def _backend_banner(found: Discovery) -> str:
 
 
 def _processors(analysis: Analysis, redact: bool) -> list:
-    """Redaction runs first, so no sink (screen, JSON trace, recording) ever sees a secret."""
+    """Redaction runs first, so no sink (screen, JSON trace, recording) ever sees a secret; the gRPC
+    decoder after the analysis that creates the annotation it re-keys."""
     if not redact:
         typer.secho(
             "dockertap: warning: --no-redact: registry credentials and secret-looking environment values "
@@ -251,10 +253,10 @@ def _processors(analysis: Analysis, redact: bool) -> list:
             fg="yellow",
             err=True,
         )
-        return [analysis]
+        return [analysis, GrpcCalls()]
     from dockertap.analyzers.redact import Redactor
 
-    return [Redactor(), analysis]
+    return [Redactor(), analysis, GrpcCalls()]
 
 
 def _recorder(path: str | None, found: Discovery, analysis: Analysis, redact: bool, capture_bytes: int):

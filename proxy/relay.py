@@ -33,7 +33,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockertap.proxy.endpoints import Endpoint
-from dockertap.proxy.exchange import Capture, Exchange, FrameDirection, HijackCapture, PeerInfo
+from dockertap.proxy.exchange import (
+    Capture,
+    Exchange,
+    FrameDirection,
+    HijackCapture,
+    PeerInfo,
+    StreamTap,
+    header_value,
+)
 from dockertap.proxy.framing import (
     MAX_HEAD_SIZE,
     Body,
@@ -83,6 +91,11 @@ class RelayConfig:
     #: Explains a failed backend dial: OSError -> (reason, hint). Injected so the relay
     #: itself stays free of diagnosis logic.
     describe_dial_error: Callable[[Endpoint, OSError], tuple[str, str]] | None = None
+    #: Upgrades (the 101 response's `Upgrade` protocol) whose whole stream is handed to the sink
+    #: pipeline through a `StreamTap`, not only the capture prefix: BuildKit's HTTP/2 (`h2c`).
+    tap_upgrades: frozenset[str] = frozenset({"h2c"})
+    #: Bytes a tap may hold while the pipeline has not taken them yet.
+    tap_limit: int = 16 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -622,6 +635,12 @@ class _Connection:
 
         if response.hijack is not Hijack.NONE:
             ex.hijack = HijackCapture(self.config.capture_limit)
+            if (
+                self.config.tap_upgrades
+                and response.status == 101
+                and header_value(head, "upgrade").strip().lower() in self.config.tap_upgrades
+            ):
+                ex.hijack.tap = StreamTap(self.config.tap_limit)
             self.hijacked = ex
             self.stats.open_streams += 1
             relayed.set_result(response.hijack)
@@ -820,7 +839,8 @@ class _Connection:
         """One direction of a hijacked stream; EOF becomes a half-close toward `dst`."""
         try:
             if leftover:
-                capture.add(direction, leftover)
+                if capture.add(direction, leftover) and self.hijacked is not None:
+                    self.hub.emit("stream", self.hijacked)
                 await self._send(dst, leftover)
             size = HEAD_RECV
             while True:
@@ -832,7 +852,8 @@ class _Connection:
                     break
                 if len(data) == size and size < BULK_RECV:
                     size = BULK_RECV
-                capture.add(direction, data)
+                if capture.add(direction, data) and self.hijacked is not None:
+                    self.hub.emit("stream", self.hijacked)
                 await self._send(dst, data)
         except OSError:
             # The receiving side is gone: stop reading from the sender too.
