@@ -397,14 +397,14 @@ ROWS: tuple[Row, ...] = (
       f"{_M} daemon/builder/dockerfile/containerbackend.go"),
     R("dockerd", "*", "POST /build", [
         S("dockerd", "BuildKit solve (build session)"),
-        S("runc", "run; exec; kill; delete; state", execs="runc run",
-          note="BuildKit's runc executor is exec'd by dockerd directly, not through containerd")],
+        S("runc", "run; exec; kill; delete; state", execs="runc run; runc init; runc delete",
+          note="only for uncached RUN steps: BuildKit's runc executor is exec'd by dockerd directly, not through containerd")],
       "With BuildKit (version=2), RUN steps are `runc run` exec'd by dockerd itself — containerd is bypassed.",
       "BuildKit (version=2) では RUN は dockerd 自身が `runc run` を実行し、containerd を経由しない。",
       f"{_M} daemon/internal/builder-next/executor_linux.go: newExecutor", when="query.version=2"),
     R("dockerd", "*", "POST /grpc", [
         S("dockerd", "BuildKit controller (moby.buildkit.v1.Control)"),
-        S("runc", "run; exec; kill; delete; state", execs="runc run",
+        S("runc", "run; exec; kill; delete; state", execs="runc run; runc init; runc delete",
           note="only for a Solve with uncached RUN steps: dockerd execs runc directly; no containerd task, no shim")],
       "buildx's docker driver speaks BuildKit gRPC over h2c; RUN steps are `runc run` exec'd by dockerd directly.",
       "buildx の docker ドライバは h2c で BuildKit gRPC を話す。RUN は dockerd が直接 `runc run` する。",
