@@ -398,7 +398,9 @@ ROWS: tuple[Row, ...] = (
     R("dockerd", "*", "POST /build", [
         S("dockerd", "BuildKit solve (build session)"),
         S("runc", "run; exec; kill; delete; state", execs="runc run; runc init; runc delete",
-          note="only for uncached RUN steps: BuildKit's runc executor is exec'd by dockerd directly, not through containerd")],
+          note="only for uncached RUN steps: BuildKit's runc executor is exec'd by dockerd directly, not through containerd"),
+        S("host", "RUN network sandbox", execs="libnetwork-setkey; iptables",
+          note="only for RUN steps on the default (bridge) network (prestart hook; dockerd >= 28 endpoint rules)")],
       "With BuildKit (version=2), RUN steps are `runc run` exec'd by dockerd itself — containerd is bypassed.",
       "BuildKit (version=2) では RUN は dockerd 自身が `runc run` を実行し、containerd を経由しない。",
       f"{_M} daemon/internal/builder-next/executor_linux.go: newExecutor", when="query.version=2"),
@@ -654,9 +656,12 @@ _BRIDGE = "/moby.buildkit.v1.frontend.LLBBridge/"
 _RUN_STEPS = [
     S("runc", "run; delete", execs="runc run; runc init; runc delete",
       note="only for RUN steps not in the cache: BuildKit's runc executor, exec'd by dockerd itself, not via containerd"),
-    S("host", "RUN network sandbox", execs="libnetwork-setkey",
-      note="only for RUN steps on the default (bridge) network: runc runs dockerd's prestart hook"),
+    S("host", "RUN network sandbox", execs="libnetwork-setkey; iptables",
+      note="only for RUN steps on the default (bridge) network: runc runs dockerd's libnetwork-setkey prestart "
+           "hook; dockerd >= 28 adds and removes the endpoint's raw-PREROUTING rules with iptables"),
 ]
+_RUN_SOURCES = (f"{_M} daemon/internal/builder-next/executor_linux.go: newExecutor, lnInterface.Set; "
+                "daemon/libnetwork/drivers/bridge/internal/iptabler/endpoint.go: AddEndpoint, filterDirectAccess")
 
 
 def _grpc_only(method: str, what: str, en: str, ja: str, source: str) -> Row:
@@ -699,8 +704,7 @@ GRPC_ROWS: tuple[Row, ...] = (
       "(BuildKit's runc executor), with no containerd task and no shim.",
       "Solve は dockerd 内の BuildKit がビルドを実行する。キャッシュに無い RUN は dockerd が `runc run` を直接実行し"
       " (BuildKit の runc executor)、containerd のタスクも shim も使わない。",
-      f"{_BK}/control/control.go: Solve; executor/runcexecutor/executor_linux.go: run; "
-      f"{_M} daemon/internal/builder-next/executor_linux.go: newExecutor, lnInterface.Set"),
+      f"{_BK}/control/control.go: Solve; executor/runcexecutor/executor_linux.go: run; {_RUN_SOURCES}"),
     R("dockerd", "containerd", GRPC_PREFIX + _CONTROL + "Solve", [S(
         "containerd", "Leases.Create; Snapshots.Prepare; Snapshots.Commit; Content.Write; Images.Create",
         "/snapshot/prepare; /snapshot/commit; /images/create; /content/create",
@@ -714,7 +718,8 @@ GRPC_ROWS: tuple[Row, ...] = (
       "exec'd by dockerd.",
       "LLBBridge/Solve はゲートウェイに Dockerfile フロントエンドを解かせる。キャッシュに無い RUN は dockerd が "
       "`runc run` を実行する。",
-      f"{_BK}/frontend/gateway/gateway.go: LLBBridgeForwarder.Solve; executor/runcexecutor/executor_linux.go: run"),
+      f"{_BK}/frontend/gateway/gateway.go: LLBBridgeForwarder.Solve; executor/runcexecutor/executor_linux.go: run; "
+      f"{_RUN_SOURCES}"),
     R("dockerd", "containerd", GRPC_PREFIX + _BRIDGE + "Solve", [S(
         "containerd", "Leases.Create; Snapshots.Prepare; Snapshots.Commit; Content.Write",
         "/snapshot/prepare; /snapshot/commit; /content/create",
