@@ -444,6 +444,30 @@ ROWS: tuple[Row, ...] = (
         "containerd", "Leases.Create; Diff.Diff; Content.Write; Snapshots.Prepare; Snapshots.Commit; Images.Create",
         "/snapshot/prepare; /snapshot/commit; /images/create")], "", "",
       f"{_M} daemon/containerd/image_commit.go: CommitImage", add=True),
+    # Measured on dockerd 28.5 + containerd 2.1 with the containerd image store (tests/test_engine_rows.py,
+    # against containerd's own event stream). These rows only add: merged onto the rows above, their "only"
+    # notes make the containerd step conditional, so what depends on the data is never marked missing.
+    R("dockerd", "containerd", "POST /commit", [S(
+        "containerd", "Snapshots.View; Snapshots.Remove; Images.Delete",
+        "/snapshot/remove; /images/delete; /content/create",
+        note="only what the commit needs: Snapshots.Prepare/Commit (/snapshot/prepare, /snapshot/commit) only when "
+             "the container changed files (createDiff found a diff); the diff's View is removed (/snapshot/remove); "
+             "the dangling placeholder image is deleted; /content/create only on containerd >= 2.1")], "", "",
+      f"{_M} daemon/containerd/image_commit.go: CommitImage, createDiff, applyDiffLayer; "
+      "containerd core/metadata/content.go (v2.1: content events)", add=True),
+    R("dockerd", "containerd", "POST /images/load", [S(
+        "containerd", "Images.Update", "/images/update; /content/create",
+        note="only what is new: /snapshot/* only for layers not yet unpacked; an existing name is updated "
+             "(/images/update); /content/create only on containerd >= 2.1")], "", "",
+      f"{_M} daemon/containerd/image_exporter.go: LoadImage; containerd core/metadata/images.go: Update", add=True),
+    R("dockerd", "containerd", "POST /images/{name}/tag", [S(
+        "containerd", "Images.Delete", "/images/delete",
+        note="only when the target name's old image becomes dangling: it is replaced (/images/delete)")], "", "",
+      f"{_M} daemon/containerd/image_tag.go: TagImage", add=True),
+    R("dockerd", "containerd", "DELETE /images/{name}", [S(
+        "containerd", "Content.Delete",
+        note="only what no other image shares: /content/delete and the GC's /snapshot/remove")], "", "",
+      f"{_M} daemon/containerd/image_delete.go: ImageDelete", add=True),
     R("dockerd", "*", "POST /plugins/{name}/enable", [
         S("dockerd", "plugin manager"),
         S("containerd", "Containers.Create; Tasks.Create; Tasks.Start", _START_EVENTS,
