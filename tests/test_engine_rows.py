@@ -11,6 +11,7 @@ assertions of `test_containerd_image_store_differences`.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ class ContainerdEvents:
     def __init__(self, engine: engines.Engine) -> None:
         self.engine = engine
 
-    def during(self, *docker_args: str) -> list[str]:
+    def during(self, *docker_args: str, plugins: bool = False) -> list[str]:
         process = subprocess.Popen(
             self.engine.command("ctr", f"--address={CONTAINERD_INSIDE}", "events"),
             stdout=subprocess.PIPE,
@@ -43,7 +44,7 @@ class ContainerdEvents:
         )
         try:
             time.sleep(0.5)  # subscribed before the command starts
-            done = engines.docker(self.engine.url, *docker_args)
+            done = engines.docker(self.engine.url, *docker_args, plugins=plugins, timeout=240)
             assert done.returncode == 0, done.stderr
             time.sleep(0.7)  # GC and exit events trail the API answer
         finally:
@@ -118,3 +119,18 @@ def test_model_names_the_containerd_2_1_content_events_conditionally():
         chain = expected_chain("dockerd", "containerd", match_route(route, target), engine_version="28.5.2")
         step = chain.step("containerd")
         assert step is not None and "/content/create" in step.events and "only" in step.note
+
+
+def test_buildkit_build_events_are_in_the_solve_rows(session, tmp_path):
+    """A one-RUN buildx build: containerd events only with the containerd image store, all modelled."""
+    engine, backend, events = session
+    (tmp_path / "Dockerfile").write_text(f"FROM {IMAGE}\nRUN echo {os.urandom(6).hex()} > /built\n")
+    published = events.during("buildx", "build", "--load", "-t", "dt-rows-build", str(tmp_path), plugins=True)
+    calls = ("Control/Solve", "frontend.LLBBridge/Solve", "Control/Status")  # a buildx build's /grpc calls
+    methods = tuple(f"/moby.buildkit.v1.{call}" for call in calls)
+    route = match_route("POST", "/grpc")
+    chain = expected_chain(backend.family, backend.image_store, route, grpc_methods=methods)
+    named = {event for step in chain.steps for event in step.events}
+    assert set(published) <= named, f"{engine.id}: containerd published {set(published) - named}, unmodelled"
+    assert bool(published) == (backend.image_store == "containerd"), published
+    engines.docker(engine.url, "rmi", "dt-rows-build")
