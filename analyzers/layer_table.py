@@ -599,6 +599,15 @@ ROWS: tuple[Row, ...] = (
         "ネットワーク変更は netavark の設定を書き、実行中コンテナには `netavark setup/teardown` を行う。",
         f"{_P} vendored common/libnetwork/netavark/run.go")
       for route in ("/networks/{id}/connect", "/networks/{id}/disconnect")),
+    # Podman's network set-up runs netavark, which execs the firewall tool of its driver: measured `nft` under
+    # Podman 5.8 (netavark 1.17, nftables driver) and `iptables`/`ip6tables` under Podman 4.3 (netavark 1.4).
+    *(R("podman", "*", route, [S("host", "netavark firewall", execs=tool,
+                                 note="only for containers on a bridge network: netavark's firewall driver")],
+        "", "", f"{_P} vendored common/libnetwork/netavark/run.go; netavark src/firewall/mod.rs "
+                "(nftables driver default in Debian's netavark 1.17, iptables in 1.4: measured)",
+        add=True, engine_major=majors)
+      for route in ("POST /containers/{id}/attach", "POST /containers/{id}/start", "POST /containers/{id}/restart")
+      for tool, majors in (("nft", (5, 99)), ("iptables; ip6tables", (4, 4)))),
     R("podman", "*", "POST /secrets/{id}/update", [S("compat-api", "503 noSwarm")],
       "Podman has no swarm; secret update answers 503.", "Podman には swarm が無く、secret update は 503 を返す。",
       f"{_P} pkg/api/server/register_swarm.go: noSwarm"),

@@ -11,6 +11,7 @@ assertions of `test_containerd_image_store_differences`.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -134,3 +135,31 @@ def test_buildkit_build_events_are_in_the_solve_rows(session, tmp_path):
     assert set(published) <= named, f"{engine.id}: containerd published {set(published) - named}, unmodelled"
     assert bool(published) == (backend.image_store == "containerd"), published
     engines.docker(engine.url, "rmi", "dt-rows-build")
+
+
+def _traced(engine: engines.Engine, tmp_path, *docker_args: str) -> list[dict]:
+    trace = tmp_path / "trace.jsonl"
+    command = [*engines.dockertap_command(), "run", "--observe", "--backend", engine.url, "--format", "json",
+               "-o", str(trace), "--", engines.docker_binary(), *docker_args]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, timeout=120, env=engines.docker_env(engine.url))
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return [json.loads(line) for line in trace.read_text().splitlines() if line.startswith("{")]
+
+
+def test_podman_attach_initialises_and_start_only_starts(podman, tmp_path):
+    """`docker run` on Podman: attach inits (conmon, `runc create`, netavark and its firewall tool — `nft` on
+    Podman 5, `iptables` on 4.3), start only execs `runc start`. Seen by the tap's own exec evidence."""
+    records = _traced(podman, tmp_path, "run", "--rm", IMAGE, "echo", "hi")
+    by_route = {r.get("route"): r for r in records if r.get("type") != "background"}
+
+    def execs(route: str) -> set[str]:
+        items = [i for i in by_route[route].get("evidence", []) if i["source"] == "exec"]
+        return {f"{i['program']} {i.get('runtime_command') or ''}".strip() for i in items}
+
+    attach, start = execs("POST /containers/{id}/attach"), execs("POST /containers/{id}/start")
+    assert {"conmon create", "netavark"} <= attach and any(e.endswith(" create") for e in attach), attach
+    firewall = "nft" if podman.version.startswith("5") else "iptables"
+    assert firewall in {e.split()[0] for e in attach}, (podman.id, attach)
+    assert any(e.endswith(" start") for e in start) and not any(e.startswith("conmon") for e in start), start
+    for record in (by_route["POST /containers/{id}/attach"], by_route["POST /containers/{id}/start"]):
+        assert all(layer["status"] != "missing" for layer in record["layers"]), record["layers"]
