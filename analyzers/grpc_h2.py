@@ -274,7 +274,10 @@ class GrpcDecoder:
         elif isinstance(frame, RstStreamFrame):
             call = self._open.pop(frame.stream_id, None)
             if call is not None:
-                call.reset = frame.error_code
+                # After its trailers a server may end the client's half with RST_STREAM(NO_ERROR): an
+                # ordinary end (RFC 9113 §8.1), not a reset worth showing.
+                if frame.error_code != 0 or not call._callee_done:
+                    call.reset = frame.error_code
                 call.ended = when
                 self._finish(call)
         elif isinstance(frame, GoAwayFrame):

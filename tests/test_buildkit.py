@@ -45,9 +45,10 @@ def _context(base: Path, tag: str) -> Path:
 
 
 def _traced_build(engine_url: str, config: Path, base: Path, *cli: str) -> list[dict]:
+    """The JSON trace of `cli` run through the tap; the session is also recorded to base/session.jsonl."""
     trace = base / "trace.jsonl"
     command = [*engines.dockertap_command(), "run", "--observe", "--backend", engine_url, "--format", "json",
-               "-o", str(trace), "--", *cli]  # fmt: skip
+               "-o", str(trace), "--record", str(base / "session.jsonl"), "--", *cli]  # fmt: skip
     env = engines.docker_env("unix:///nonexistent", {"DOCKER_CONFIG": str(config)})
     result = subprocess.run(command, capture_output=True, timeout=240, env=env)
     assert result.returncode == 0, result.stderr.decode()[-4000:]
@@ -124,6 +125,11 @@ def test_buildx_build_lists_grpc_methods_and_attributes_run_to_solve(built_docke
     for record in session:  # dockerd is the HTTP/2 client on /session: it calls what buildx serves
         assert all(call["caller"] == "backend" for call in record["grpc"]), record["grpc"]
         assert all("message" not in call for call in record["grpc"])
+    # the recording carries the same calls, and no /session call kept an error text
+    recorded = [json.loads(line) for line in (tmp_path / "session.jsonl").read_text().splitlines()]
+    exchanges = {r["id"]: r for r in recorded if r.get("type") == "exchange"}
+    for record in _grpc_exchanges(records):
+        assert exchanges[record["id"]]["grpc"] == record["grpc"]
     built = engines.docker(built_dockerd.url, "run", "--rm", "dt-bk-bx", "cat", "/built")
     assert built.returncode == 0 and built.stdout.strip(), built.stderr
 

@@ -164,6 +164,23 @@ def test_call_outcomes(kwargs, expected):
         assert call.get(key) == value, (key, call)
 
 
+def test_no_error_reset_after_the_trailers_is_an_ordinary_end():
+    """grpc-go answers a client stream that has not half-closed with trailers, then RST_STREAM(NO_ERROR)."""
+    conv = Conversation(caller_side="backend")
+    sid = conv.caller.get_next_available_stream_id()
+    path = "/moby.filesync.v1.FileSync/DiffCopy"
+    headers = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "b")]
+    conv.caller.send_headers(sid, headers)
+    conv.caller.send_data(sid, grpc_message(b"pkt"))
+    conv.pump()
+    conv.callee.send_headers(sid, [(":status", "200")])
+    conv.callee.send_headers(sid, [("grpc-status", "0")], end_stream=True)
+    conv.callee.reset_stream(sid, h2.errors.ErrorCodes.NO_ERROR)
+    conv.pump()
+    (call,) = _calls(conv)
+    assert call["status"] == 0 and "reset" not in call and call["duration_ms"] is not None
+
+
 def test_hpack_dynamic_table_stays_in_step_over_many_calls():
     conv = Conversation(split=3)
     methods = [f"{CONTROL}{name}" for name in ("Info", "DiskUsage", "Prune", "Info", "DiskUsage")] * 10
