@@ -601,8 +601,9 @@ ROWS: tuple[Row, ...] = (
       for route in ("/networks/{id}/connect", "/networks/{id}/disconnect")),
     # Podman's network set-up runs netavark, which execs the firewall tool of its driver: measured `nft` under
     # Podman 5.8 (netavark 1.17, nftables driver) and `iptables`/`ip6tables` under Podman 4.3 (netavark 1.4).
-    *(R("podman", "*", route, [S("host", "netavark firewall", execs=tool,
-                                 note="only for containers on a bridge network: netavark's firewall driver")],
+    *(R("podman", "*", route, [S("host", "netavark firewall", execs=f"netavark; {tool}",
+                                 note="only when this call initialises a container on a bridge network: "
+                                      "netavark and its firewall driver's tool")],
         "", "", f"{_P} vendored common/libnetwork/netavark/run.go; netavark src/firewall/mod.rs "
                 "(nftables driver default in Debian's netavark 1.17, iptables in 1.4: measured)",
         add=True, engine_major=majors)
