@@ -50,6 +50,11 @@ MAX_CALLS = 256
 #: A header block (HEADERS + CONTINUATIONs) larger than this is refused (gRPC metadata is small).
 MAX_HEADER_BLOCK = 1 << 20
 MAX_MESSAGE_TEXT = 200
+#: Streams open at once, distinct methods counted, HPACK table size honoured: past these the peers are
+#: not BuildKit as we know it, and decoding stops with a note rather than holding more memory.
+MAX_OPEN_STREAMS = 1024
+MAX_METHODS = 256
+MAX_HPACK_TABLE = 1 << 20
 _KEPT_HEADERS = frozenset({":path", ":status", "grpc-status", "grpc-message"})
 
 #: gRPC status codes (grpc/codes), for display.
@@ -290,6 +295,8 @@ class GrpcDecoder:
             announced = settings[SettingsFrame.MAX_FRAME_SIZE]
             peer.max_frame = min(max(announced, _DEFAULT_MAX_FRAME), _PROTOCOL_MAX_FRAME)
         if SettingsFrame.HEADER_TABLE_SIZE in settings:
+            if settings[SettingsFrame.HEADER_TABLE_SIZE] > MAX_HPACK_TABLE:
+                raise ValueError(f"an HPACK table larger than {MAX_HPACK_TABLE} bytes was allowed")
             peer.decoder.max_allowed_table_size = settings[SettingsFrame.HEADER_TABLE_SIZE]
 
     def _end_block(self, direction: _Direction, when: float) -> None:
@@ -308,9 +315,14 @@ class GrpcDecoder:
         if call is None:
             if ":path" not in kept:
                 return  # trailers or a response for a stream we never saw open
-            call = GrpcCall(stream_id, direction.side, kept[":path"], when)
+            if len(self._open) >= MAX_OPEN_STREAMS:
+                raise ValueError(f"more than {MAX_OPEN_STREAMS} streams open at once")
+            method = kept[":path"]
+            if method not in self.method_counts and len(self.method_counts) >= MAX_METHODS:
+                raise ValueError(f"more than {MAX_METHODS} distinct methods")
+            call = GrpcCall(stream_id, direction.side, method, when)
             self._open[stream_id] = call
-            self.method_counts[kept[":path"]] = self.method_counts.get(kept[":path"], 0) + 1
+            self.method_counts[method] = self.method_counts.get(method, 0) + 1
             if end_stream:
                 call._caller_done = True
             return

@@ -237,6 +237,24 @@ def test_garbage_degrades_to_a_note_and_bytes_are_still_counted(feed, reason):
     assert decoder._dirs["client"].buffer == bytearray()
 
 
+def test_memory_stays_bounded_against_a_hostile_peer(monkeypatch):
+    """Streams left open, ever new method names: decoding stops with a note instead of growing."""
+    monkeypatch.setattr("dockertap.analyzers.grpc_h2.MAX_OPEN_STREAMS", 5)
+    conv = Conversation()
+    for _ in range(6):
+        sid = conv.caller.get_next_available_stream_id()
+        headers = [(":method", "POST"), (":scheme", "http"), (":path", "/x.Y/Status"), (":authority", "")]
+        conv.caller.send_headers(sid, headers)
+        conv.pump()
+    assert "more than 5 streams open at once" in (conv.decoder.failure or "")
+    monkeypatch.setattr("dockertap.analyzers.grpc_h2.MAX_METHODS", 3)
+    conv = Conversation()
+    for name in ("a", "b", "c", "a", "d"):
+        conv.call(f"/x.Y/{name}")
+    assert "more than 3 distinct methods" in (conv.decoder.failure or "")
+    assert conv.decoder.method_counts == {"/x.Y/a": 2, "/x.Y/b": 1, "/x.Y/c": 1}
+
+
 def test_lost_bytes_stop_decoding_with_a_note():
     conv = Conversation()
     conv.call(CONTROL + "ListWorkers")
