@@ -1008,7 +1008,8 @@ def _grpc_chain(
             "en": " ".join(dict.fromkeys(en for en, _ in explanations)),
             "ja": "".join(dict.fromkeys(ja for _, ja in explanations)),
         },
-        source="; ".join(dict.fromkeys([transport.source, *(r.source for r in used)])),
+        # the transport row's first source only: the rest of it speaks for the opaque chain (Solve's runc)
+        source="; ".join(dict.fromkeys([transport.source.split("; ")[0], *(r.source for r in used)])),
         rows=(transport.key, *dict.fromkeys(r.key for r in used)),
     )
 

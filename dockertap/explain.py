@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from dockertap.analyzers.layer_table import LayerChain, all_rows, expected_chain
+from dockertap.analyzers.layer_table import GRPC_TRANSPORTS, LayerChain, all_rows, expected_chain
 from dockertap.analyzers.routes import match_route, route_spec
 
 
@@ -101,6 +101,12 @@ def explain(
     ),
     runtime: str = typer.Option(None, "--runtime", help="Podman's OCI runtime (crun or runc); default crun."),
     show_all: bool = typer.Option(False, "--all", help="Print the whole layer table."),
+    grpc_methods: list[str] = typer.Option(
+        None,
+        "--grpc",
+        metavar="METHOD",
+        help="A gRPC method on POST /grpc or /session, e.g. /moby.buildkit.v1.Control/Solve (repeatable).",
+    ),
 ) -> None:
     """Show which layers (dockerd, containerd, shim, runc, conmon, crun, host binaries) an API call reaches.
 
@@ -118,6 +124,8 @@ def explain(
 
       dockertap explain "DELETE /containers/abc?force=1"
 
+      dockertap explain "POST /grpc" --grpc /moby.buildkit.v1.Control/Solve
+
       dockertap explain --all
     """
     console = Console()
@@ -130,12 +138,16 @@ def explain(
     if not target.strip():
         raise typer.BadParameter('expected "METHOD /path", e.g. "POST /containers/{id}/start"')
     route = match_route(method, target.strip())
+    if grpc_methods and route.template not in GRPC_TRANSPORTS:
+        where = " and ".join(sorted(GRPC_TRANSPORTS))
+        raise typer.BadParameter(f"--grpc applies to {where}, not {route.template}")
     chain = expected_chain(
         backend_family.value,
         image_store.value,
         route,
         engine_version=engine_version,
         runtime=runtime,
+        grpc_methods=tuple(grpc_methods) if grpc_methods else None,
     )
     store = image_store.value if backend_family is BackendFamily.dockerd else "containers/storage"
     title = f"{route.template}   ({backend_family.value}, {store})"
