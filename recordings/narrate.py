@@ -22,6 +22,7 @@ from typing import Any
 
 from rich.text import Text
 
+from dockertap.analyzers.annotate import format_grpc
 from dockertap.analyzers.streams import decode_stream, looks_multiplexed
 from dockertap.recordings.replayable import RecordedExchange, ReplaySession, backend_fingerprint
 
@@ -196,6 +197,8 @@ def summarise_json(values: list[Any], lang: str) -> list[str]:
 
 def stream_lines(rec: RecordedExchange) -> list[tuple[str, str]]:
     """(stream, line) pairs of a hijacked or streamed stdio body, demultiplexed."""
+    if rec.hijack_frames and (rec.header("Upgrade") or "").strip().lower() == "h2c":
+        return []  # BuildKit's HTTP/2, not stdio: its gRPC calls are narrated instead
     if rec.hijack_frames:
         content_type = rec.header("Content-Type")
         backend = b"".join(data for _, direction, data in rec.hijack_frames if direction == "backend")
@@ -325,11 +328,15 @@ class Narrator:
 
     def explanation(self, rec: RecordedExchange) -> tuple[str, list[dict[str, Any]]]:
         """The route's explanation in the chosen language, and the chain's layers (recorded ones first)."""
-        from dockertap.analyzers.annotate import annotate
+        from dockertap.analyzers.annotate import annotate, with_grpc_methods
 
         body = _json_values(rec.request_body) if rec.request_body else None
         try:
             annotation = annotate(rec.method, rec.target, self._backend, body[0] if body else None)
+            calls = rec.annotation.get("grpc")
+            if calls is not None and not rec.annotation.get("grpc_note"):
+                # a BuildKit connection: explain the gRPC calls it carried, not the opaque route
+                with_grpc_methods(annotation, tuple(str(c.get("method")) for c in calls))
         except Exception:  # the layer model must never stop a replay
             return "", list(rec.annotation.get("layers") or [])
         explanation = annotation.chain.explanation.get(self.lang) or annotation.chain.explanation.get(
@@ -358,6 +365,9 @@ class Narrator:
         explanation, layers = self.explanation(rec) if not rec.synthetic else ("", [])
         if explanation:
             text.append(f"\n      {explanation}", style="italic")
+        calls = format_grpc(rec.annotation.get("grpc"), limit=8)
+        if calls:
+            text.append(f"\n      {calls}", style="magenta")
         if layers:
             text.append(f"\n      {self._p('layers')}: ", style="dim")
             text.append_text(_layer_chain(rec, layers, self.lang))
