@@ -226,6 +226,12 @@ class Correlator:
         if key not in self._exchanges:
             self._exchanges[key] = _Exchange(key, template, object_ref, started, chain, hijacked)
 
+    def rechain(self, key: int, chain: LayerChain) -> None:
+        """An open exchange's expected chain changed (e.g. BuildKit gRPC methods decoded from it)."""
+        ex = self._exchanges.get(key)
+        if ex is not None:
+            ex.chain = chain
+
     def close(
         self,
         key: int,

@@ -12,7 +12,7 @@ Podman rows use the layer name "runtime": it becomes the backend's OCI runtime (
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -409,15 +409,17 @@ ROWS: tuple[Row, ...] = (
       f"{_M} daemon/builder/dockerfile/containerbackend.go"),
     R("dockerd", "*", "POST /build", [
         S("dockerd", "BuildKit solve (build session)"),
-        S("runc", "run; exec; kill; delete; state", execs="runc run",
-          note="BuildKit's runc executor is exec'd by dockerd directly, not through containerd")],
+        S("runc", "run; exec; kill; delete; state", execs="runc run; runc init; runc delete",
+          note="only for uncached RUN steps: BuildKit's runc executor is exec'd by dockerd directly, not through containerd"),
+        S("host", "RUN network sandbox", execs="libnetwork-setkey; iptables",
+          note="only for RUN steps on the default (bridge) network (prestart hook; dockerd >= 28 endpoint rules)")],
       "With BuildKit (version=2), RUN steps are `runc run` exec'd by dockerd itself — containerd is bypassed.",
       "BuildKit (version=2) では RUN は dockerd 自身が `runc run` を実行し、containerd を経由しない。",
       f"{_M} daemon/internal/builder-next/executor_linux.go: newExecutor", when="query.version=2"),
     R("dockerd", "*", "POST /grpc", [
         S("dockerd", "BuildKit controller (moby.buildkit.v1.Control)"),
-        S("runc", "run; exec; kill; delete; state", execs="runc run",
-          note="RUN steps: dockerd execs runc directly; no containerd task, no shim")],
+        S("runc", "run; exec; kill; delete; state", execs="runc run; runc init; runc delete",
+          note="only for a Solve with uncached RUN steps: dockerd execs runc directly; no containerd task, no shim")],
       "buildx's docker driver speaks BuildKit gRPC over h2c; RUN steps are `runc run` exec'd by dockerd directly.",
       "buildx の docker ドライバは h2c で BuildKit gRPC を話す。RUN は dockerd が直接 `runc run` する。",
       f"{_M} daemon/server/router/grpc/grpc_routes.go: serveGRPC; buildkit executor/runcexecutor"),
@@ -454,6 +456,30 @@ ROWS: tuple[Row, ...] = (
         "containerd", "Leases.Create; Diff.Diff; Content.Write; Snapshots.Prepare; Snapshots.Commit; Images.Create",
         "/snapshot/prepare; /snapshot/commit; /images/create")], "", "",
       f"{_M} daemon/containerd/image_commit.go: CommitImage", add=True),
+    # Measured on dockerd 28.5 + containerd 2.1 with the containerd image store (tests/test_engine_rows.py,
+    # against containerd's own event stream). These rows only add: merged onto the rows above, their "only"
+    # notes make the containerd step conditional, so what depends on the data is never marked missing.
+    R("dockerd", "containerd", "POST /commit", [S(
+        "containerd", "Snapshots.View; Snapshots.Remove; Images.Delete",
+        "/snapshot/remove; /images/delete; /content/create",
+        note="only what the commit needs: Snapshots.Prepare/Commit (/snapshot/prepare, /snapshot/commit) only when "
+             "the container changed files (createDiff found a diff); the diff's View is removed (/snapshot/remove); "
+             "the dangling placeholder image is deleted; /content/create only on containerd >= 2.1")], "", "",
+      f"{_M} daemon/containerd/image_commit.go: CommitImage, createDiff, applyDiffLayer; "
+      "containerd core/metadata/content.go (v2.1: content events)", add=True),
+    R("dockerd", "containerd", "POST /images/load", [S(
+        "containerd", "Images.Update", "/images/update; /content/create",
+        note="only what is new: /snapshot/* only for layers not yet unpacked; an existing name is updated "
+             "(/images/update); /content/create only on containerd >= 2.1")], "", "",
+      f"{_M} daemon/containerd/image_exporter.go: LoadImage; containerd core/metadata/images.go: Update", add=True),
+    R("dockerd", "containerd", "POST /images/{name}/tag", [S(
+        "containerd", "Images.Delete", "/images/delete",
+        note="only when the target name's old image becomes dangling: it is replaced (/images/delete)")], "", "",
+      f"{_M} daemon/containerd/image_tag.go: TagImage", add=True),
+    R("dockerd", "containerd", "DELETE /images/{name}", [S(
+        "containerd", "Content.Delete",
+        note="only what no other image shares: /content/delete and the GC's /snapshot/remove")], "", "",
+      f"{_M} daemon/containerd/image_delete.go: ImageDelete", add=True),
     R("dockerd", "*", "POST /plugins/{name}/enable", [
         S("dockerd", "plugin manager"),
         S("containerd", "Containers.Create; Tasks.Create; Tasks.Start", _START_EVENTS,
@@ -585,6 +611,16 @@ ROWS: tuple[Row, ...] = (
         "ネットワーク変更は netavark の設定を書き、実行中コンテナには `netavark setup/teardown` を行う。",
         f"{_P} vendored common/libnetwork/netavark/run.go")
       for route in ("/networks/{id}/connect", "/networks/{id}/disconnect")),
+    # Podman's network set-up runs netavark, which execs the firewall tool of its driver: measured `nft` under
+    # Podman 5.8 (netavark 1.17, nftables driver) and `iptables`/`ip6tables` under Podman 4.3 (netavark 1.4).
+    *(R("podman", "*", route, [S("host", "netavark firewall", execs=f"netavark; {tool}",
+                                 note="only when this call initialises a container on a bridge network: "
+                                      "netavark and its firewall driver's tool")],
+        "", "", f"{_P} vendored common/libnetwork/netavark/run.go; netavark src/firewall/mod.rs "
+                "(nftables driver default in Debian's netavark 1.17, iptables in 1.4: measured)",
+        add=True, engine_major=majors)
+      for route in ("POST /containers/{id}/attach", "POST /containers/{id}/start", "POST /containers/{id}/restart")
+      for tool, majors in (("nft", (5, 99)), ("iptables; ip6tables", (4, 4)))),
     R("podman", "*", "POST /secrets/{id}/update", [S("compat-api", "503 noSwarm")],
       "Podman has no swarm; secret update answers 503.", "Podman には swarm が無く、secret update は 503 を返す。",
       f"{_P} pkg/api/server/register_swarm.go: noSwarm"),
@@ -655,6 +691,145 @@ GROUP_DEFAULTS: tuple[Row, ...] = (
 )
 # fmt: on
 
+# --- BuildKit gRPC methods (keyed on the `:path` decoded from the h2c stream) -----------------------
+#: Routes whose hijacked stream is HTTP/2 carrying gRPC; with decoded methods their chain is built from
+#: the `GRPC_ROWS` of each method instead of the opaque route row.
+GRPC_TRANSPORTS = frozenset({"POST /grpc", "POST /session"})
+GRPC_PREFIX = "gRPC "
+_BK = f"{_M} vendor/github.com/moby/buildkit"
+_CONTROL = "/moby.buildkit.v1.Control/"
+_BRIDGE = "/moby.buildkit.v1.frontend.LLBBridge/"
+_RUN_STEPS = [
+    S("runc", "run; delete", execs="runc run; runc init; runc delete",
+      note="only for RUN steps not in the cache: BuildKit's runc executor, exec'd by dockerd itself, not via containerd"),
+    S("host", "RUN network sandbox", execs="libnetwork-setkey; iptables",
+      note="only for RUN steps on the default (bridge) network: runc runs dockerd's libnetwork-setkey prestart "
+           "hook; dockerd >= 28 adds and removes the endpoint's raw-PREROUTING rules with iptables"),
+]
+_RUN_SOURCES = (f"{_M} daemon/internal/builder-next/executor_linux.go: newExecutor, lnInterface.Set; "
+                "daemon/libnetwork/drivers/bridge/internal/iptabler/endpoint.go: AddEndpoint, filterDirectAccess")
+
+
+def _grpc_only(method: str, what: str, en: str, ja: str, source: str) -> Row:
+    """A BuildKit call served inside dockerd: it reaches neither containerd nor a runtime."""
+    return R("dockerd", "*", GRPC_PREFIX + method, [S("dockerd", what)], en, ja, source)
+
+
+# fmt: off
+GRPC_ROWS: tuple[Row, ...] = (
+    _grpc_only(_CONTROL + "ListWorkers", "BuildKit controller: list workers",
+               "ListWorkers reads the BuildKit worker list inside dockerd; nothing runs below it.",
+               "ListWorkers は dockerd 内の BuildKit ワーカー一覧を読むだけで、下の層では何も動かない。",
+               f"{_BK}/control/control.go: ListWorkers"),
+    _grpc_only(_CONTROL + "DiskUsage", "BuildKit cache manager: disk usage",
+               "DiskUsage sums BuildKit's build cache records inside dockerd.",
+               "DiskUsage は dockerd 内で BuildKit のビルドキャッシュを集計する。",
+               f"{_BK}/control/control.go: DiskUsage"),
+    _grpc_only(_CONTROL + "Status", "BuildKit progress stream",
+               "Status streams a build's progress from BuildKit's job in dockerd; it runs nothing itself.",
+               "Status は dockerd 内の BuildKit ジョブから進捗を流すだけで、自分では何も実行しない。",
+               f"{_BK}/control/control.go: Status"),
+    _grpc_only(_CONTROL + "Info", "BuildKit version info",
+               "Info reports BuildKit's version from dockerd.", "Info は dockerd 内の BuildKit の版を返す。",
+               f"{_BK}/control/control.go: Info"),
+    _grpc_only(_CONTROL + "Prune", "BuildKit cache prune",
+               "Prune removes build-cache records in dockerd's BuildKit cache.",
+               "Prune は dockerd の BuildKit キャッシュからビルドキャッシュを消す。",
+               f"{_BK}/control/control.go: Prune"),
+    _grpc_only(_CONTROL + "ListenBuildHistory", "BuildKit build history",
+               "ListenBuildHistory streams build records kept by BuildKit in dockerd.",
+               "ListenBuildHistory は dockerd 内の BuildKit が保持するビルド記録を流す。",
+               f"{_BK}/control/control.go: ListenBuildHistory"),
+    _grpc_only(_CONTROL + "UpdateBuildHistory", "BuildKit build history",
+               "UpdateBuildHistory edits a build record in dockerd's BuildKit.",
+               "UpdateBuildHistory は dockerd の BuildKit のビルド記録を更新する。",
+               f"{_BK}/control/control.go: UpdateBuildHistory"),
+    R("dockerd", "*", GRPC_PREFIX + _CONTROL + "Solve", [
+        S("dockerd", "BuildKit solver (LLB); exporter"), *_RUN_STEPS],
+      "Solve runs the build in dockerd's BuildKit; each uncached RUN step is `runc run` exec'd by dockerd "
+      "(BuildKit's runc executor), with no containerd task and no shim.",
+      "Solve は dockerd 内の BuildKit がビルドを実行する。キャッシュに無い RUN は dockerd が `runc run` を直接実行し"
+      " (BuildKit の runc executor)、containerd のタスクも shim も使わない。",
+      f"{_BK}/control/control.go: Solve; executor/runcexecutor/executor_linux.go: run; {_RUN_SOURCES}"),
+    R("dockerd", "containerd", GRPC_PREFIX + _CONTROL + "Solve", [S(
+        "containerd", "Leases.Create; Snapshots.Prepare; Snapshots.Commit; Content.Write; Images.Create",
+        "/snapshot/prepare; /snapshot/commit; /images/create; /content/create",
+        note="only what the build does not find cached: the containerd worker's snapshots and the image export; "
+             "the executor is still runc")], "", "",
+      f"{_M} daemon/internal/builder-next/controller.go: newSnapshotterController", add=True),
+    R("dockerd", "containerd", GRPC_PREFIX + _CONTROL + "Solve", [S(
+        "containerd", "Snapshots.Remove", "/snapshot/remove",
+        note="only for what the build created and released: measured on dockerd 28.5 + containerd 2.1, which also "
+             "writes the build record's content in namespace moby_history")], "", "",
+      f"{_BK}/worker/base/worker.go; {_M} daemon/internal/builder-next/controller.go: newSnapshotterController",
+      add=True),
+    # buildx builds through the gateway API: its client-side build function calls LLBBridge on /grpc.
+    R("dockerd", "*", GRPC_PREFIX + _BRIDGE + "Solve", [
+        S("dockerd", "BuildKit gateway: frontend solve (dockerfile.v0)"), *_RUN_STEPS],
+      "LLBBridge/Solve asks the gateway to solve the Dockerfile frontend; uncached RUN steps are `runc run` "
+      "exec'd by dockerd.",
+      "LLBBridge/Solve はゲートウェイに Dockerfile フロントエンドを解かせる。キャッシュに無い RUN は dockerd が "
+      "`runc run` を実行する。",
+      f"{_BK}/frontend/gateway/gateway.go: LLBBridgeForwarder.Solve; executor/runcexecutor/executor_linux.go: run; "
+      f"{_RUN_SOURCES}"),
+    R("dockerd", "containerd", GRPC_PREFIX + _BRIDGE + "Solve", [S(
+        "containerd", "Leases.Create; Snapshots.Prepare; Snapshots.Commit; Content.Write",
+        "/snapshot/prepare; /snapshot/commit; /content/create",
+        note="only for what is not cached: the containerd worker's snapshots")], "", "",
+      f"{_M} daemon/internal/builder-next/controller.go: newSnapshotterController", add=True),
+    # /session: dockerd is the gRPC client and calls what buildx serves (payloads are never kept).
+    *(R("dockerd", "*", GRPC_PREFIX + path, [S("dockerd", what)], en, ja, f"{_BK}/session/{src}")
+      for path, what, en, ja, src in (
+        ("/moby.filesync.v1.FileSync/DiffCopy", "BuildKit session: build context sync",
+         "dockerd pulls the build context from the client (fsutil DiffCopy over the session).",
+         "dockerd がセッション経由でクライアントからビルドコンテキストを取り込む (fsutil DiffCopy)。",
+         "filesync/filesync.go: FSSync"),
+        ("/moby.filesync.v1.FileSync/TarStream", "BuildKit session: build context as tar",
+         "dockerd pulls the build context from the client as a tar stream.",
+         "dockerd がクライアントからビルドコンテキストを tar で取り込む。", "filesync/filesync.go: FSSync"),
+        ("/moby.filesync.v1.FileSend/DiffCopy", "BuildKit session: local export",
+         "dockerd sends a local export (`--output type=local`) to the client.",
+         "dockerd がローカル出力 (`--output type=local`) をクライアントへ送る。", "filesync/filesync.go: FSSend"),
+        ("/moby.filesync.v1.Auth/Credentials", "BuildKit session: registry credentials from the client",
+         "dockerd asks the client for registry credentials (the answer is never shown or recorded).",
+         "dockerd がクライアントにレジストリ認証情報を問い合わせる (応答は表示も記録もしない)。", "auth/auth.go"),
+        ("/moby.filesync.v1.Auth/FetchToken", "BuildKit session: registry token from the client",
+         "dockerd asks the client to fetch a registry token (never shown or recorded).",
+         "dockerd がクライアントにレジストリトークンの取得を頼む (表示も記録もしない)。", "auth/auth.go"),
+        ("/moby.filesync.v1.Auth/GetTokenAuthority", "BuildKit session: token authority",
+         "dockerd asks the client for its token-signing authority.",
+         "dockerd がクライアントにトークン署名の公開鍵を問い合わせる。", "auth/auth.go"),
+        ("/moby.filesync.v1.Auth/VerifyTokenAuthority", "BuildKit session: token authority",
+         "dockerd asks the client to verify its token authority.",
+         "dockerd がクライアントにトークン署名の確認を頼む。", "auth/auth.go"),
+        ("/moby.buildkit.secrets.v1.Secrets/GetSecret", "BuildKit session: build secret from the client",
+         "dockerd fetches a `--secret` from the client for a RUN step (the value is never shown or recorded).",
+         "dockerd が RUN のために `--secret` をクライアントから取得する (値は表示も記録もしない)。",
+         "secrets/secrets.go: GetSecret"),
+        ("/moby.sshforward.v1.SSH/CheckAgent", "BuildKit session: ssh agent check",
+         "dockerd checks the client's forwarded ssh agent.", "dockerd が転送された ssh エージェントを確認する。",
+         "sshforward/ssh.go"),
+        ("/moby.sshforward.v1.SSH/ForwardAgent", "BuildKit session: ssh agent forwarding",
+         "dockerd forwards a RUN step's ssh agent socket to the client.",
+         "dockerd が RUN の ssh エージェントをクライアントへ転送する。", "sshforward/ssh.go"),
+        ("/moby.upload.v1.Upload/Pull", "BuildKit session: context upload",
+         "dockerd pulls an uploaded build context (a tar or URL context) from the client.",
+         "dockerd がアップロードされたビルドコンテキストをクライアントから取り込む。", "upload/upload.go"),
+        ("/grpc.health.v1.Health/Check", "BuildKit session health check",
+         "dockerd checks that the build session's client is still alive (periodically while it is open).",
+         "dockerd がビルドセッションのクライアントが生きているかを定期的に確認する。",
+         "grpc.go: monitorHealth"),
+      )),
+)
+
+#: A method the table has no row for: served inside dockerd (BuildKit), nothing known below it.
+GRPC_DEFAULT = R("dockerd", "*", GRPC_PREFIX + "*", [S("dockerd", "BuildKit (method not in the model)")],
+                 "A BuildKit gRPC call handled inside dockerd; the model has no row for this method.",
+                 "dockerd 内の BuildKit が処理する gRPC 呼び出し。このメソッドの行はモデルに無い。",
+                 f"{_M} daemon/server/router/grpc/grpc_routes.go: serveGRPC", group=True)
+# fmt: on
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -698,7 +873,7 @@ class _Index:
 
 def _build_index() -> _Index:
     index = _Index()
-    for row in ROWS:
+    for row in ROWS + GRPC_ROWS:
         target = index.adds if row.add else index.base
         target.setdefault((row.family, row.route), []).append(row)
     for row in GROUP_DEFAULTS:
@@ -756,11 +931,18 @@ def expected_chain(
     body: object | None = None,
     engine_version: str | None = None,
     runtime: str | None = None,
+    grpc_methods: Sequence[str] | None = None,
 ) -> LayerChain:
-    """The layers `route` is expected to reach on this backend. `runtime` names Podman's OCI runtime."""
+    """The layers `route` is expected to reach on this backend. `runtime` names Podman's OCI runtime.
+
+    `grpc_methods`: the gRPC methods decoded from a `/grpc` or `/session` stream (None when not
+    decoded): the chain is then keyed on those methods, not on the opaque route.
+    """
     family = "podman" if family == "podman" else "dockerd"
     query = route.query if query is None else query
     template = route.template
+    if grpc_methods is not None and family == "dockerd" and template in GRPC_TRANSPORTS:
+        return _grpc_chain(template, image_store, grpc_methods, engine_version)
     if family == "podman" and route.family == "libpod":
         template = _libpod_alias(template)
     candidates = _INDEX.base.get((family, template), [])
@@ -803,6 +985,47 @@ def expected_chain(
     )
 
 
+def _grpc_chain(
+    template: str, image_store: str, methods: Sequence[str], engine_version: str | None
+) -> LayerChain:
+    """The union of the chains of the gRPC methods one h2c connection carried."""
+    transport = _INDEX.base[("dockerd", template)][0]
+    steps = [S("dockerd", transport.steps[0].operations[0])]
+    used: list[Row] = []
+    explanations: list[tuple[str, str]] = []
+    major = _major(engine_version)
+    for method in dict.fromkeys(methods):
+        key = ("dockerd", GRPC_PREFIX + method)
+        base = next((r for r in _INDEX.base.get(key, []) if r.image_store in ("*", image_store)), GRPC_DEFAULT)
+        rows = [base] + [
+            r
+            for r in _INDEX.adds.get(key, [])
+            if r.image_store in ("*", image_store)
+            and (not r.engine_major or (major is not None and r.engine_major[0] <= major <= r.engine_major[1]))
+        ]
+        for row in rows:
+            used.append(row)
+            for step in row.steps:
+                _merge(steps, step)
+        explanations.append((base.en, base.ja))
+    merged: list[LayerStep] = []
+    for step in steps:
+        _merge(merged, step)
+    merged.sort(key=lambda s: LAYER_ORDER.index(s.layer))
+    if not explanations:
+        explanations = [("No gRPC call was made on this connection.", "この接続では gRPC 呼び出しが無かった。")]
+    return LayerChain(
+        steps=tuple(merged),
+        explanation={
+            "en": " ".join(dict.fromkeys(en for en, _ in explanations)),
+            "ja": "".join(dict.fromkeys(ja for _, ja in explanations)),
+        },
+        # the transport row's first source only: the rest of it speaks for the opaque chain (Solve's runc)
+        source="; ".join(dict.fromkeys([transport.source.split("; ")[0], *(r.source for r in used)])),
+        rows=(transport.key, *dict.fromkeys(r.key for r in used)),
+    )
+
+
 def all_rows() -> tuple[Row, ...]:
     """Every specific row, `add` row and group default, for listing (`dockertap explain --all`)."""
-    return ROWS + GROUP_DEFAULTS
+    return ROWS + GRPC_ROWS + GROUP_DEFAULTS + (GRPC_DEFAULT,)

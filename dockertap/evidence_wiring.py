@@ -206,6 +206,9 @@ class Observer:
             self.correlator.open(
                 ex.id, route.template, route.object_id, ex.started, chain, hijacked=ex.hijacked
             )
+        elif kind == "stream":
+            # the decoded gRPC methods re-keyed the chain: evidence arriving now is judged by it
+            self.correlator.rechain(ex.id, chain)
         elif kind == "end":
             self.correlator.open(
                 ex.id, route.template, route.object_id, ex.started, chain, hijacked=ex.hijacked

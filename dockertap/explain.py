@@ -21,7 +21,7 @@ from dockertap.analyzers.commands import (
     known_commands,
     note_in,
 )
-from dockertap.analyzers.layer_table import LayerChain, all_rows, expected_chain
+from dockertap.analyzers.layer_table import GRPC_TRANSPORTS, LayerChain, all_rows, expected_chain
 from dockertap.analyzers.routes import RouteMatch, match_route, route_spec
 from dockertap.i18n import Lang, default_lang, msg
 from dockertap.linebreak import wrap_text
@@ -111,6 +111,12 @@ def explain(
     ),
     runtime: str = typer.Option(None, "--runtime", help="Podman's OCI runtime (crun or runc); default crun."),
     show_all: bool = typer.Option(False, "--all", help="Print the whole layer table."),
+    grpc_methods: list[str] = typer.Option(
+        None,
+        "--grpc",
+        metavar="METHOD",
+        help="A gRPC method on POST /grpc or /session, e.g. /moby.buildkit.v1.Control/Solve (repeatable).",
+    ),
 ) -> None:
     """Show which layers (dockerd, containerd, shim, runc, conmon, crun, host binaries) an API call reaches,
     or which API calls a docker command makes and where each one goes.
@@ -129,6 +135,8 @@ def explain(
       dockertap explain "docker ps"
 
       dockertap explain --backend-family podman docker run --rm img echo hi
+
+      dockertap explain "POST /grpc" --grpc /moby.buildkit.v1.Control/Solve
 
       dockertap explain --all
     """
@@ -150,7 +158,8 @@ def explain(
         words = shlex.split(words[0])
     if not words:
         raise _usage(msg(language, "explain_give"))
-    context = _Context(backend_family.value, image_store.value, engine_version, runtime, language)
+    grpc = tuple(grpc_methods) if grpc_methods else None
+    context = _Context(backend_family.value, image_store.value, engine_version, runtime, language, grpc)
     assignments = []
     while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
         assignments.append(words.pop(0))  # `DOCKER_BUILDKIT=0 docker build .`
@@ -164,6 +173,9 @@ def explain(
     if len(words) != 2:
         raise _usage('expected "METHOD /path", e.g. "POST /containers/{id}/start", or a docker command')
     route = match_route(words[0], words[1].strip())
+    if grpc_methods and route.template not in GRPC_TRANSPORTS:
+        where = " and ".join(sorted(GRPC_TRANSPORTS))
+        raise _usage(f"--grpc applies to {where}, not {route.template}")
     if not route.known:
         raise _usage(msg(language, "explain_unknown_route", route=f"{words[0]} {words[1]}"))
     _explain_route(console, route, context)
@@ -176,6 +188,7 @@ class _Context:
     engine_version: str | None
     runtime: str | None
     lang: str
+    grpc_methods: tuple[str, ...] | None = None
 
 
 def _usage(message: str) -> typer.Exit:
@@ -191,6 +204,7 @@ def _chain(route: RouteMatch, context: _Context) -> LayerChain:
         route,
         engine_version=context.engine_version,
         runtime=context.runtime,
+        grpc_methods=context.grpc_methods,
     )
 
 

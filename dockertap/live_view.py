@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from dockertap.analyzers.annotate import format_grpc
 from dockertap.analyzers.streams import decode_stream
 from dockertap.filters import ExchangeFilter, matches_all
 from dockertap.i18n import counted
@@ -229,10 +230,12 @@ class LiveView:
                 method, target = ex.method_and_target
                 route = getattr(getattr(ex.annotation, "route", None), "template", None)
                 kind = "attach" if ex.hijacked else ("stream" if ex.response_started else "waiting")
+                request = route or f"{method} {target.split('?', 1)[0]}"
+                calls = format_grpc(getattr(ex.annotation, "grpc", None), limit=3)
                 table.add_row(
                     kind,
                     short_command(client_of(ex), 22),
-                    safe_line(route or f"{method} {target.split('?', 1)[0]}"),
+                    safe_line(f"{request}  {calls}" if calls else request),
                     str(ex.status or "…"),
                     human_duration(now - ex.started),
                     human_bytes(ex.response_bytes),

@@ -20,6 +20,7 @@ import typer
 
 from dockertap.analyzers.clients import NO_PEER_OVER_TCP
 from dockertap.filters import ExchangeFilter, FilterError, matches_all, parse_filters
+from dockertap.grpc_calls import GrpcCalls
 from dockertap.options import endpoint_url, output_file
 from dockertap.output import BackgroundWriter
 from dockertap.proxy.discovery import Discovery, cli_choice, default_listen_path, discover_backend
@@ -321,7 +322,8 @@ def _backend_banner(found: Discovery) -> str:
 
 
 def _processors(analysis: Analysis, redact: bool, record_stdin: bool = False) -> list:
-    """Redaction runs first, so no sink (screen, JSON trace, recording) ever sees a secret."""
+    """Redaction runs first, so no sink (screen, JSON trace, recording) ever sees a secret; the gRPC
+    decoder after the analysis that creates the annotation it re-keys."""
     if record_stdin and redact:
         typer.secho(
             "dockertap: warning: --record-stdin: what clients type into attach/exec sessions (passwords "
@@ -336,10 +338,10 @@ def _processors(analysis: Analysis, redact: bool, record_stdin: bool = False) ->
             fg="yellow",
             err=True,
         )
-        return [analysis]
+        return [analysis, GrpcCalls()]
     from dockertap.analyzers.redact import Redactor
 
-    return [Redactor(record_stdin=record_stdin), analysis]
+    return [Redactor(record_stdin=record_stdin), analysis, GrpcCalls()]
 
 
 def _recorder(path: str | None, found: Discovery, analysis: Analysis, redact: bool, capture_bytes: int):

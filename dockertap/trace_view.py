@@ -78,6 +78,9 @@ def exchange_line(ex: Exchange, show_chain: bool = True) -> Text:
         line.append("  hijacked", style="yellow")
     for name in ex.added_headers:
         line.append(f"  +{name}", style="yellow")  # a header dockertap added (--otel-propagate)
+    calls = _format_grpc(annotation)
+    if calls:
+        line.append(f"  {calls}", style="magenta")
     if show_chain and annotation is not None:
         chain = _format_chain(annotation)
         if chain:
@@ -85,6 +88,15 @@ def exchange_line(ex: Exchange, show_chain: bool = True) -> Text:
     if ex.error and not ex.synthetic:
         line.append(f"  ! {safe_line(ex.error)}", style="red")
     return line
+
+
+def _format_grpc(annotation: object) -> str:
+    """The gRPC calls decoded from a BuildKit h2c stream, or its decoding note."""
+    from dockertap.analyzers.annotate import format_grpc
+
+    calls = format_grpc(getattr(annotation, "grpc", None))
+    note = getattr(annotation, "grpc_note", None)
+    return f"{calls} ({note})" if calls and note else calls or (f"({note})" if note else "")
 
 
 def _format_chain(annotation: object) -> str:

@@ -40,6 +40,7 @@ from dockertap.proxy.exchange import (
     FrameDirection,
     HijackCapture,
     PeerInfo,
+    StreamTap,
     header_value,
 )
 from dockertap.proxy.framing import (
@@ -121,6 +122,11 @@ class RelayConfig:
     #: While set, asked for each request head before it is forwarded: an awaitable to wait on
     #: first (`run` holds requests that reach below the engine until its observers are up), or None.
     hold: Callable[[str, str], Awaitable[object] | None] | None = None
+    #: Upgrades (the 101 response's `Upgrade` protocol) whose whole stream is handed to the sink
+    #: pipeline through a `StreamTap`, not only the capture prefix: BuildKit's HTTP/2 (`h2c`).
+    tap_upgrades: frozenset[str] = frozenset({"h2c"})
+    #: Bytes a tap may hold while the pipeline has not taken them yet.
+    tap_limit: int = 16 * 1024 * 1024
 
 
 def add_header_if_absent(
@@ -832,6 +838,12 @@ class _Connection:
 
         if response.hijack is not Hijack.NONE:
             ex.hijack = HijackCapture(self.config.capture_limit)
+            if (
+                self.config.tap_upgrades
+                and response.status == 101
+                and header_value(head, "upgrade").strip().lower() in self.config.tap_upgrades
+            ):
+                ex.hijack.tap = StreamTap(self.config.tap_limit)
             self.hijacked = ex
             self.stats.open_streams += 1
             relayed.set_result(response.hijack)
@@ -1030,7 +1042,8 @@ class _Connection:
         """One direction of a hijacked stream; EOF becomes a half-close toward `dst`."""
         try:
             if leftover:
-                capture.add(direction, leftover)
+                if capture.add(direction, leftover) and self.hijacked is not None:
+                    self.hub.emit("stream", self.hijacked)
                 await self._send(dst, leftover)
             size = HEAD_RECV
             while True:
@@ -1042,7 +1055,8 @@ class _Connection:
                     break
                 if len(data) == size and size < BULK_RECV:
                     size = BULK_RECV
-                capture.add(direction, data)
+                if capture.add(direction, data) and self.hijacked is not None:
+                    self.hub.emit("stream", self.hijacked)
                 await self._send(dst, data)
         except OSError:
             # The receiving side is gone: stop reading from the sender too.

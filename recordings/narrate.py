@@ -28,6 +28,7 @@ from typing import Any
 
 from rich.text import Text
 
+from dockertap.analyzers.annotate import format_grpc
 from dockertap.analyzers.streams import decode_stream, looks_multiplexed
 from dockertap.i18n import counted
 from dockertap.recordings.diagram import dedupe_evidence
@@ -247,6 +248,8 @@ def summarise_json(values: list[Any], lang: str) -> list[str]:
 
 def stream_lines(rec: RecordedExchange) -> list[tuple[str, str]]:
     """(stream, line) pairs of a hijacked or streamed stdio body, demultiplexed."""
+    if rec.hijack_frames and (rec.header("Upgrade") or "").strip().lower() == "h2c":
+        return []  # BuildKit's HTTP/2, not stdio: its gRPC calls are narrated instead
     if rec.hijack_frames:
         content_type = rec.header("Content-Type")
         backend = b"".join(data for _, direction, data in rec.hijack_frames if direction == "backend")
@@ -489,11 +492,15 @@ class Narrator:
 
     def explanation(self, rec: RecordedExchange) -> tuple[str, list[dict[str, Any]]]:
         """The route's explanation in the chosen language, and the layers to show (see `reconcile_layers`)."""
-        from dockertap.analyzers.annotate import annotate
+        from dockertap.analyzers.annotate import annotate, with_grpc_methods
 
         body = _json_values(rec.request_body) if rec.request_body else None
         try:
             annotation = annotate(rec.method, rec.target, self._backend, body[0] if body else None)
+            calls = rec.annotation.get("grpc")
+            if calls is not None and not rec.annotation.get("grpc_note"):
+                # a BuildKit connection: explain the gRPC calls it carried, not the opaque route
+                with_grpc_methods(annotation, tuple(str(c.get("method")) for c in calls))
         except Exception:  # the layer model must never stop a replay
             return "", list(rec.annotation.get("layers") or [])
         explanation = annotation.chain.explanation.get(self.lang) or annotation.chain.explanation.get(
@@ -531,6 +538,9 @@ class Narrator:
         layers, done_earlier = self._history.without_repeats(rec, layers)
         if explanation:
             text.append(f"\n      {explanation}", style="italic")
+        calls = format_grpc(rec.annotation.get("grpc"), limit=8)
+        if calls:
+            text.append(f"\n      {calls}", style="magenta")
         if layers:
             text.append(f"\n      {self._p('layers')}: ", style="dim")
             text.append_text(_layer_chain(rec, layers, self.lang))
