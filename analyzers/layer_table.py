@@ -34,6 +34,21 @@ class LayerStep:
     events: tuple[str, ...] = ()
     execs: tuple[str, ...] = ()
     note: str = ""
+    #: Operations, event topics or exec signatures of this step that happen only sometimes (a
+    #: signal that may not end the container, a port that may not be published); "*" is the whole
+    #: step. Evidence confirms them when they come; their absence is never "missing".
+    optional: tuple[str, ...] = ()
+    #: The step happens only if the request's container is running when the request starts
+    #: (stopping, killing or force-removing an exited container reaches nothing below dockerd).
+    if_running: bool = False
+
+    def requires_any(self, name: str) -> bool:
+        """Whether this step names `name` and requires it."""
+        return name in self.operations + self.events + self.execs and self.required(name)
+
+    def required(self, name: str) -> bool:
+        """Whether `name` (an operation, topic or exec of this step) must happen every time."""
+        return "*" not in self.optional and name not in self.optional
 
     def to_dict(self) -> dict:
         return {
@@ -42,6 +57,8 @@ class LayerStep:
             "events": list(self.events),
             "execs": list(self.execs),
             "note": self.note,
+            "optional": list(self.optional),
+            "if_running": self.if_running,
         }
 
 
@@ -96,13 +113,21 @@ class Row:
         return f"{self.family}/{self.image_store}/{self.route}{cond}{vers}"
 
 
-def S(layer: str, ops: str = "", events: str = "", execs: str = "", note: str = "") -> LayerStep:  # noqa: N802
+def S(  # noqa: N802
+    layer: str,
+    ops: str = "",
+    events: str = "",
+    execs: str = "",
+    note: str = "",
+    optional: str = "",
+    if_running: bool = False,
+) -> LayerStep:
     """Compact step constructor for the table: list items are separated by `;`."""
 
     def split(text: str) -> tuple[str, ...]:
         return tuple(item.strip() for item in text.split(";") if item.strip())
 
-    return LayerStep(layer, split(ops), split(events), split(execs), note)
+    return LayerStep(layer, split(ops), split(events), split(execs), note, split(optional), if_running)
 
 
 def R(
@@ -134,13 +159,15 @@ _START_STEPS = [
         "port publishing; firewall",
         execs="docker-proxy; iptables",
         note="only for published ports / networks",
+        optional="*",
     ),
 ]
 _STOP_STEPS = [
     S("dockerd", "stop timer; exit handling from /tasks/exit"),
-    S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS),
-    S("shim", "Kill; Delete"),
-    S("runc", "kill; delete", execs="runc kill; runc delete", note="kill 15, then kill 9 after the timeout"),
+    S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, if_running=True),
+    S("shim", "Kill; Delete", if_running=True),
+    S("runc", "kill; delete", execs="runc kill; runc delete", note="kill 15, then kill 9 after the timeout",
+      if_running=True),
 ]
 
 _M = "moby/moby"
@@ -208,9 +235,12 @@ ROWS: tuple[Row, ...] = (
       "stop は containerd 経由で停止シグナルを送り (`runc kill`)、exit イベントでタスクとコンテナが削除される。",
       f"{_M} daemon/stop.go: containerStop; daemon/kill.go; daemon/monitor.go: handleContainerExit"),
     R("dockerd", "*", "POST /containers/{id}/kill", [
-        S("dockerd", "signal; exit handling"), S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS),
-        S("shim", "Kill; Delete"), S("runc", "kill; delete", execs="runc kill; runc delete",
-                                     note="delete follows only if the signal ends the container")],
+        S("dockerd", "signal; exit handling"),
+        S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, optional=_EXIT_OPS + "; " + _EXIT_EVENTS,
+          if_running=True),
+        S("shim", "Kill; Delete", optional="Delete", if_running=True),
+        S("runc", "kill; delete", execs="runc kill; runc delete", optional="delete; runc delete", if_running=True,
+          note="delete follows only if the signal ends the container (not for WINCH, HUP, USR1, …)")],
       "Kill is `Tasks.Kill` → `runc kill <sig>`; if the process dies, the exit event triggers `runc delete`.",
       "kill は `Tasks.Kill` → `runc kill <sig>`。プロセスが終了すれば exit イベントで `runc delete` が続く。",
       f"{_M} daemon/kill.go: ContainerKill"),
@@ -236,7 +266,8 @@ ROWS: tuple[Row, ...] = (
       f"{_M} daemon/wait.go: ContainerWait"),
     R("dockerd", "*", "POST /containers/{id}/attach", [
         S("dockerd", "hijack; copy StreamConfig"),
-        S("containerd", "Tasks.CloseIO", note="only when the client half-closes and the container has StdinOnce")],
+        S("containerd", "Tasks.CloseIO", optional="*",
+          note="only when the client half-closes and the container has StdinOnce")],
       "Attach hijacks the connection and copies the container's stdio FIFOs; nothing new happens below dockerd.",
       "attach は接続をハイジャックし stdio の FIFO を中継する。dockerd より下では新しい処理は起きない。",
       f"{_M} daemon/attach.go: ContainerAttach; remote/client.go: closeStdin"),
@@ -262,8 +293,8 @@ ROWS: tuple[Row, ...] = (
       "stats は約 1 秒ごとに containerd の `Tasks.Metrics` を呼ぶ。shim が cgroup を読み、runc は実行されない。",
       f"{_M} daemon/stats.go: ContainerStats; containerd task/service.go: Stats"),
     R("dockerd", "*", "POST /containers/{id}/update", [
-        S("dockerd", "update hostconfig"), S("containerd", "Tasks.Update", note="only when running"),
-        S("shim", "Update"), S("runc", "update", execs="runc update")],
+        S("dockerd", "update hostconfig"), S("containerd", "Tasks.Update", note="only when running", if_running=True),
+        S("shim", "Update", if_running=True), S("runc", "update", execs="runc update", if_running=True)],
       "Update changes the hostconfig and, if running, the cgroup limits via `runc update --resources=-`.",
       "update は hostconfig を変え、実行中なら `runc update --resources=-` で cgroup 制限を変える。",
       f"{_M} daemon/update.go: update; remote/client_linux.go: UpdateResources"),
@@ -328,8 +359,9 @@ ROWS: tuple[Row, ...] = (
       f"{_M} daemon/delete.go: containerRm, cleanupContainer"),
     R("dockerd", "*", "DELETE /containers/{id}", [
         S("dockerd", "free layer; remove container dir"),
-        S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS), S("shim", "Kill; Delete"),
-        S("runc", "kill; delete", execs="runc kill; runc delete")],
+        S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, if_running=True),
+        S("shim", "Kill; Delete", if_running=True),
+        S("runc", "kill; delete", execs="runc kill; runc delete", if_running=True)],
       "Forced remove of a running container first kills it through containerd and runc, then frees its layer.",
       "実行中コンテナの強制削除は、まず containerd と runc で kill し、その後レイヤを解放する。",
       f"{_M} daemon/delete.go: containerRm", when="query.force"),
@@ -459,7 +491,7 @@ ROWS: tuple[Row, ...] = (
       f"{_M} daemon/pkg/plugin/manager_linux.go: disable; executor/containerd: Signal"),
     # engine-version extra (§6): 20.10–25 add a libnetwork-setkey prestart hook on every container start
     *(R("dockerd", "*", route, [S(
-        "host", "OCI prestart hook", execs="libnetwork-setkey",
+        "host", "OCI prestart hook", execs="libnetwork-setkey", optional="*",
         note="runc execs dockerd's own binary (/proc/<dockerd pid>/exe libnetwork-setkey) on engines 20.10–25")],
         "", "", "layer-model.md §6 (20.10–25 libnetwork-setkey prestart hook)", add=True, engine_major=(20, 25))
       for route in ("POST /containers/{id}/start", "POST /containers/{id}/restart")),
@@ -483,16 +515,19 @@ ROWS: tuple[Row, ...] = (
       f"{_P} pkg/api/handlers/compat/containers_create.go"),
     R("podman", "*", "POST /containers/{id}/attach", [
         S("compat-api", "hijack; connect to conmon attach socket; init if not running"),
-        S("conmon", "spawn", execs="conmon", note="only if the container is Configured/Stopped/Exited"),
+        S("conmon", "spawn", execs="conmon", optional="*", note="only if the container is Configured/Stopped/Exited"),
         S(RUNTIME, "create", execs=f"{RUNTIME} create", note="run by conmon"),
         S("host", "network setup", execs="netavark")],
       "On Podman, attach initialises a created container: conmon is spawned and runs the OCI `create` here.",
       "Podman では attach が作成済みコンテナを初期化する。conmon が起動し OCI の `create` をここで実行する。",
       f"{_P} libpod/container_api.go: HTTPAttach → initUnlocked"),
     R("podman", "*", "POST /containers/{id}/start", [
-        S("compat-api", "state"), S("conmon", "spawn", execs="conmon", note="only if attach did not already init"),
+        S("compat-api", "state"),
+        S("conmon", "spawn", execs="conmon", optional="*", note="only if attach did not already init"),
         S(RUNTIME, "create; start", execs=f"{RUNTIME} start",
-          note="podman execs `start` itself; `create` (by conmon) only if not yet initialised")],
+          optional="*", note="podman execs `start` itself; `create` (by conmon) only if not yet initialised"),
+        S("host", "network setup", execs="netavark", optional="*",
+          note="podman runs netavark setup when the container has a network")],
       "Podman execs the OCI runtime's `start` directly; no containerd or shim is involved.",
       "Podman は OCI ランタイムの `start` を直接実行する。containerd も shim も関与しない。",
       f"{_P} libpod/container_internal.go: init, start; oci_conmon_common.go: StartContainer"),
@@ -586,7 +621,7 @@ GROUP_DEFAULTS: tuple[Row, ...] = (
         f"{_M} daemon/cluster/*.go", group=True)
       for seg in ("swarm", "nodes", "services", "tasks", "secrets", "configs")),
     R("dockerd", "*", "networks", [S("dockerd", "libnetwork"), S("host", "firewall", execs="iptables",
-                                                               note="create/connect/disconnect/remove only")],
+                                                               optional="*", note="create/connect/disconnect/remove only")],
       "Networks are libnetwork inside dockerd; changes exec iptables/ip6tables (or nft).",
       "ネットワークは dockerd 内の libnetwork。変更時に iptables/ip6tables (または nft) を実行する。",
       f"{_M} daemon/network.go; daemon/libnetwork/iptables/iptables.go", group=True),
@@ -702,6 +737,14 @@ def _group_of(path: str) -> str:
     return parts[0] if parts else "*"
 
 
+def _merged_optional(step: LayerStep, extra: LayerStep) -> tuple[str, ...]:
+    """What stays optional when two steps of one layer merge: a name either requires is required."""
+    if "*" in step.optional and "*" in extra.optional:
+        return ("*",)
+    names = step.operations + step.events + step.execs + extra.operations + extra.events + extra.execs
+    return tuple(n for n in dict.fromkeys(names) if not (step.requires_any(n) or extra.requires_any(n)))
+
+
 def _merge(steps: list[LayerStep], extra: LayerStep) -> None:
     for i, step in enumerate(steps):
         if step.layer == extra.layer:
@@ -711,6 +754,8 @@ def _merge(steps: list[LayerStep], extra: LayerStep) -> None:
                 events=tuple(dict.fromkeys(step.events + extra.events)),
                 execs=tuple(dict.fromkeys(step.execs + extra.execs)),
                 note="; ".join(n for n in (step.note, extra.note) if n),
+                optional=_merged_optional(step, extra),
+                if_running=step.if_running and extra.if_running,
             )
             return
     steps.append(extra)

@@ -19,7 +19,15 @@ from typing import Any
 from rich.text import Text
 
 from dockertap.analyzers.correlate import DEFAULT_SETTLE, Correlator, apply_outcome
-from dockertap.proxy.evidence.containerd import ContainerdEvents, find_containerd_socket, socket_peer_pid
+from dockertap.proxy.evidence.containerd import ContainerdEvents, socket_peer_pid
+from dockertap.proxy.evidence.engine_host import (
+    EngineHost,
+    containerd_state_dir,
+    find_containerd_socket,
+    mount_namespace,
+    podman_runroot,
+    runtime_parents,
+)
 from dockertap.proxy.evidence.execs import ExecWatcher, capability_reason
 from dockertap.proxy.exchange import Exchange
 from dockertap.proxy.hub import Event
@@ -86,6 +94,9 @@ class Observer:
         self._stage: SettleStage | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.background_count = 0
+        self.engine: EngineHost | None = None
+        self._containerd_pid: int | None = None
+        self._runtimes_scanned = 0.0
         #: The backend `Endpoint`, asked once for /version and /info at start.
         self.endpoint: Any = None
 
@@ -118,8 +129,14 @@ class Observer:
         location = getattr(backend, "location", "unknown")
         product = getattr(backend, "product", "")
         engine_pid = socket_peer_pid(self._backend_path) if self._backend_path else None
+        engine = self.engine = EngineHost.of(engine_pid)
         if engine_pid:
             self.correlator.engine_pids.add(engine_pid)
+            if engine.uid is not None:
+                self.correlator.trusted_uids = {0, engine.uid}
+            namespace = mount_namespace(engine_pid)
+            if namespace:
+                self.correlator.engine_namespaces.add(namespace)
         address = None
         why_not = None
         if location == "vm":
@@ -128,21 +145,35 @@ class Observer:
             )
         elif family == "podman":
             why_not = "Podman has no containerd (conmon runs the OCI runtime directly)"
+        elif family == "unknown":
+            why_not = "the backend is not a Docker engine dockertap recognises (no containerd to watch)"
         elif self._backend_path is None:
             why_not = "the backend is not a local Unix socket: its host is not this one"
         else:
             info = getattr(self.analysis, "_info", None)
             if info is None and getattr(backend, "containerd_address", None):
                 info = {"Containerd": {"Address": backend.containerd_address}}
-            address, how = find_containerd_socket(info, engine_pid)
+            address, how = find_containerd_socket(info, engine)
             if address is None:
                 why_not = how
         self.containerd = ContainerdEvents(self._on_items, address)
-        self.correlator.containerd_address = address
+        if address:
+            containerd_pid = socket_peer_pid(address)
+            if containerd_pid:
+                self._containerd_pid = containerd_pid
+                self.correlator.engine_pids.add(containerd_pid)
+                namespace = mount_namespace(containerd_pid)
+                if namespace:
+                    self.correlator.engine_namespaces.add(namespace)
         tasks = []
         if location == "vm" or self._backend_path is None:
             # Execs would be this host's, not the engine's: do not pretend they are evidence.
             self.execs.disable(why_not or "the engine is not on this host")
+        elif engine_pid is None:
+            self.execs.disable(
+                "the engine's pid is unknown (its socket gives no peer: another pid namespace?), "
+                "so no exec can be proven to be the engine's"
+            )
         else:
             tasks.append(self.execs.start())
         if why_not:
@@ -150,7 +181,19 @@ class Observer:
         else:
             tasks.append(self.containerd.start())
         await asyncio.gather(*tasks)
+        self._find_runtimes(time.time())
         self._refresh_sources()
+
+    def _find_runtimes(self, now: float) -> None:
+        """Trust the shims and conmons running this engine's containers, including those started
+        before dockertap (at most once a second: it reads the engine's state directories)."""
+        if self.engine is None or self.engine.pid is None or now - self._runtimes_scanned < 1.0:
+            return
+        self._runtimes_scanned = now
+        family = getattr(getattr(self.analysis, "backend", None), "family", "unknown")
+        state = containerd_state_dir(self._containerd_pid, self.engine) if self._containerd_pid else None
+        runroot = podman_runroot(self.engine) if family == "podman" else None
+        self.correlator.trust_runtimes(runtime_parents(state, runroot, self.correlator.trusted_uids))
 
     def _refresh_sources(self) -> None:
         self.correlator.sources = {
@@ -204,12 +247,16 @@ class Observer:
             self.correlator.close(
                 ex.id,
                 ex.ended or time.time(),
-                responded=ex.status is not None and not ex.synthetic,
+                responded=ex.status is not None and not ex.synthetic and self._recognised(),
                 hijacked=ex.hijacked,
                 query=route.query,
                 response=_response_json(ex) if self.correlator.learns_from(route.template) else None,
                 chain=chain,
             )
+
+    def _recognised(self) -> bool:
+        """A response proves the API layer (dockerd ✓) only from a backend known to be an engine."""
+        return getattr(getattr(self.analysis, "backend", None), "family", "unknown") != "unknown"
 
     def finish(self, ex: Exchange) -> None:
         """Called by the stage when an exchange leaves the settle window."""
@@ -236,6 +283,8 @@ class Observer:
         self._timer = None
         now = time.time()
         self._refresh_sources()
+        if self.correlator.has_undecided():
+            self._find_runtimes(now)  # a shim or conmon we have not met yet may vouch for them
         records = self.correlator.settle_items(now + (self.settle if everything else 0.0))
         if self._stage is not None:
             self._stage.release(now, everything=everything)

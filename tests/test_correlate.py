@@ -30,16 +30,18 @@ def runc(pid: int, command: str, cid: str | None, *extra: str, ppid: int = SHIM,
     if cid:
         argv.append(cid)
     return {
-        "source": "exec", "time": T0 + t, "pid": pid, "ppid": ppid, "program": "runc", "layer": "runc",
-        "argv": argv, "runtime_command": command, "container_id": cid, "unreadable": False,
+        "source": "exec", "time": T0 + t, "pid": pid, "ppid": ppid, "uid": 0, "ancestors": [ppid],
+        "program": "runc", "layer": "runc", "argv": argv, "runtime_command": command, "container_id": cid,
+        "unreadable": False,
     }  # fmt: skip
 
 
 def execd(pid: int, program: str, command: str | None, layer: str, *, ppid: int, t: float, cid=None) -> dict:
     argv = [program] + ([command] if command else [])
     return {
-        "source": "exec", "time": T0 + t, "pid": pid, "ppid": ppid, "program": program, "layer": layer,
-        "argv": argv, "runtime_command": command, "container_id": cid, "unreadable": False,
+        "source": "exec", "time": T0 + t, "pid": pid, "ppid": ppid, "uid": 0, "ancestors": [ppid],
+        "program": program, "layer": layer, "argv": argv, "runtime_command": command, "container_id": cid,
+        "unreadable": False,
     }  # fmt: skip
 
 
@@ -55,10 +57,10 @@ class Session:
 
     def __init__(self, **sources: bool) -> None:
         self.c = Correlator(
-            engine_pids={DOCKERD},
-            containerd_address=SOCK,
+            engine_pids={DOCKERD, CONTAINERD},
             sources=sources or {"exec": True, "containerd": True},
         )
+        self.c.trust_runtimes({SHIM: CID})  # the container's shim, as found in the engine's state dir
         self.annotations = {}
 
     def open(self, key: int, method: str, target: str, t: float) -> None:
@@ -245,7 +247,7 @@ def test_names_resolve_to_ids_from_inspect_and_exec_ids_from_exec_create():
 
 def test_finished_exchanges_are_bounded_by_count_and_age_and_late_items_become_background() -> None:
     c = Correlator(
-        engine_pids={DOCKERD}, containerd_address=SOCK, sources={"containerd": True}, max_finished=50
+        engine_pids={DOCKERD, CONTAINERD}, sources={"containerd": True}, max_finished=50
     )
     ping = annotate("GET", "/v1.41/_ping", BACKEND)
     start = annotate("POST", f"/v1.41/containers/{CID}/start", BACKEND)

@@ -7,6 +7,13 @@ and `/proc/<pid>/stat` at once, while the process still exists. Only programs na
 `PROGRAMS` are kept. A command line that cannot be read any more is reported as unreadable,
 never reconstructed.
 
+A command line proves nothing (any user can `exec -a runc`), so each kept item also carries who
+ran it: `uid` (real uid from `/proc/<pid>/status`) and `ancestors`, the chain of parent pids as
+they were when each process was forked (from the connector's fork events, so a shim that
+daemonised still leads back to the containerd that exec'd it; `/proc/<pid>/stat` where the
+fork predates the reader), and `mount_ns`. The correlator trusts an exec only through these,
+never argv.
+
 The reader never touches the event loop except through `loop.call_soon_threadsafe`, once per
 batch, so the relay is never made to wait for it.
 """
@@ -203,6 +210,24 @@ def _read(path: str, limit: int = 65536) -> bytes | None:
         os.close(fd)
 
 
+#: How far up the parent chain an exec's ancestry is followed (runc init → runc → shim → containerd
+#: → dockerd is 5; conmon → podman → the service adds a few).
+ANCESTRY_DEPTH = 12
+
+
+def _uid_from_status(raw: bytes | None) -> int | None:
+    """The real uid (`Uid:` line, first field) of /proc/<pid>/status."""
+    if not raw:
+        return None
+    for line in raw.split(b"\n"):
+        if line.startswith(b"Uid:"):
+            try:
+                return int(line.split()[1])
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
 def _ppid_from_stat(raw: bytes | None) -> int | None:
     if not raw:
         return None
@@ -361,6 +386,16 @@ class ProcConnector:
             self.stats.kept += 1
         return item
 
+    def _ancestry(self, ppid: int | None) -> list[int]:
+        """Parent pids up from `ppid`: the parent at fork time where the reader saw the fork,
+        the current parent from /proc otherwise; stops at pid 1 or an unreadable process."""
+        chain: list[int] = []
+        current = ppid
+        while current and current > 1 and len(chain) < ANCESTRY_DEPTH and current not in chain:
+            chain.append(current)
+            current = self._parents.get(current) or _ppid_from_stat(_read(f"/proc/{current}/stat", 1024))
+        return chain
+
     def _inspect(self, pid: int, when: float) -> Item | None:
         """Read the new process at once; keep it only if it is one of the programs."""
         raw = _read(f"/proc/{pid}/cmdline")
@@ -369,7 +404,13 @@ class ProcConnector:
         if argv and program is None:
             return None
         stat = _read(f"/proc/{pid}/stat", 1024)
-        ppid = _ppid_from_stat(stat) or self._parents.get(pid)
+        uid = _uid_from_status(_read(f"/proc/{pid}/status", 4096))
+        ppid = self._parents.get(pid) or _ppid_from_stat(stat)
+        ancestors = self._ancestry(ppid)
+        try:  # container processes live in the container's mount namespace, the engine's do not
+            mount_ns: str | None = os.readlink(f"/proc/{pid}/ns/mnt")
+        except OSError:
+            mount_ns = None
         if program is None:
             # cmdline gone or empty (exited, zombie): the name in stat may still say what it was.
             name = stat[stat.find(b"(") + 1 : stat.rfind(b")")].decode("utf-8", "replace") if stat else None
@@ -384,6 +425,9 @@ class ProcConnector:
                 "time": when,
                 "pid": pid,
                 "ppid": ppid,
+                "uid": uid,
+                "ancestors": ancestors,
+                "mount_ns": mount_ns,
                 "program": program.name,
                 "layer": program.layer,
                 "argv": None,
@@ -391,7 +435,10 @@ class ProcConnector:
                 "runtime_command": None,
                 "container_id": None,
             }
-        item: Item = {"source": "exec", "time": when, "pid": pid, "ppid": ppid, "argv": argv}
+        item: Item = {
+            "source": "exec", "time": when, "pid": pid, "ppid": ppid, "uid": uid,
+            "ancestors": ancestors, "mount_ns": mount_ns, "argv": argv,
+        }  # fmt: skip
         item.update(describe_exec(argv, program))
         item["unreadable"] = False
         return item
