@@ -170,6 +170,10 @@ _STOP_STEPS = [
       if_running=True),
 ]
 
+#: dockerd ≤ 25 unpacks and packs tars in re-exec'd copies of itself (pkg/chrootarchive reexec).
+_CHROOTARCHIVE = "docker-untar; docker-applyLayer; docker-tar"
+_CHROOTARCHIVE_NOTE = "dockerd 20.10–25 re-execs itself as docker-untar/docker-applyLayer/docker-tar"
+
 _M = "moby/moby"
 _P = "containers/podman v5.8.2"
 
@@ -334,7 +338,9 @@ ROWS: tuple[Row, ...] = (
     R("dockerd", "*", "GET /exec/{id}/json", [S("dockerd", "in-memory")],
       "Exec inspect is served from dockerd's memory.", "exec inspect は dockerd のメモリから返される。",
       f"{_M} daemon/exec.go"),
-    *(R("dockerd", "*", f"{m} /containers/{{id}}/archive", [S("dockerd", "mount container FS; unshare; tar")],
+    *(R("dockerd", "*", f"{m} /containers/{{id}}/archive", [S("dockerd", "mount container FS; unshare; tar",
+                                                              execs=_CHROOTARCHIVE, optional="*",
+                                                              note=_CHROOTARCHIVE_NOTE)],
         "docker cp: dockerd mounts the container filesystem itself and tars/untars in a private mount namespace.",
         "docker cp: dockerd 自身がコンテナのファイルシステムをマウントし、専用のマウント名前空間で tar を扱う。",
         f"{_M} daemon/archive_unix.go; daemon/containerfs_linux.go: openContainerFS") for m in ("HEAD", "GET", "PUT")),
@@ -379,7 +385,8 @@ ROWS: tuple[Row, ...] = (
       [S("containerd", "Images.List; Content.Read; Snapshots.Usage; Snapshots.Stat")], "", "",
       f"{_M} daemon/containerd/image_list.go: Images", add=True),
     R("dockerd", "*", "POST /images/create", [
-        S("dockerd", "registry client; download manager"),
+        S("dockerd", "registry client; download manager", execs=_CHROOTARCHIVE, optional="*",
+          note=_CHROOTARCHIVE_NOTE),
         S("containerd", "Leases.Create; Content.Write", note="manifests are kept in containerd even in GD mode")],
       "Pull runs the registry client inside dockerd; even the graphdriver store writes manifests to containerd.",
       "pull はレジストリクライアントが dockerd 内で動く。graphdriver でもマニフェストは containerd に書かれる。",
@@ -411,7 +418,8 @@ ROWS: tuple[Row, ...] = (
     *(R("dockerd", "containerd", route, [S("containerd", "Leases.Create; Content.Read")], "", "",
         f"{_M} daemon/containerd/image_exporter.go: ExportImage", add=True)
       for route in ("GET /images/get", "GET /images/{name}/get")),
-    R("dockerd", "*", "POST /images/load", [S("dockerd", "tar import")],
+    R("dockerd", "*", "POST /images/load", [S("dockerd", "tar import", execs=_CHROOTARCHIVE, optional="*",
+                                              note=_CHROOTARCHIVE_NOTE)],
       "Load imports the tar into dockerd's image store.", "load は tar を dockerd のイメージストアに取り込む。",
       f"{_M} daemon/images (tarexport)"),
     R("dockerd", "containerd", "POST /images/load", [S(
@@ -419,7 +427,8 @@ ROWS: tuple[Row, ...] = (
         "/images/create; /snapshot/prepare; /snapshot/commit")], "", "",
       f"{_M} daemon/containerd/image_exporter.go: LoadImage", add=True),
     R("dockerd", "*", "POST /build", [
-        S("dockerd", "legacy builder: Dockerfile evaluation; commit per step"),
+        S("dockerd", "legacy builder: Dockerfile evaluation; commit per step", execs=_CHROOTARCHIVE,
+          optional="*", note=_CHROOTARCHIVE_NOTE),
         S("containerd", _START_C8D + "; Tasks.Delete; Containers.Delete", _START_EVENTS + "; " + _EXIT_EVENTS,
           note="one full container life per RUN step"),
         S("shim", "Create; Start; Delete", execs=_SHIM_EXEC), S("runc", "create; start; delete",
@@ -526,8 +535,9 @@ ROWS: tuple[Row, ...] = (
         S("conmon", "spawn", execs="conmon", optional="*", note="only if attach did not already init"),
         S(RUNTIME, "create; start", execs=f"{RUNTIME} start",
           optional="*", note="podman execs `start` itself; `create` (by conmon) only if not yet initialised"),
-        S("host", "network setup", execs="netavark", optional="*",
-          note="podman runs netavark setup when the container has a network")],
+        S("host", "network setup", execs="netavark; iptables; ip6tables", optional="*",
+          note="when the container has a network: netavark setup (Podman ≥ 4 default), or the CNI "
+               "plugins' iptables calls (Podman with CNI)")],
       "Podman execs the OCI runtime's `start` directly; no containerd or shim is involved.",
       "Podman は OCI ランタイムの `start` を直接実行する。containerd も shim も関与しない。",
       f"{_P} libpod/container_internal.go: init, start; oci_conmon_common.go: StartContainer"),

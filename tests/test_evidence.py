@@ -348,3 +348,38 @@ def test_a_server_that_is_not_an_engine_is_never_marked_dockerd_observed(short_t
     assert records
     for record in records:
         assert "observed" not in marks(record).values(), record["layers"]
+
+
+@needs_root
+def test_podman_start_runs_netavark_for_its_exchange_not_in_the_background(podman, short_tmp):
+    """Podman sets up the container's network (`netavark setup`, or CNI plugins running iptables)
+    while handling start (or the attach that initialises the container): attributed there, never
+    a background line."""
+    name = f"dt-net-{uuid.uuid4().hex[:6]}"
+    try:
+        records, background = traced(podman, short_tmp, "run", "-d", "--name", name, IMAGE, "sleep", "30")
+    finally:
+        engines.docker(podman.url, "rm", "-f", name)
+    network = {"netavark", "iptables", "ip6tables"}  # netavark, or CNI's plugins (Podman 4.3 here)
+    stray = [i for b in background for i in b["items"] if i.get("program") in network]
+    assert stray == [], stray
+    attributed = [r["route"] for r in records for i in r["evidence"] if i.get("program") in network]
+    assert attributed and set(attributed) <= {"POST /containers/{id}/start", "POST /containers/{id}/attach"}
+
+
+@needs_root
+def test_image_load_runs_docker_untar_for_its_exchange(dockerd, short_tmp):
+    """dockerd 20.10 unpacks `docker load` in a re-exec'd `docker-untar`: part of the load."""
+    archive = short_tmp / "image.tar"
+    tag = f"dt-load-{uuid.uuid4().hex[:6]}:latest"  # a layer of its own, so load must unpack it
+    engines._docker_import(dockerd.url, tag, engines.busybox_rootfs_tar({"etc/marker": tag.encode()}))
+    engines.docker(dockerd.url, "save", "-o", str(archive), tag, check=True)
+    engines.docker(dockerd.url, "rmi", tag, check=True)
+    records, background = traced(dockerd, short_tmp, "load", "-i", str(archive))
+    stray = [i for b in background for i in b["items"] if str(i.get("program", "")).startswith("docker-")]
+    assert stray == [], stray
+    load = one(records, "POST /images/load")
+    programs = {i["program"] for i in load["evidence"]}
+    if engines.describe(dockerd).startswith("dockerd 20."):
+        assert programs & {"docker-untar", "docker-applyLayer"}, load["evidence"]
+    assert missing(load) == []
