@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -383,3 +384,33 @@ def test_image_load_runs_docker_untar_for_its_exchange(dockerd, short_tmp):
     if engines.describe(dockerd).startswith("dockerd 20."):
         assert programs & {"docker-untar", "docker-applyLayer"}, load["evidence"]
     assert missing(load) == []
+
+
+@needs_root
+def test_an_exec_resize_never_collects_the_runc_init_of_the_exec(engine, short_tmp):
+    """`docker exec -it` on a terminal resizes while `runc exec` → `runc init` is still running:
+    `runc init` is the child of the exec's `runc exec` and goes with it, never onto the resize."""
+    if shutil.which("script") is None:
+        pytest.skip("needs util-linux `script` for a terminal")
+    name = f"dt-rs-{uuid.uuid4().hex[:6]}"
+    engines.docker(engine.url, "run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
+    resizes = []
+    try:
+        for _ in range(4):
+            records, _bg = traced_command(
+                engine.url, short_tmp, "script", "-qec", f"stty rows 40 cols 120; docker exec -it {name} true",
+                "/dev/null",
+            )  # fmt: skip
+            resizes += [r for r in records if r["route"] == "POST /exec/{id}/resize"]
+            start = one(records, "POST /exec/{id}/start")
+            assert marks(start)[engine_runtime(start)] == "observed"
+    finally:
+        engines.docker(engine.url, "rm", "-f", name)
+    assert resizes, "the client never resized: no terminal?"
+    for resize in resizes:
+        assert resize["evidence"] == [] and not resize["mismatches"], resize
+        assert "unexpected" not in marks(resize).values()
+
+
+def engine_runtime(record: dict) -> str:
+    return "crun" if any(entry["layer"] == "crun" for entry in record["layers"]) else "runc"
