@@ -397,10 +397,8 @@ def test_an_exec_resize_never_collects_the_runc_init_of_the_exec(engine, short_t
     resizes = []
     try:
         for _ in range(4):
-            records, _bg = traced_command(
-                engine.url, short_tmp, "script", "-qec", f"stty rows 40 cols 120; docker exec -it {name} true",
-                "/dev/null",
-            )  # fmt: skip
+            terminal = f"stty rows 40 cols 120; docker exec -it {name} true"
+            records, _bg = traced_command(engine.url, short_tmp, "script", "-qec", terminal, "/dev/null")
             resizes += [r for r in records if r["route"] == "POST /exec/{id}/resize"]
             start = one(records, "POST /exec/{id}/start")
             assert marks(start)[engine_runtime(start)] == "observed"
