@@ -24,9 +24,10 @@ from typing import Any, NamedTuple
 
 import engines
 import pytest
+from conftest import ALL_ENGINE_IDS, EnginePool, selected_engines
 from engines import BUSYBOX_TAG
 
-pytestmark = pytest.mark.engine  # engines are reached through `target`, via getfixturevalue
+pytestmark = pytest.mark.engine  # engines are reached through `target`, from the engine pool
 
 IMAGE = BUSYBOX_TAG
 BIG_IMAGE_BYTES = 256 * 1024 * 1024
@@ -43,10 +44,10 @@ class Target:
     tap: engines.Tap
 
 
-@pytest.fixture(scope="module", params=["dockerd", "podman"])
-def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+@pytest.fixture(scope="module", params=selected_engines(ALL_ENGINE_IDS))
+def target(request: pytest.FixtureRequest, engine_pool: EnginePool) -> Iterator[Target]:
     """One engine (session-scoped) plus one ``dockertap proxy`` relaying to it for this module."""
-    engine: engines.Engine = request.getfixturevalue(request.param)
+    engine = engine_pool.get(request.param)
     base = engines.short_base("dtt")
     try:
         tap = engines.start_tap(engine.url, base)
