@@ -216,10 +216,12 @@ class Correlator:
         self._undecided: list[Item] = []
         self.foreign = 0  # exec items not from this engine's processes, dropped
 
-    def trust_runtimes(self, runtime_pids: Mapping[int, str]) -> None:
-        """Shims and conmons found running this engine's containers (pid → container id)."""
-        for pid, cid in runtime_pids.items():
+    def trust_runtimes(self, runtime_pids: Mapping[int, tuple[str, str]]) -> None:
+        """Shims and conmons found running this engine's containers (pid → (container id, program))."""
+        for pid, (cid, program) in runtime_pids.items():
             self._our_pids.add(pid)
+            if program.startswith("containerd-shim"):
+                self._shim_pids.add(pid)
             self._pid_container.setdefault(pid, cid)
             self._ids.add(cid)
             if cid not in self._running:

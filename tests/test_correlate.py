@@ -60,7 +60,7 @@ class Session:
             engine_pids={DOCKERD, CONTAINERD},
             sources=sources or {"exec": True, "containerd": True},
         )
-        self.c.trust_runtimes({SHIM: CID})  # the container's shim, as found in the engine's state dir
+        self.c.trust_runtimes({SHIM: (CID, "containerd-shim-runc-v2")})  # the container's shim, as found in the engine's state dir
         self.annotations = {}
 
     def open(self, key: int, method: str, target: str, t: float) -> None:
@@ -276,7 +276,7 @@ def test_forged_runtime_execs_are_not_the_engines() -> None:
     c = Correlator(
         engine_pids={DOCKERD, CONTAINERD}, engine_namespaces={"mnt:[1]"}, sources={"exec": True}
     )
-    c.trust_runtimes({SHIM: CID})
+    c.trust_runtimes({SHIM: (CID, "containerd-shim-runc-v2")})
     top = annotate("GET", f"/v1.41/containers/{CID}/top", BACKEND)
     c.open(1, top.route.template, top.route.object_id, T0, top.chain)
     log = ["--log", SOCK.rsplit("/", 1)[0] + "/forged.json"]  # under containerd's state dir

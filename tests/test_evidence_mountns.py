@@ -1,17 +1,15 @@
 """Evidence from an engine in its own mount namespace (issue 9.2): Docker-in-Docker, snaps, any engine
-started under a private root. Its `--exec-root` (containerd's socket and state dir) is a tmpfs only
-the engine's mount namespace sees, so every path it reports must be followed through
-`/proc/<pid>/root`; its container was started before the tap, so `runc ps` for `docker top` can
-only be attributed by process ancestry (the shim found from the engine's state dir).
+started under a private root. The test engines (tests/engines.py) each run pivot_root'd into their own
+Debian root, so `/info`'s `Containerd.Address` and containerd's state dir are paths in *that* root and
+must be followed through `/proc/<pid>/root`; the container here is started before the tap, so `runc
+ps` for `docker top` can only be attributed by process ancestry (the shim found from the state dir).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import engines
@@ -22,50 +20,6 @@ from dockertap.proxy.evidence.execs import capability_reason
 
 IMAGE = engines.BUSYBOX_TAG
 needs_root = pytest.mark.skipif(capability_reason() is not None, reason=str(capability_reason()))
-
-
-def start_dockerd_in_own_mount_namespace(base: Path) -> engines.Engine:
-    """Debian's dockerd, as tests/engines.py starts it, but in a private mount namespace whose
-    exec-root is a tmpfs: its API socket stays reachable from here, its containerd does not."""
-    if shutil.which("unshare") is None:
-        raise engines.EngineStartError("util-linux `unshare` is not installed")
-    base.mkdir(parents=True, exist_ok=True)
-    sock, exec_root, log_path = base / "docker.sock", base / "x", base / "dockerd.log"
-    exec_root.mkdir(exist_ok=True)
-    (base / "daemon.json").write_text("{}\n")
-    argv = [
-        "unshare", "--mount", "--propagation", "private", "--",
-        "sh", "-c", 'mount -t tmpfs -o mode=0711 tmpfs "$0" && exec "$@"', str(exec_root),
-        engines.DOCKERD_BINARY,
-        "--config-file", str(base / "daemon.json"),
-        "--data-root", str(base / "data"),
-        "--exec-root", str(exec_root),
-        "--pidfile", str(base / "dockerd.pid"),
-        "--host", f"unix://{sock}",
-        "--storage-driver", "vfs",
-        "--bridge=none", "--iptables=false", "--ip6tables=false", "--shutdown-timeout=5",
-    ]  # fmt: skip
-    process = engines._spawn(argv, log_path, cwd=base)
-    engine = engines.Engine("dockerd", base, sock, process.pid, log_path, process=process)
-    engines._wait_ready(engine, process)
-    return engine
-
-
-@pytest.fixture(scope="module")
-def private_dockerd() -> Iterator[engines.Engine]:
-    if capability_reason() is not None:
-        pytest.skip(str(capability_reason()))
-    try:
-        engine = start_dockerd_in_own_mount_namespace(engines.short_base("dm"))
-    except engines.EngineStartError as err:
-        if engines.engines_required() if hasattr(engines, "engines_required") else False:
-            pytest.fail(str(err))
-        pytest.skip(f"engine unavailable: {err}")
-    try:
-        engines.import_busybox(engine)
-        yield engine
-    finally:
-        engine.stop()
 
 
 def observed_run(engine: engines.Engine, tmp: Path, *docker_args: str) -> tuple[list[dict], str]:
@@ -90,27 +44,26 @@ def statuses(record: dict) -> dict[str, str]:
 
 
 @needs_root
-def test_the_engines_containerd_is_found_through_its_root(private_dockerd):
-    hidden = private_dockerd.base / "x" / "containerd" / "containerd.sock"
-    assert not hidden.exists()  # the point of the namespace: not at that path on this host
-    engine = EngineHost.of(private_dockerd.pid)
+def test_the_engines_containerd_is_found_through_its_root(dockerd):
+    engine = EngineHost.of(dockerd.pid)
     assert engine.own_mount_namespace
-    path, how = find_containerd_socket(None, engine)
-    assert path is not None and path.startswith("/proc/") and path.endswith(f"/root{hidden}"), how
-    assert Path(path).exists() and "through /proc/" in how
+    info = json.loads(engines.docker(dockerd.url, "info", "--format", "{{json .}}", check=True).stdout)
+    path, how = find_containerd_socket(info, engine)
+    assert path is not None and path.startswith("/proc/") and Path(path).exists(), how
+    assert "through /proc/" in how
 
 
 @needs_root
-def test_top_of_a_container_started_before_the_tap_is_observed_not_missing(private_dockerd, short_tmp):
+def test_top_of_a_container_started_before_the_tap_is_observed_not_missing(dockerd, short_tmp):
     """The shim predates dockertap and containerd is only reachable through the engine's root:
     `runc ps` is still the engine's (the shim is the parent of the container's init.pid)."""
     name = f"dt-mn-{uuid.uuid4().hex[:6]}"
-    engines.docker(private_dockerd.url, "run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
+    engines.docker(dockerd.url, "run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
     try:
-        records, _ = observed_run(private_dockerd, short_tmp, "top", name)
-        stop_records, _ = observed_run(private_dockerd, short_tmp, "stop", "-t", "1", name)
+        records, _ = observed_run(dockerd, short_tmp, "top", name)
+        stop_records, _ = observed_run(dockerd, short_tmp, "stop", "-t", "1", name)
     finally:
-        engines.docker(private_dockerd.url, "rm", "-f", name)
+        engines.docker(dockerd.url, "rm", "-f", name)
     top = next(r for r in records if r["route"] == "GET /containers/{id}/top")
     assert statuses(top)["runc.ps"] == "observed", top["layers"]
     assert "missing" not in statuses(top).values(), top["layers"]
@@ -121,13 +74,13 @@ def test_top_of_a_container_started_before_the_tap_is_observed_not_missing(priva
 
 
 @needs_root
-def test_the_evidence_status_line_says_containerd_is_watched_through_the_engines_root(private_dockerd):
+def test_the_evidence_status_line_says_containerd_is_watched_through_the_engines_root(dockerd):
     argv = [
         *engines.dockertap_command(),
         "run",
         "--observe",
         "--backend",
-        private_dockerd.url,
+        dockerd.url,
         "--",
         "docker",
         "ps",
@@ -145,3 +98,16 @@ def test_the_status_line_says_why_no_containerd_was_found() -> None:
     assert path is None
     assert why.startswith("engine in another mount namespace and no containerd socket found at ")
     assert "/proc/4242/root/run/containerd/containerd.sock" in why
+
+
+def test_absolute_symlinks_inside_the_engines_root_stay_inside_it(tmp_path: Path) -> None:
+    """`/var/run` → `/run` in the engine's root must not lead to *our* /run."""
+    from dockertap.proxy.evidence.engine_host import in_root
+
+    (tmp_path / "run" / "docker").mkdir(parents=True)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "run").symlink_to("/run")
+    (tmp_path / "run" / "docker" / "c.sock").write_text("")
+    assert in_root(str(tmp_path), "/var/run/docker/c.sock") == f"{tmp_path}/run/docker/c.sock"
+    (tmp_path / "loop").symlink_to("loop")
+    assert in_root(str(tmp_path), "/loop/x").startswith(str(tmp_path))

@@ -91,6 +91,42 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
+def in_root(root: str, path: str, max_links: int = 40) -> str:
+    """`path` resolved inside `root` (e.g. /proc/<pid>/root), symlinks included.
+
+    The kernel follows `/proc/<pid>/root` into the other root, but an absolute symlink met below
+    it (`/var/run` → `/run` in most roots) is resolved against *our* root. So each component is
+    resolved here, absolute link targets re-anchored at `root` (what openat2's RESOLVE_IN_ROOT
+    does). Missing components are kept as they are, for the caller's existence check.
+    """
+    parts = [p for p in path.split("/") if p]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = root + "/" + "/".join([*resolved, part])
+        try:
+            target = os.readlink(candidate)
+        except OSError:  # not a link, or missing: keep it
+            resolved.append(part)
+            continue
+        links += 1
+        if links > max_links:
+            resolved.append(part)
+            resolved += parts
+            break
+        if target.startswith("/"):
+            resolved = []
+        parts = [p for p in target.split("/") if p] + parts
+    return root + "/" + "/".join(resolved)
+
+
 def flag_value(argv: list[str], *names: str) -> str | None:
     """`--flag value` or `--flag=value` (Go's flag package accepts both, with one or two dashes)."""
     for i, arg in enumerate(argv):
@@ -131,7 +167,7 @@ class EngineHost:
         owner = pid or self.pid
         if owner is None or not path.startswith("/"):
             return path
-        return f"/proc/{owner}/root{path}"
+        return in_root(f"/proc/{owner}/root", path)
 
     def where(self) -> str:
         return (
@@ -277,24 +313,24 @@ def _pid_in(path: str) -> int | None:
 
 def runtime_parents(
     containerd_state: str | None, podman_run: str | None, trusted_uids: Iterable[int]
-) -> dict[int, str]:
-    """Shims and conmons running this engine's containers: pid → container id.
+) -> dict[int, tuple[str, str]]:
+    """Shims and conmons running this engine's containers: pid → (container id, program).
 
     A shim is the parent of the process in `init.pid`; conmon's pid is in `conmon.pid`. Both
     files live in root-only state directories the runtime wrote; the process must still run,
     under a trusted uid, and be what its name says (the kernel's `comm`, not argv).
     """
     uids = set(trusted_uids)
-    found: dict[int, str] = {}
+    found: dict[int, tuple[str, str]] = {}
     if containerd_state:
         for path in glob.glob(os.path.join(glob.escape(containerd_state), CONTAINERD_INIT_PIDS)):
             init = _pid_in(path)
             shim = parent_of(init) if init else None
             if shim and name_of(shim).startswith("containerd-shim") and uid_of(shim) in uids:
-                found[shim] = os.path.basename(os.path.dirname(path))
+                found[shim] = (os.path.basename(os.path.dirname(path)), name_of(shim))
     if podman_run:
         for path in glob.glob(os.path.join(glob.escape(podman_run), PODMAN_CONMON_PIDS)):
             conmon = _pid_in(path)
             if conmon and name_of(conmon) == "conmon" and uid_of(conmon) in uids:
-                found[conmon] = os.path.basename(os.path.dirname(os.path.dirname(path)))
+                found[conmon] = (os.path.basename(os.path.dirname(os.path.dirname(path))), "conmon")
     return found
