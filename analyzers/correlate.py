@@ -587,14 +587,15 @@ class Correlator:
             and any(_exec_matches(e, i) or _same_program(e, i) for e in step.execs)
         ]
         op_status: dict[str, str] = {}
-        can_miss = finished and self._must_happen(ex, step)
+        running = self.running_at(self._target(ex)[0], ex.started)
         for op in ops:
             seen = self._operation_seen(ex, step, op)
             if seen is True:
                 op_status[op] = "observed"
-            elif seen is False and can_miss and step.required(op):
+            elif seen is False and finished and step.required(op, running):
                 op_status[op] = "missing"
-        required = [name for name in self._observables(step) if step.required(name)]
+        can_miss = finished and step.required("*", running)
+        required = [name for name in self._observables(step) if step.required(name, running)]
         if events or execs or "observed" in op_status.values():
             status = "observed"
         elif required and can_miss:
@@ -602,15 +603,6 @@ class Correlator:
         else:
             status = "expected"
         return LayerResult(step.layer, ops, status, op_status)
-
-    def _must_happen(self, ex: _Exchange, step: LayerStep) -> bool:
-        """Whether this step happens every time: not optional as a whole, and, for a step that
-        needs a running container, the container is known to have been running at the request."""
-        if not step.required("*"):
-            return False
-        if step.if_running:
-            return self.running_at(self._target(ex)[0], ex.started) is True
-        return True
 
     def _operation_seen(self, ex: _Exchange, step: LayerStep, op: str) -> bool | None:
         """True/False when evidence can tell for this operation, None when it cannot."""

@@ -38,17 +38,20 @@ class LayerStep:
     #: signal that may not end the container, a port that may not be published); "*" is the whole
     #: step. Evidence confirms them when they come; their absence is never "missing".
     optional: tuple[str, ...] = ()
-    #: The step happens only if the request's container is running when the request starts
-    #: (stopping, killing or force-removing an exited container reaches nothing below dockerd).
-    if_running: bool = False
+    #: Names (or "*") that happen only if the request's container is running when the request
+    #: starts (stopping, killing or force-removing an exited container reaches nothing below dockerd).
+    if_running: tuple[str, ...] = ()
 
-    def requires_any(self, name: str) -> bool:
-        """Whether this step names `name` and requires it."""
-        return name in self.operations + self.events + self.execs and self.required(name)
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.operations + self.events + self.execs
 
-    def required(self, name: str) -> bool:
-        """Whether `name` (an operation, topic or exec of this step) must happen every time."""
-        return "*" not in self.optional and name not in self.optional
+    def required(self, name: str, running: bool | None = True) -> bool:
+        """Whether `name` (an operation, topic or exec of this step, or "*" for the step) must
+        happen, given whether the container was running (None: not known)."""
+        if "*" in self.optional or name in self.optional:
+            return False
+        return running is True or ("*" not in self.if_running and name not in self.if_running)
 
     def to_dict(self) -> dict:
         return {
@@ -58,7 +61,7 @@ class LayerStep:
             "execs": list(self.execs),
             "note": self.note,
             "optional": list(self.optional),
-            "if_running": self.if_running,
+            "if_running": list(self.if_running),
         }
 
 
@@ -120,14 +123,14 @@ def S(  # noqa: N802
     execs: str = "",
     note: str = "",
     optional: str = "",
-    if_running: bool = False,
+    if_running: str = "",
 ) -> LayerStep:
     """Compact step constructor for the table: list items are separated by `;`."""
 
     def split(text: str) -> tuple[str, ...]:
         return tuple(item.strip() for item in text.split(";") if item.strip())
 
-    return LayerStep(layer, split(ops), split(events), split(execs), note, split(optional), if_running)
+    return LayerStep(layer, split(ops), split(events), split(execs), note, split(optional), split(if_running))
 
 
 def R(
@@ -164,10 +167,10 @@ _START_STEPS = [
 ]
 _STOP_STEPS = [
     S("dockerd", "stop timer; exit handling from /tasks/exit"),
-    S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, if_running=True),
-    S("shim", "Kill; Delete", if_running=True),
+    S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, if_running="*"),
+    S("shim", "Kill; Delete", if_running="*"),
     S("runc", "kill; delete", execs="runc kill; runc delete", note="kill 15, then kill 9 after the timeout",
-      if_running=True),
+      if_running="*"),
 ]
 
 #: dockerd ≤ 25 unpacks and packs tars in re-exec'd copies of itself (pkg/chrootarchive reexec).
@@ -241,9 +244,9 @@ ROWS: tuple[Row, ...] = (
     R("dockerd", "*", "POST /containers/{id}/kill", [
         S("dockerd", "signal; exit handling"),
         S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, optional=_EXIT_OPS + "; " + _EXIT_EVENTS,
-          if_running=True),
-        S("shim", "Kill; Delete", optional="Delete", if_running=True),
-        S("runc", "kill; delete", execs="runc kill; runc delete", optional="delete; runc delete", if_running=True,
+          if_running="*"),
+        S("shim", "Kill; Delete", optional="Delete", if_running="*"),
+        S("runc", "kill; delete", execs="runc kill; runc delete", optional="delete; runc delete", if_running="*",
           note="delete follows only if the signal ends the container (not for WINCH, HUP, USR1, …)")],
       "Kill is `Tasks.Kill` → `runc kill <sig>`; if the process dies, the exit event triggers `runc delete`.",
       "kill は `Tasks.Kill` → `runc kill <sig>`。プロセスが終了すれば exit イベントで `runc delete` が続く。",
@@ -297,8 +300,8 @@ ROWS: tuple[Row, ...] = (
       "stats は約 1 秒ごとに containerd の `Tasks.Metrics` を呼ぶ。shim が cgroup を読み、runc は実行されない。",
       f"{_M} daemon/stats.go: ContainerStats; containerd task/service.go: Stats"),
     R("dockerd", "*", "POST /containers/{id}/update", [
-        S("dockerd", "update hostconfig"), S("containerd", "Tasks.Update", note="only when running", if_running=True),
-        S("shim", "Update", if_running=True), S("runc", "update", execs="runc update", if_running=True)],
+        S("dockerd", "update hostconfig"), S("containerd", "Tasks.Update", note="only when running", if_running="*"),
+        S("shim", "Update", if_running="*"), S("runc", "update", execs="runc update", if_running="*")],
       "Update changes the hostconfig and, if running, the cgroup limits via `runc update --resources=-`.",
       "update は hostconfig を変え、実行中なら `runc update --resources=-` で cgroup 制限を変える。",
       f"{_M} daemon/update.go: update; remote/client_linux.go: UpdateResources"),
@@ -365,9 +368,9 @@ ROWS: tuple[Row, ...] = (
       f"{_M} daemon/delete.go: containerRm, cleanupContainer"),
     R("dockerd", "*", "DELETE /containers/{id}", [
         S("dockerd", "free layer; remove container dir"),
-        S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, if_running=True),
-        S("shim", "Kill; Delete", if_running=True),
-        S("runc", "kill; delete", execs="runc kill; runc delete", if_running=True)],
+        S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, if_running="*"),
+        S("shim", "Kill; Delete", if_running="*"),
+        S("runc", "kill; delete", execs="runc kill; runc delete", if_running="*")],
       "Forced remove of a running container first kills it through containerd and runc, then frees its layer.",
       "実行中コンテナの強制削除は、まず containerd と runc で kill し、その後レイヤを解放する。",
       f"{_M} daemon/delete.go: containerRm", when="query.force"),
@@ -747,12 +750,21 @@ def _group_of(path: str) -> str:
     return parts[0] if parts else "*"
 
 
-def _merged_optional(step: LayerStep, extra: LayerStep) -> tuple[str, ...]:
-    """What stays optional when two steps of one layer merge: a name either requires is required."""
-    if "*" in step.optional and "*" in extra.optional:
+def _conditional(step: LayerStep, extra: LayerStep, field_name: str) -> tuple[str, ...]:
+    """What stays conditional (`optional` or `if_running`) when two steps of one layer merge: a
+    name is conditional only if no side names it unconditionally."""
+    mine, theirs = getattr(step, field_name), getattr(extra, field_name)
+    if "*" in mine and "*" in theirs:
         return ("*",)
-    names = step.operations + step.events + step.execs + extra.operations + extra.events + extra.execs
-    return tuple(n for n in dict.fromkeys(names) if not (step.requires_any(n) or extra.requires_any(n)))
+
+    def unconditional(side: LayerStep, marks: tuple[str, ...], name: str) -> bool:
+        return name in side.names and "*" not in marks and name not in marks
+
+    return tuple(
+        n
+        for n in dict.fromkeys(step.names + extra.names)
+        if not (unconditional(step, mine, n) or unconditional(extra, theirs, n))
+    )
 
 
 def _merge(steps: list[LayerStep], extra: LayerStep) -> None:
@@ -764,8 +776,8 @@ def _merge(steps: list[LayerStep], extra: LayerStep) -> None:
                 events=tuple(dict.fromkeys(step.events + extra.events)),
                 execs=tuple(dict.fromkeys(step.execs + extra.execs)),
                 note="; ".join(n for n in (step.note, extra.note) if n),
-                optional=_merged_optional(step, extra),
-                if_running=step.if_running and extra.if_running,
+                optional=_conditional(step, extra, "optional"),
+                if_running=_conditional(step, extra, "if_running"),
             )
             return
     steps.append(extra)

@@ -60,7 +60,8 @@ class Session:
             engine_pids={DOCKERD, CONTAINERD},
             sources=sources or {"exec": True, "containerd": True},
         )
-        self.c.trust_runtimes({SHIM: (CID, "containerd-shim-runc-v2")})  # the container's shim, as found in the engine's state dir
+        # the container's shim, as found in the engine's state dir
+        self.c.trust_runtimes({SHIM: (CID, "containerd-shim-runc-v2")})
         self.annotations = {}
 
     def open(self, key: int, method: str, target: str, t: float) -> None:
