@@ -165,12 +165,26 @@ _START_STEPS = [
         optional="*",
     ),
 ]
+#: At a container's exit dockerd releases its network endpoint: firewall rules and port proxies go.
+_NETWORK_TEARDOWN = S(
+    "host",
+    "network teardown",
+    execs="iptables; ip6tables; nft; docker-proxy",
+    optional="*",
+    note="when the container had a network endpoint (moby daemon/container_operations.go: releaseNetwork)",
+)
 _STOP_STEPS = [
     S("dockerd", "stop timer; exit handling from /tasks/exit"),
     S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, if_running="*"),
     S("shim", "Kill; Delete", if_running="*"),
-    S("runc", "kill; delete", execs="runc kill; runc delete", note="kill 15, then kill 9 after the timeout",
-      if_running="*"),
+    S(
+        "runc",
+        "kill; delete",
+        execs="runc kill; runc delete",
+        note="kill 15, then kill 9 after the timeout",
+        if_running="*",
+    ),
+    _NETWORK_TEARDOWN,
 ]
 
 #: dockerd ≤ 25 unpacks and packs tars in re-exec'd copies of itself (pkg/chrootarchive reexec).
@@ -247,7 +261,8 @@ ROWS: tuple[Row, ...] = (
           if_running="*"),
         S("shim", "Kill; Delete", optional="Delete", if_running="*"),
         S("runc", "kill; delete", execs="runc kill; runc delete", optional="delete; runc delete", if_running="*",
-          note="delete follows only if the signal ends the container (not for WINCH, HUP, USR1, …)")],
+          note="delete follows only if the signal ends the container (not for WINCH, HUP, USR1, …)"),
+        _NETWORK_TEARDOWN],
       "Kill is `Tasks.Kill` → `runc kill <sig>`; if the process dies, the exit event triggers `runc delete`.",
       "kill は `Tasks.Kill` → `runc kill <sig>`。プロセスが終了すれば exit イベントで `runc delete` が続く。",
       f"{_M} daemon/kill.go: ContainerKill"),
@@ -362,7 +377,7 @@ ROWS: tuple[Row, ...] = (
     R("dockerd", "containerd", "GET /containers/{id}/changes",
       [S("containerd", "Snapshots.Stat; Snapshots.View; Snapshots.Remove", "/snapshot/remove")], "", "",
       f"{_M} daemon/containerd/image_changes.go: Changes", add=True),
-    R("dockerd", "*", "DELETE /containers/{id}", [S("dockerd", "free layer; remove container dir")],
+    R("dockerd", "*", "DELETE /containers/{id}", [S("dockerd", "free layer; remove container dir"), _NETWORK_TEARDOWN],
       "Remove frees the container's layer and state in dockerd (its containerd objects went away at exit).",
       "削除は dockerd がレイヤと状態を解放する (containerd 側のオブジェクトは終了時に消えている)。",
       f"{_M} daemon/delete.go: containerRm, cleanupContainer"),
@@ -370,7 +385,7 @@ ROWS: tuple[Row, ...] = (
         S("dockerd", "free layer; remove container dir"),
         S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, if_running="*"),
         S("shim", "Kill; Delete", if_running="*"),
-        S("runc", "kill; delete", execs="runc kill; runc delete", if_running="*")],
+        S("runc", "kill; delete", execs="runc kill; runc delete", if_running="*"), _NETWORK_TEARDOWN],
       "Forced remove of a running container first kills it through containerd and runc, then frees its layer.",
       "実行中コンテナの強制削除は、まず containerd と runc で kill し、その後レイヤを解放する。",
       f"{_M} daemon/delete.go: containerRm", when="query.force"),
@@ -435,7 +450,9 @@ ROWS: tuple[Row, ...] = (
         S("containerd", _START_C8D + "; Tasks.Delete; Containers.Delete", _START_EVENTS + "; " + _EXIT_EVENTS,
           note="one full container life per RUN step"),
         S("shim", "Create; Start; Delete", execs=_SHIM_EXEC), S("runc", "create; start; delete",
-                                                                 execs="runc create; runc start; runc delete")],
+                                                                 execs="runc create; runc start; runc delete"),
+        S("host", "RUN step networking", execs="libnetwork-setkey; docker-proxy; iptables", optional="*",
+          note="the RUN container's prestart hook (engines 20.10–25) and network rules")],
       "The legacy builder runs one full container (create, start, wait, commit, rm) per RUN step.",
       "旧来のビルダは RUN ごとにコンテナを 1 つ丸ごと (create, start, wait, commit, rm) 動かす。",
       f"{_M} daemon/builder/dockerfile/containerbackend.go"),
