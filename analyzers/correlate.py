@@ -118,8 +118,10 @@ def _exec_matches(expected: str, item: Item) -> bool:
     if item.get("unreadable"):
         return False  # never guessed: an unreadable command line confirms nothing specific
     signature = exec_signature(item)
-    if signature in EXIT_EXECS:
-        return expected == signature  # clean-up is claimed only by name, never by program alone
+    if signature in EXIT_EXECS or item.get("runtime_command") == "--version":
+        # clean-up and version probes are claimed only by name, never by program alone: a
+        # `conmon --version` is not conmon running a container
+        return expected == signature
     return expected == signature or expected == item["program"]
 
 
@@ -331,22 +333,27 @@ class Correlator:
     def _accept_exec(self, item: Item) -> bool:
         """Keep execs of this engine's own processes only; argv proves nothing.
 
-        The exec must run as a trusted uid, in the engine's (or its containerd's) mount namespace
-        when that is known, and descend from the engine, its containerd, one of its shims or
-        conmons, or an exec already accepted — with at most one unknown process between (the
-        daemonised half of a conmon). Other engines on this host, other users and container
+        The exec must run as a trusted uid and descend from the engine, its containerd, one of its
+        shims or conmons, or an exec already accepted — with at most one unknown process between
+        (the daemonised half of a conmon, podman's `podman-top` re-exec). Below a shim, conmon or
+        runtime it must also run in the engine's (or its containerd's) mount namespace, where
+        container processes never are. Other engines on this host, other users and container
         processes named `runc` are all dropped.
         """
         if item.get("uid") not in self.trusted_uids:
-            return False
-        namespace = item.get("mount_ns")
-        if namespace and self.engine_namespaces and namespace not in self.engine_namespaces:
             return False
         pid = item.get("pid")
         lineage = item.get("ancestors") or ([item["ppid"]] if item.get("ppid") else [])
         unknown = 0
         for ancestor in lineage:
-            if ancestor in self.engine_pids or ancestor in self._our_pids:
+            if ancestor in self.engine_pids:
+                break  # the engine's own child (host ps, podman's `ps` in a container, buildah's runc)
+            if ancestor in self._our_pids:
+                # below a shim, conmon or runtime: container processes live there too, and they
+                # run in the container's mount namespace, never the engine's
+                namespace = item.get("mount_ns")
+                if namespace and self.engine_namespaces and namespace not in self.engine_namespaces:
+                    return False
                 break
             unknown += 1
             if unknown > 1:

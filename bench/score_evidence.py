@@ -127,7 +127,10 @@ def engine_processes(execs: list[dict], engine: engines.Engine) -> list[dict[str
         if name not in LAYER_OF:
             continue
         ours = item.get("mnt") == namespace or any(pid == engine.pid for pid, _ in item["chain"])
-        if not ours or item.get("uid") not in (0, None):
+        # what the OCI runtime started in another mount namespace is the container's workload
+        # (`ps -ef` through an exec session), not a layer below the API
+        workload = item.get("mnt") != namespace and any(name in ("runc", "crun") for _, name in item["chain"])
+        if not ours or workload or item.get("uid") not in (0, None):
             continue
         what = f"{name} {' '.join(item['argv'][1:3])}"
         # `runc --version`, `conmon --version`: the engine probing versions (moby daemon/info_unix.go,

@@ -191,7 +191,9 @@ def describe_exec(argv: list[str], program: Program | None = None) -> dict[str, 
     command, container_id = _PARSERS[program.parser](argv)
     return {
         "program": program.name,
-        "layer": program.layer,
+        # `runc --version`, `conmon --version`: the engine probing versions (moby daemon/info_unix.go,
+        # podman libpod/info.go), a host-level act, not the runtime doing container work
+        "layer": "host" if command == "--version" else program.layer,
         "runtime_command": command,
         "container_id": container_id,
     }
