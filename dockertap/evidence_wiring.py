@@ -32,6 +32,10 @@ from dockertap.proxy.evidence.execs import ExecWatcher, capability_reason
 from dockertap.proxy.exchange import Exchange
 from dockertap.proxy.hub import Event
 
+#: Seconds an exchange that would show a layer missing may wait for late evidence (a loaded host
+#: delays the exec reader and `ctr events`), beyond the settle window.
+MISSING_PATIENCE = 2.0
+
 
 def observe_by_default() -> bool:
     """On when this process may use the host sources (root / CAP_NET_ADMIN on Linux)."""
@@ -58,9 +62,17 @@ class SettleStage:
             self._observer.schedule(self._observer.settle)
 
     def release(self, now: float, everything: bool = False) -> None:
+        """Hand on the exchanges whose settle window is over, in order. One that would show a
+        layer *missing* waits longer (up to `MISSING_PATIENCE` after its end), and those behind
+        it with it: on a loaded host evidence can trail its exchange by far more than the settle
+        window, and "missing" must mean it never came, not that it came late."""
         ready: list[Event] = []
         while self._held and (everything or self._held[0][0] <= now):
-            _due, ex = self._held.popleft()
+            _due, ex = self._held[0]
+            if not everything and self._observer.would_miss(ex, now):
+                self._held[0] = (now + self._observer.settle, ex)
+                break
+            self._held.popleft()
             self._observer.finish(ex)
             ready.append(("end", ex))
         if ready:
@@ -215,9 +227,13 @@ class Observer:
         return "evidence: " + "; ".join(parts)
 
     async def finish_all(self) -> None:
-        """At shutdown: give the last evidence its settle window, then release everything."""
+        """At shutdown: give the last evidence its settle window (and late evidence for what would
+        show a layer missing its patience), then release everything."""
         if self._stage is not None and self._stage._held:
             await asyncio.sleep(self.settle)
+            while any(self.would_miss(ex, time.time()) for _due, ex in self._stage._held):
+                await asyncio.sleep(self.settle)
+                self._tick()
         self._tick(everything=True)
 
     async def stop(self) -> None:
@@ -257,6 +273,18 @@ class Observer:
     def _recognised(self) -> bool:
         """A response proves the API layer (dockerd ✓) only from a backend known to be an engine."""
         return getattr(getattr(self.analysis, "backend", None), "family", "unknown") != "unknown"
+
+    def would_miss(self, ex: Exchange, now: float) -> bool:
+        """Whether `ex` would now show a missing layer and may still wait for late evidence."""
+        if now - (ex.ended or now) >= MISSING_PATIENCE:
+            return False
+        outcome = self.correlator.outcome(ex.id, finished=True)
+        if outcome is None:
+            return False
+        return any(
+            layer.status == "missing" or "missing" in layer.operation_status.values()
+            for layer in outcome.layers
+        )
 
     def finish(self, ex: Exchange) -> None:
         """Called by the stage when an exchange leaves the settle window."""

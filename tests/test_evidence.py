@@ -415,3 +415,21 @@ def test_an_exec_resize_never_collects_the_runc_init_of_the_exec(engine, short_t
 
 def engine_runtime(record: dict) -> str:
     return "crun" if any(entry["layer"] == "crun" for entry in record["layers"]) else "runc"
+
+
+@needs_root
+def test_late_containerd_events_under_load_are_waited_for_not_marked_missing(dockerd, running, short_tmp):
+    """On a loaded host `ctr events` can deliver far later than the settle window (the same build
+    was ✓ alone and ✗ under load). Stalling dockertap's own `ctr` for 0.8 s around a pause makes
+    that lateness certain: the pause must still come out observed, never missing."""
+    stall = (
+        'ctr=$(pgrep -P "$PPID" -x ctr); kill -STOP "$ctr"; docker pause "$1"; '
+        'sleep 0.8; kill -CONT "$ctr"; sleep 0.3'
+    )
+    try:
+        records, _ = traced_command(dockerd.url, short_tmp, "sh", "-c", stall, "stall", running)
+    finally:
+        engines.docker(dockerd.url, "unpause", running)
+    pause = one(records, "POST /containers/{id}/pause")
+    assert missing(pause) == [], pause["layers"]
+    assert marks(pause)["containerd.Tasks.Pause"] == "observed", pause["layers"]
