@@ -14,33 +14,13 @@ from pathlib import Path
 
 import engines
 import pytest
+from test_evidence import marks, traced
 
 from dockertap.proxy.evidence.engine_host import EngineHost, find_containerd_socket
 from dockertap.proxy.evidence.execs import capability_reason
 
 IMAGE = engines.BUSYBOX_TAG
 needs_root = pytest.mark.skipif(capability_reason() is not None, reason=str(capability_reason()))
-
-
-def observed_run(engine: engines.Engine, tmp: Path, *docker_args: str) -> tuple[list[dict], str]:
-    trace = tmp / f"{uuid.uuid4().hex[:8]}.jsonl"
-    argv = [*engines.dockertap_command(), "run", "--observe", "--format", "json", "-o", str(trace)]
-    argv += ["--backend", engine.url, "--", "docker", *docker_args]
-    done = subprocess.run(
-        argv, capture_output=True, timeout=120, env=engines.docker_env("unix:///nonexistent")
-    )
-    assert done.returncode == 0, done.stderr.decode()
-    records = [json.loads(line) for line in trace.read_text().splitlines()]
-    return [r for r in records if "type" not in r], done.stderr.decode()
-
-
-def statuses(record: dict) -> dict[str, str]:
-    out = {}
-    for entry in record["layers"]:
-        out[entry["layer"]] = entry["status"]
-        for op, status in entry.get("operation_status", {}).items():
-            out[f"{entry['layer']}.{op}"] = status
-    return out
 
 
 @needs_root
@@ -60,17 +40,17 @@ def test_top_of_a_container_started_before_the_tap_is_observed_not_missing(docke
     name = f"dt-mn-{uuid.uuid4().hex[:6]}"
     engines.docker(dockerd.url, "run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
     try:
-        records, _ = observed_run(dockerd, short_tmp, "top", name)
-        stop_records, _ = observed_run(dockerd, short_tmp, "stop", "-t", "1", name)
+        records, _ = traced(dockerd, short_tmp, "top", name)
+        stop_records, _ = traced(dockerd, short_tmp, "stop", "-t", "1", name)
     finally:
         engines.docker(dockerd.url, "rm", "-f", name)
     top = next(r for r in records if r["route"] == "GET /containers/{id}/top")
-    assert statuses(top)["runc.ps"] == "observed", top["layers"]
-    assert "missing" not in statuses(top).values(), top["layers"]
+    assert marks(top)["runc.ps"] == "observed", top["layers"]
+    assert "missing" not in marks(top).values(), top["layers"]
     stop = next(r for r in stop_records if r["route"] == "POST /containers/{id}/stop")
-    assert statuses(stop)["runc.kill"] == "observed", stop["layers"]
-    assert statuses(stop)["containerd"] == "observed", stop["layers"]
-    assert "missing" not in statuses(stop).values(), stop["layers"]
+    assert marks(stop)["runc.kill"] == "observed", stop["layers"]
+    assert marks(stop)["containerd"] == "observed", stop["layers"]
+    assert "missing" not in marks(stop).values(), stop["layers"]
 
 
 @needs_root

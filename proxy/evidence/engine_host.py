@@ -38,21 +38,22 @@ CONTAINERD_INIT_PIDS = "io.containerd.runtime.v2.task/*/*/init.pid"
 PODMAN_CONMON_PIDS = "*-containers/*/userdata/conmon.pid"
 
 
-def read_bytes(path: str, limit: int = 1 << 20) -> bytes | None:
+def read_bytes(path: str, limit: int = 65536) -> bytes | None:
+    """One read of a /proc file (None if it is gone): a single os.open + os.read."""
     try:
-        with open(path, "rb") as f:
-            return f.read(limit)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
+    try:
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
-def argv_of(pid: int) -> list[str]:
-    raw = read_bytes(f"/proc/{pid}/cmdline") or b""
-    return [a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0")[:-1]]
-
-
-def parent_of(pid: int) -> int | None:
-    raw = read_bytes(f"/proc/{pid}/stat", 1024)
+def ppid_in_stat(raw: bytes | None) -> int | None:
+    """The parent pid in a /proc/<pid>/stat line (after the parenthesised name, which may hold spaces)."""
     if not raw:
         return None
     try:
@@ -61,19 +62,33 @@ def parent_of(pid: int) -> int | None:
         return None
 
 
-def name_of(pid: int) -> str:
-    """The kernel's name for the process (`comm`): what it exec'd, whatever argv[0] says."""
-    return (read_bytes(f"/proc/{pid}/comm", 64) or b"").decode("utf-8", "replace").strip()
-
-
-def uid_of(pid: int) -> int | None:
-    for line in (read_bytes(f"/proc/{pid}/status", 4096) or b"").split(b"\n"):
+def uid_in_status(raw: bytes | None) -> int | None:
+    """The real uid (`Uid:` line, first field) of a /proc/<pid>/status text."""
+    for line in (raw or b"").split(b"\n"):
         if line.startswith(b"Uid:"):
             try:
                 return int(line.split()[1])
             except (IndexError, ValueError):
                 return None
     return None
+
+
+def argv_of(pid: int) -> list[str]:
+    raw = read_bytes(f"/proc/{pid}/cmdline") or b""
+    return [a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0")[:-1]]
+
+
+def parent_of(pid: int) -> int | None:
+    return ppid_in_stat(read_bytes(f"/proc/{pid}/stat", 1024))
+
+
+def name_of(pid: int) -> str:
+    """The kernel's name for the process (`comm`): what it exec'd, whatever argv[0] says."""
+    return (read_bytes(f"/proc/{pid}/comm", 64) or b"").decode("utf-8", "replace").strip()
+
+
+def uid_of(pid: int) -> int | None:
+    return uid_in_status(read_bytes(f"/proc/{pid}/status", 4096))
 
 
 def mount_namespace(pid: int | str) -> str | None:

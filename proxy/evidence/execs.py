@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from dockertap.proxy.evidence.engine_host import flag_value, ppid_in_stat, read_bytes, uid_in_status
+
 # linux/netlink.h, linux/connector.h, linux/cn_proc.h
 NETLINK_CONNECTOR = 11
 CN_IDX_PROC = 1
@@ -139,27 +141,17 @@ def _parse_oci(argv: list[str]) -> tuple[str | None, str | None]:
     return command, (words[1] if len(words) > 1 else None)
 
 
-def _flag_value(argv: list[str], names: tuple[str, ...]) -> str | None:
-    for i, arg in enumerate(argv):
-        for name in names:
-            if arg == name and i + 1 < len(argv):
-                return argv[i + 1]
-            if arg.startswith(name + "="):
-                return arg.split("=", 1)[1]
-    return None
-
-
 def _parse_shim(argv: list[str]) -> tuple[str | None, str | None]:
     words = _positionals(argv[1:], _SHIM_VALUE_FLAGS)
     command = words[-1] if words else "serve"  # the daemonised re-exec has no action word
-    return command, _flag_value(argv, ("-id", "--id"))
+    return command, flag_value(argv, "-id", "--id")
 
 
 def _parse_conmon(argv: list[str]) -> tuple[str | None, str | None]:
     command = "exec" if any(a in _CONMON_EXEC_FLAGS for a in argv) else "create"
     if "--version" in argv:
         command = "--version"
-    return command, _flag_value(argv, _CONMON_ID_FLAGS)
+    return command, flag_value(argv, *_CONMON_ID_FLAGS)
 
 
 def _parse_podman(argv: list[str]) -> tuple[str | None, str | None]:
@@ -199,44 +191,9 @@ def describe_exec(argv: list[str], program: Program | None = None) -> dict[str, 
     }
 
 
-def _read(path: str, limit: int = 65536) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, limit)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 #: How far up the parent chain an exec's ancestry is followed (runc init → runc → shim → containerd
 #: → dockerd is 5; conmon → podman → the service adds a few).
 ANCESTRY_DEPTH = 12
-
-
-def _uid_from_status(raw: bytes | None) -> int | None:
-    """The real uid (`Uid:` line, first field) of /proc/<pid>/status."""
-    if not raw:
-        return None
-    for line in raw.split(b"\n"):
-        if line.startswith(b"Uid:"):
-            try:
-                return int(line.split()[1])
-            except (IndexError, ValueError):
-                return None
-    return None
-
-
-def _ppid_from_stat(raw: bytes | None) -> int | None:
-    if not raw:
-        return None
-    try:
-        return int(raw[raw.rindex(b")") + 2 :].split(b" ", 2)[1])
-    except (ValueError, IndexError):
-        return None
 
 
 def capability_reason() -> str | None:
@@ -395,19 +352,19 @@ class ProcConnector:
         current = ppid
         while current and current > 1 and len(chain) < ANCESTRY_DEPTH and current not in chain:
             chain.append(current)
-            current = self._parents.get(current) or _ppid_from_stat(_read(f"/proc/{current}/stat", 1024))
+            current = self._parents.get(current) or ppid_in_stat(read_bytes(f"/proc/{current}/stat", 1024))
         return chain
 
     def _inspect(self, pid: int, when: float) -> Item | None:
         """Read the new process at once; keep it only if it is one of the programs."""
-        raw = _read(f"/proc/{pid}/cmdline")
+        raw = read_bytes(f"/proc/{pid}/cmdline")
         argv = [a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0")[:-1]] if raw else []
         program = self._programs.get(os.path.basename(argv[0])) if argv else None
         if argv and program is None:
             return None
-        stat = _read(f"/proc/{pid}/stat", 1024)
-        uid = _uid_from_status(_read(f"/proc/{pid}/status", 4096))
-        ppid = self._parents.get(pid) or _ppid_from_stat(stat)
+        stat = read_bytes(f"/proc/{pid}/stat", 1024)
+        uid = uid_in_status(read_bytes(f"/proc/{pid}/status", 4096))
+        ppid = self._parents.get(pid) or ppid_in_stat(stat)
         ancestors = self._ancestry(ppid)
         try:  # container processes live in the container's mount namespace, the engine's do not
             mount_ns: str | None = os.readlink(f"/proc/{pid}/ns/mnt")
