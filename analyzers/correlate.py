@@ -114,13 +114,15 @@ def exec_signature(item: Item) -> str:
     return f"{item['program']} {command}" if command else str(item["program"])
 
 
-def _exec_matches(expected: str, item: Item) -> bool:
+def _exec_matches(expected: str, item: Item, layer: str) -> bool:
+    """Whether exec `item` is what a step of `layer` names as `expected` (`runc create`, `ps`)."""
     if item.get("unreadable"):
         return False  # never guessed: an unreadable command line confirms nothing specific
     signature = exec_signature(item)
-    if signature in EXIT_EXECS or item.get("runtime_command") == "--version":
-        # clean-up and version probes are claimed only by name, never by program alone: a
-        # `conmon --version` is not conmon running a container
+    if signature in EXIT_EXECS:
+        return expected == signature  # clean-up is claimed only by name, never by program alone
+    if item.get("runtime_command") == "--version" and layer != "host":
+        # a `conmon --version` probe is not conmon running a container
         return expected == signature
     return expected == signature or expected == item["program"]
 
@@ -403,7 +405,7 @@ class Correlator:
             if item.get("source") == "containerd":
                 if item.get("topic") in step.events:
                     return step
-            elif any(_exec_matches(e, item) or _same_program(e, item) for e in step.execs):
+            elif any(_exec_matches(e, item, step.layer) or _same_program(e, item) for e in step.execs):
                 return step
         return None
 
@@ -591,7 +593,7 @@ class Correlator:
             i
             for i in ex.items
             if i.get("source") == "exec"
-            and any(_exec_matches(e, i) or _same_program(e, i) for e in step.execs)
+            and any(_exec_matches(e, i, step.layer) or _same_program(e, i) for e in step.execs)
         ]
         op_status: dict[str, str] = {}
         running = self.running_at(self._target(ex)[0], ex.started)
