@@ -34,6 +34,24 @@ class LayerStep:
     events: tuple[str, ...] = ()
     execs: tuple[str, ...] = ()
     note: str = ""
+    #: Operations, event topics or exec signatures of this step that happen only sometimes (a
+    #: signal that may not end the container, a port that may not be published); "*" is the whole
+    #: step. Evidence confirms them when they come; their absence is never "missing".
+    optional: tuple[str, ...] = ()
+    #: Names (or "*") that happen only if the request's container is running when the request
+    #: starts (stopping, killing or force-removing an exited container reaches nothing below dockerd).
+    if_running: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.operations + self.events + self.execs
+
+    def required(self, name: str, running: bool | None = True) -> bool:
+        """Whether `name` (an operation, topic or exec of this step, or "*" for the step) must
+        happen, given whether the container was running (None: not known)."""
+        if "*" in self.optional or name in self.optional:
+            return False
+        return running is True or ("*" not in self.if_running and name not in self.if_running)
 
     def to_dict(self) -> dict:
         return {
@@ -42,6 +60,8 @@ class LayerStep:
             "events": list(self.events),
             "execs": list(self.execs),
             "note": self.note,
+            "optional": list(self.optional),
+            "if_running": list(self.if_running),
         }
 
 
@@ -96,13 +116,21 @@ class Row:
         return f"{self.family}/{self.image_store}/{self.route}{cond}{vers}"
 
 
-def S(layer: str, ops: str = "", events: str = "", execs: str = "", note: str = "") -> LayerStep:  # noqa: N802
+def S(  # noqa: N802
+    layer: str,
+    ops: str = "",
+    events: str = "",
+    execs: str = "",
+    note: str = "",
+    optional: str = "",
+    if_running: str = "",
+) -> LayerStep:
     """Compact step constructor for the table: list items are separated by `;`."""
 
     def split(text: str) -> tuple[str, ...]:
         return tuple(item.strip() for item in text.split(";") if item.strip())
 
-    return LayerStep(layer, split(ops), split(events), split(execs), note)
+    return LayerStep(layer, split(ops), split(events), split(execs), note, split(optional), split(if_running))
 
 
 def R(
@@ -134,14 +162,34 @@ _START_STEPS = [
         "port publishing; firewall",
         execs="docker-proxy; iptables",
         note="only for published ports / networks",
+        optional="*",
     ),
 ]
+#: At a container's exit dockerd releases its network endpoint: firewall rules and port proxies go.
+_NETWORK_TEARDOWN = S(
+    "host",
+    "network teardown",
+    execs="iptables; ip6tables; nft; docker-proxy",
+    optional="*",
+    note="when the container had a network endpoint (moby daemon/container_operations.go: releaseNetwork)",
+)
 _STOP_STEPS = [
     S("dockerd", "stop timer; exit handling from /tasks/exit"),
-    S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS),
-    S("shim", "Kill; Delete"),
-    S("runc", "kill; delete", execs="runc kill; runc delete", note="kill 15, then kill 9 after the timeout"),
+    S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, if_running="*"),
+    S("shim", "Kill; Delete", if_running="*"),
+    S(
+        "runc",
+        "kill; delete",
+        execs="runc kill; runc delete",
+        note="kill 15, then kill 9 after the timeout",
+        if_running="*",
+    ),
+    _NETWORK_TEARDOWN,
 ]
+
+#: dockerd ≤ 25 unpacks and packs tars in re-exec'd copies of itself (pkg/chrootarchive reexec).
+_CHROOTARCHIVE = "docker-untar; docker-applyLayer; docker-tar"
+_CHROOTARCHIVE_NOTE = "dockerd 20.10–25 re-execs itself as docker-untar/docker-applyLayer/docker-tar"
 
 _M = "moby/moby"
 _P = "containers/podman v5.8.2"
@@ -210,9 +258,13 @@ ROWS: tuple[Row, ...] = (
       "stop は containerd 経由で停止シグナルを送り (`runc kill`)、exit イベントでタスクとコンテナが削除される。",
       f"{_M} daemon/stop.go: containerStop; daemon/kill.go; daemon/monitor.go: handleContainerExit"),
     R("dockerd", "*", "POST /containers/{id}/kill", [
-        S("dockerd", "signal; exit handling"), S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS),
-        S("shim", "Kill; Delete"), S("runc", "kill; delete", execs="runc kill; runc delete",
-                                     note="delete follows only if the signal ends the container")],
+        S("dockerd", "signal; exit handling"),
+        S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, optional=_EXIT_OPS + "; " + _EXIT_EVENTS,
+          if_running="*"),
+        S("shim", "Kill; Delete", optional="Delete", if_running="*"),
+        S("runc", "kill; delete", execs="runc kill; runc delete", optional="delete; runc delete", if_running="*",
+          note="delete follows only if the signal ends the container (not for WINCH, HUP, USR1, …)"),
+        _NETWORK_TEARDOWN],
       "Kill is `Tasks.Kill` → `runc kill <sig>`; if the process dies, the exit event triggers `runc delete`.",
       "kill は `Tasks.Kill` → `runc kill <sig>`。プロセスが終了すれば exit イベントで `runc delete` が続く。",
       f"{_M} daemon/kill.go: ContainerKill"),
@@ -274,8 +326,8 @@ ROWS: tuple[Row, ...] = (
       "stats は約 1 秒ごとに containerd の `Tasks.Metrics` を呼ぶ。shim が cgroup を読み、runc は実行されない。",
       f"{_M} daemon/stats.go: ContainerStats; containerd task/service.go: Stats"),
     R("dockerd", "*", "POST /containers/{id}/update", [
-        S("dockerd", "update hostconfig"), S("containerd", "Tasks.Update", note="only when running"),
-        S("shim", "Update"), S("runc", "update", execs="runc update")],
+        S("dockerd", "update hostconfig"), S("containerd", "Tasks.Update", note="only when running", if_running="*"),
+        S("shim", "Update", if_running="*"), S("runc", "update", execs="runc update", if_running="*")],
       "Update changes the hostconfig and, if running, the cgroup limits via `runc update --resources=-`.",
       "update は hostconfig を変え、実行中なら `runc update --resources=-` で cgroup 制限を変える。",
       f"{_M} daemon/update.go: update; remote/client_linux.go: UpdateResources"),
@@ -315,7 +367,9 @@ ROWS: tuple[Row, ...] = (
     R("dockerd", "*", "GET /exec/{id}/json", [S("dockerd", "in-memory")],
       "Exec inspect is served from dockerd's memory.", "exec inspect は dockerd のメモリから返される。",
       f"{_M} daemon/exec.go"),
-    *(R("dockerd", "*", f"{m} /containers/{{id}}/archive", [S("dockerd", "mount container FS; unshare; tar")],
+    *(R("dockerd", "*", f"{m} /containers/{{id}}/archive", [S("dockerd", "mount container FS; unshare; tar",
+                                                              execs=_CHROOTARCHIVE, optional="*",
+                                                              note=_CHROOTARCHIVE_NOTE)],
         "docker cp: dockerd mounts the container filesystem itself and tars/untars in a private mount namespace.",
         "docker cp: dockerd 自身がコンテナのファイルシステムをマウントし、専用のマウント名前空間で tar を扱う。",
         f"{_M} daemon/archive_unix.go; daemon/containerfs_linux.go: openContainerFS") for m in ("HEAD", "GET", "PUT")),
@@ -334,14 +388,15 @@ ROWS: tuple[Row, ...] = (
     R("dockerd", "containerd", "GET /containers/{id}/changes",
       [S("containerd", "Snapshots.Stat; Snapshots.View; Snapshots.Remove", "/snapshot/remove")], "", "",
       f"{_M} daemon/containerd/image_changes.go: Changes", add=True),
-    R("dockerd", "*", "DELETE /containers/{id}", [S("dockerd", "free layer; remove container dir")],
+    R("dockerd", "*", "DELETE /containers/{id}", [S("dockerd", "free layer; remove container dir"), _NETWORK_TEARDOWN],
       "Remove frees the container's layer and state in dockerd (its containerd objects went away at exit).",
       "削除は dockerd がレイヤーと状態を解放する (containerd 側のオブジェクトは終了時に消えている)。",
       f"{_M} daemon/delete.go: containerRm, cleanupContainer"),
     R("dockerd", "*", "DELETE /containers/{id}", [
         S("dockerd", "free layer; remove container dir"),
-        S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS), S("shim", "Kill; Delete"),
-        S("runc", "kill; delete", execs="runc kill; runc delete")],
+        S("containerd", "Tasks.Kill; " + _EXIT_OPS, _EXIT_EVENTS, if_running="*"),
+        S("shim", "Kill; Delete", if_running="*"),
+        S("runc", "kill; delete", execs="runc kill; runc delete", if_running="*"), _NETWORK_TEARDOWN],
       "Forced remove of a running container first kills it through containerd and runc, then frees its layer.",
       "実行中コンテナの強制削除は、まず containerd と runc で kill し、その後レイヤーを解放する。",
       f"{_M} daemon/delete.go: containerRm", when="query.force"),
@@ -359,7 +414,8 @@ ROWS: tuple[Row, ...] = (
       [S("containerd", "Images.List; Content.Read; Snapshots.Usage; Snapshots.Stat")], "", "",
       f"{_M} daemon/containerd/image_list.go: Images", add=True),
     R("dockerd", "*", "POST /images/create", [
-        S("dockerd", "registry client; download manager"),
+        S("dockerd", "registry client; download manager", execs=_CHROOTARCHIVE, optional="*",
+          note=_CHROOTARCHIVE_NOTE),
         S("containerd", "Leases.Create; Content.Write", note="manifests are kept in containerd even in GD mode")],
       "Pull runs the registry client inside dockerd; even the graphdriver store writes manifests to containerd.",
       "pull はレジストリクライアントが dockerd 内で動く。graphdriver でもマニフェストは containerd に書かれる。",
@@ -391,7 +447,8 @@ ROWS: tuple[Row, ...] = (
     *(R("dockerd", "containerd", route, [S("containerd", "Leases.Create; Content.Read")], "", "",
         f"{_M} daemon/containerd/image_exporter.go: ExportImage", add=True)
       for route in ("GET /images/get", "GET /images/{name}/get")),
-    R("dockerd", "*", "POST /images/load", [S("dockerd", "tar import")],
+    R("dockerd", "*", "POST /images/load", [S("dockerd", "tar import", execs=_CHROOTARCHIVE, optional="*",
+                                              note=_CHROOTARCHIVE_NOTE)],
       "Load imports the tar into dockerd's image store.", "load は tar を dockerd のイメージストアに取り込む。",
       f"{_M} daemon/images (tarexport)"),
     R("dockerd", "containerd", "POST /images/load", [S(
@@ -399,11 +456,14 @@ ROWS: tuple[Row, ...] = (
         "/images/create; /snapshot/prepare; /snapshot/commit")], "", "",
       f"{_M} daemon/containerd/image_exporter.go: LoadImage", add=True),
     R("dockerd", "*", "POST /build", [
-        S("dockerd", "legacy builder: Dockerfile evaluation; commit per step"),
+        S("dockerd", "legacy builder: Dockerfile evaluation; commit per step", execs=_CHROOTARCHIVE,
+          optional="*", note=_CHROOTARCHIVE_NOTE),
         S("containerd", _START_C8D + "; Tasks.Delete; Containers.Delete", _START_EVENTS + "; " + _EXIT_EVENTS,
           note="one full container life per RUN step"),
         S("shim", "Create; Start; Delete", execs=_SHIM_EXEC), S("runc", "create; start; delete",
-                                                                 execs="runc create; runc start; runc delete")],
+                                                                 execs="runc create; runc start; runc delete"),
+        S("host", "RUN step networking", execs="libnetwork-setkey; docker-proxy; iptables", optional="*",
+          note="the RUN container's prestart hook (engines 20.10–25) and network rules")],
       "The legacy builder runs one full container (create, start, wait, commit, rm) per RUN step.",
       "旧来のビルダは RUN ごとにコンテナを 1 つ丸ごと (create, start, wait, commit, rm) 動かす。",
       f"{_M} daemon/builder/dockerfile/containerbackend.go"),
@@ -497,7 +557,7 @@ ROWS: tuple[Row, ...] = (
       f"{_M} daemon/pkg/plugin/manager_linux.go: disable; executor/containerd: Signal"),
     # engine-version extra (§6): 20.10–25 add a libnetwork-setkey prestart hook on every container start
     *(R("dockerd", "*", route, [S(
-        "host", "OCI prestart hook", execs="libnetwork-setkey",
+        "host", "OCI prestart hook", execs="libnetwork-setkey", optional="*",
         note="runc execs dockerd's own binary (/proc/<dockerd pid>/exe libnetwork-setkey) on engines 20.10–25")],
         "", "", "layer-model.md §6 (20.10–25 libnetwork-setkey prestart hook)", add=True, engine_major=(20, 25))
       for route in ("POST /containers/{id}/start", "POST /containers/{id}/restart")),
@@ -521,16 +581,20 @@ ROWS: tuple[Row, ...] = (
       f"{_P} pkg/api/handlers/compat/containers_create.go"),
     R("podman", "*", "POST /containers/{id}/attach", [
         S("compat-api", "hijack; connect to conmon attach socket; init if not running"),
-        S("conmon", "spawn", execs="conmon", note="only if the container is Configured/Stopped/Exited"),
+        S("conmon", "spawn", execs="conmon", optional="*", note="only if the container is Configured/Stopped/Exited"),
         S(RUNTIME, "create", execs=f"{RUNTIME} create", note="run by conmon"),
         S("host", "network setup", execs="netavark")],
       "On Podman, attach initialises a created container: conmon is spawned and runs the OCI `create` here.",
       "Podman では attach が作成済みコンテナを初期化する。conmon が起動し OCI の `create` をここで実行する。",
       f"{_P} libpod/container_api.go: HTTPAttach → initUnlocked"),
     R("podman", "*", "POST /containers/{id}/start", [
-        S("compat-api", "state"), S("conmon", "spawn", execs="conmon", note="only if attach did not already init"),
+        S("compat-api", "state"),
+        S("conmon", "spawn", execs="conmon", optional="*", note="only if attach did not already init"),
         S(RUNTIME, "create; start", execs=f"{RUNTIME} start",
-          note="podman execs `start` itself; `create` (by conmon) only if not yet initialised")],
+          optional="*", note="podman execs `start` itself; `create` (by conmon) only if not yet initialised"),
+        S("host", "network setup", execs="netavark; iptables; ip6tables; conmon --version", optional="*",
+          note="when the container has a network: netavark setup (Podman ≥ 4 default), or the CNI "
+               "plugins' iptables calls (Podman with CNI); Podman 4.3 also probes `conmon --version`")],
       "Podman execs the OCI runtime's `start` directly; no containerd or shim is involved.",
       "Podman は OCI ランタイムの `start` を直接実行する。containerd も shim も関与しない。",
       f"{_P} libpod/container_internal.go: init, start; oci_conmon_common.go: StartContainer"),
@@ -560,8 +624,11 @@ ROWS: tuple[Row, ...] = (
       "Unpause is `<runtime> resume` exec'd by Podman.", "unpause は Podman が `<runtime> resume` を実行する。",
       f"{_P} oci_conmon_common.go: UnpauseContainer"),
     R("podman", "*", "GET /containers/{id}/top", [
-        S("compat-api", "psgo"), S("host", "ps", execs="podman-top; ps",
-                                   note="re-execs podman as podman-top, which runs the host ps in the PID namespace")],
+        S("compat-api", "psgo"), S("host", "ps", execs="podman-top; ps", optional="*",
+                                   note="re-execs podman as podman-top, which runs the host ps in the PID namespace"),
+        S("conmon", "exec session", execs="conmon", optional="*",
+          note="Podman 4.3 (seen here): `ps -ef` runs inside the container through an exec session instead"),
+        S(RUNTIME, "exec", execs=f"{RUNTIME} exec", optional="*", note="the exec session's runtime exec")],
       "Top re-execs podman (`podman-top`), which runs `ps` inside the container's PID namespace.",
       "top は podman を `podman-top` として再実行し、コンテナの PID 名前空間で `ps` を実行する。",
       f"{_P} libpod/container_top_linux.go: Top, execPS"),
@@ -634,7 +701,7 @@ GROUP_DEFAULTS: tuple[Row, ...] = (
         f"{_M} daemon/cluster/*.go", group=True)
       for seg in ("swarm", "nodes", "services", "tasks", "secrets", "configs")),
     R("dockerd", "*", "networks", [S("dockerd", "libnetwork"), S("host", "firewall", execs="iptables",
-                                                               note="create/connect/disconnect/remove only")],
+                                                               optional="*", note="create/connect/disconnect/remove only")],
       "Networks are libnetwork inside dockerd; changes exec iptables/ip6tables (or nft).",
       "ネットワークは dockerd 内の libnetwork。変更時に iptables/ip6tables (または nft) を実行する。",
       f"{_M} daemon/network.go; daemon/libnetwork/iptables/iptables.go", group=True),
@@ -889,6 +956,23 @@ def _group_of(path: str) -> str:
     return parts[0] if parts else "*"
 
 
+def _conditional(step: LayerStep, extra: LayerStep, field_name: str) -> tuple[str, ...]:
+    """What stays conditional (`optional` or `if_running`) when two steps of one layer merge: a
+    name is conditional only if no side names it unconditionally."""
+    mine, theirs = getattr(step, field_name), getattr(extra, field_name)
+    if "*" in mine and "*" in theirs:
+        return ("*",)
+
+    def unconditional(side: LayerStep, marks: tuple[str, ...], name: str) -> bool:
+        return name in side.names and "*" not in marks and name not in marks
+
+    return tuple(
+        n
+        for n in dict.fromkeys(step.names + extra.names)
+        if not (unconditional(step, mine, n) or unconditional(extra, theirs, n))
+    )
+
+
 def _merge(steps: list[LayerStep], extra: LayerStep) -> None:
     for i, step in enumerate(steps):
         if step.layer == extra.layer:
@@ -898,6 +982,8 @@ def _merge(steps: list[LayerStep], extra: LayerStep) -> None:
                 events=tuple(dict.fromkeys(step.events + extra.events)),
                 execs=tuple(dict.fromkeys(step.execs + extra.execs)),
                 note="; ".join(n for n in (step.note, extra.note) if n),
+                optional=_conditional(step, extra, "optional"),
+                if_running=_conditional(step, extra, "if_running"),
             )
             return
     steps.append(extra)
