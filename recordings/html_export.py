@@ -159,13 +159,15 @@ def render_html(session: ReplaySession, lang: str = "en", only: tuple[str, ...] 
                 f'<div class="narration">{_e(_breakable(narrator.exchange(rec).plain.strip(), lang))}</div></li>'
             )
     summary = [f"<li>{_e(line)}</li>" for line in summary_lines(diagram.summary, diagram, lang)]
-    lesson = lesson_summary(session, lang)
-    lesson_html = (
-        f"<h3>{_e(phrase(lang, 'summary_lesson'))}</h3><ul class='summary'>"
-        + "".join(f"<li>{_e(line)}</li>" for line in lesson)
+    lesson_html = "".join(
+        f"<h3>{_e(phrase(lang, title))}</h3><ul class='summary'>"
+        + "".join(f"<li>{_e(line)}</li>" for line in lines)
         + "</ul>"
-        if lesson
-        else ""
+        for title, lines in (
+            ("summary_lesson", lesson_summary(session, lang)),
+            ("explanation_title", lesson_summary(session, lang, "explanation")),
+        )
+        if lines
     )
     return f"""<!DOCTYPE html>
 <html lang="{_e(lang)}">

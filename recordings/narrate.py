@@ -37,6 +37,9 @@ from dockertap.recordings.safe_text import safe_line
 
 #: Lines of a stream or JSON message list shown per exchange before "… N more".
 MAX_LINES = 12
+#: Evidence items shown per exchange (and per background stretch) before "… N more": they are the lesson
+#: (one legacy-build RUN step on dockerd 28 is ~17 items: containerd, shim, runc, iptables).
+MAX_EVIDENCE = 24
 #: Characters of a one-line JSON summary, and of an API error message (shown whole where possible).
 MAX_SUMMARY = 110
 MAX_MESSAGE = 400
@@ -82,6 +85,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "summary_api_only": "answered by {api} alone: {routes}",
         "summary_runtime_commands": "{runtime} commands seen: {commands}",
         "summary_lesson": "The point of this lesson:",
+        "explanation_title": "Not recorded here — explained from sources:",
+        "recorded_on": "recorded on {engine} ({versions})",
+        "direct": "run without dockertap: the CLI reached no server, so there is no exchange to show; it printed",
         "diagram_title": "Sequence of the session (one arrow per exchange and per observed evidence item)",
         "group_container-exit": "container exit",
         "group_no-exchange": "container",
@@ -125,6 +131,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "summary_api_only": "{api} だけで応答したもの: {routes}",
         "summary_runtime_commands": "観測した {runtime} のコマンド: {commands}",
         "summary_lesson": "このレッスンの要点:",
+        "explanation_title": "ここでは記録していない (ソースに基づく解説):",
+        "recorded_on": "記録したエンジン: {engine} ({versions})",
+        "direct": "dockertap を通さずに実行: CLI はどのサーバーにも届かず、示すやり取りは無い。CLI が表示したもの",
         "diagram_title": "セッションのシーケンス図 (やり取りと観測した証拠ごとに矢印 1 本)",
         "group_container-exit": "コンテナの終了",
         "group_no-exchange": "コンテナ",
@@ -462,6 +471,12 @@ class Narrator:
                 + "\n",
                 style="dim",
             )
+        engine = session.header.get("engine")
+        if isinstance(engine, dict) and engine.get("id"):
+            on = self._p(
+                "recorded_on", engine=safe_line(engine["id"]), versions=safe_line(engine.get("versions") or "?")
+            )
+            text.append("  " + on + "\n", style="dim")
         when = safe_line(session.header.get("started", "?"))
         n = sum(len(g.exchanges) for g in groups)
         started = self._p(
@@ -551,13 +566,13 @@ class Narrator:
             done = self._p("done_earlier", route=route, operations=", ".join(operations))
             text.append(f"\n      {done}", style="dim")
         evidence = dedupe_evidence(list(rec.evidence))
-        for item, times in evidence[:MAX_LINES]:
+        for item, times in evidence[:MAX_EVIDENCE]:
             text.append(f"\n      {self._p('evidence')}: ", style="green")
             text.append(_evidence_line(item, rec.started))
             if times > 1:
                 text.append("  (" + self._p("repeated_exec", times=times) + ")", style="dim")
-        if len(evidence) > MAX_LINES:
-            more = counted(self.lang, len(evidence) - MAX_LINES, "item")
+        if len(evidence) > MAX_EVIDENCE:
+            more = counted(self.lang, len(evidence) - MAX_EVIDENCE, "item")
             text.append("\n      " + self._p("more", lines=more), style="dim")
         if rec.synthetic:
             text.append("\n      " + self._p("synthetic"), style="red")
@@ -627,16 +642,32 @@ class Narrator:
                 continue
             text.append(self._group_title(record))
             for item, times in dedupe_evidence([i for i in items if isinstance(i, dict)]):
-                if shown >= MAX_LINES:
+                if shown >= MAX_EVIDENCE:
                     break
                 shown += 1
                 text.append("\n        " + _evidence_line(item, since))
                 if times > 1:
                     text.append("  (" + self._p("repeated_exec", times=times) + ")", style="dim")
         total = sum(len(r["items"]) if isinstance(r.get("items"), list) else 0 for r in records)
-        if total > shown and shown >= MAX_LINES:
+        if total > shown and shown >= MAX_EVIDENCE:
             more = counted(self.lang, total - shown, "item")
             text.append("\n      " + self._p("more", lines=more), style="dim")
+        return text
+
+    def direct(self, live: dict[str, Any]) -> Text:
+        """A command the recording ran without dockertap (it reached no server): what the CLI printed."""
+        env = live.get("env") if isinstance(live.get("env"), dict) else {}
+        command = " ".join([*(f"{k}={v}" for k, v in env.items()), *map(str, live.get("command") or [])])
+        text = Text("\n")
+        text.append("▶ " + self._p("command", command=safe_line(command)), style="bold magenta")
+        note = live.get("note")
+        if isinstance(note, dict) and (note.get(self.lang) or note.get("en")):
+            text.append("  (" + safe_line(note.get(self.lang) or note.get("en")) + ")")
+        text.append("\n      " + self._p("direct") + ":", style="dim")
+        lines = [("stdout", line) for line in str(live.get("stdout") or "").splitlines()]
+        lines += [("stderr", line) for line in str(live.get("stderr") or "").splitlines()]
+        self._lines(text, [(stream, safe_line(line)) for stream, line in lines])
+        text.append(f"\n      exit {safe_line(live.get('exit_code'))}", style="dim")
         return text
 
     def _group_title(self, record: dict[str, Any]) -> str:
@@ -676,6 +707,8 @@ def narration(session: ReplaySession, lang: str = "en", only: Sequence[str] = ()
     selected = [rec for rec in session.exchanges if route_matches(rec, only)]
     groups = group_by_client(selected)
     yield NarrationItem(narrator.title(groups))
+    for live in direct_commands(session):
+        yield NarrationItem(narrator.direct(live))
     if not selected:
         globs = safe_line(", ".join(only) or "*")
         yield NarrationItem(Text(phrase(narrator.lang, "no_match", globs=globs)))
@@ -699,13 +732,20 @@ def narration(session: ReplaySession, lang: str = "en", only: Sequence[str] = ()
     yield NarrationItem(summary_text(session, narrator, selected))
 
 
-def lesson_summary(session: ReplaySession, lang: str) -> list[str]:
-    """A lesson's own closing points: the header's `summary` {"en": [...], "ja": [...]}, as plain strings."""
-    table = session.header.get("summary")
+def lesson_summary(session: ReplaySession, lang: str, field: str = "summary") -> list[str]:
+    """A lesson's own closing points: the header's `summary` {"en": [...], "ja": [...]}, as plain strings
+    (`field="explanation"`: what the lesson explains from sources because it could not be recorded)."""
+    table = session.header.get(field)
     if not isinstance(table, dict):
         return []
     lines = table.get(lang) or table.get("en") or []
-    return [str(line) for line in lines] if isinstance(lines, list) else []
+    return [safe_line(line) for line in lines] if isinstance(lines, list) else []
+
+
+def direct_commands(session: ReplaySession) -> list[dict[str, Any]]:
+    """The header's recorded commands that ran without dockertap (`direct`): they reached no server."""
+    live = session.header.get("live")
+    return [e for e in live if isinstance(e, dict) and e.get("direct")] if isinstance(live, list) else []
 
 
 def session_diagram(session: ReplaySession, narrator: Narrator, selected: list[RecordedExchange]):
@@ -727,6 +767,11 @@ def summary_text(session: ReplaySession, narrator: Narrator, selected: list[Reco
     if lesson:
         text.append("\n" + phrase(narrator.lang, "summary_lesson"), style="bold")
         for line in lesson:
+            text.append("\n  • " + line)
+    explanation = lesson_summary(session, narrator.lang, "explanation")
+    if explanation:
+        text.append("\n" + phrase(narrator.lang, "explanation_title"), style="bold")
+        for line in explanation:
             text.append("\n  • " + line)
     return text
 
