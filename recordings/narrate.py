@@ -396,7 +396,9 @@ class ContainerHistory:
             for layer in rec.annotation.get("layers") or []:
                 if not isinstance(layer, dict) or layer.get("status") != "observed":
                     continue
-                for op, status in (layer.get("operation_status") or {}).items():
+                # a layer observed as a whole (no per-operation statuses) did all its operations
+                statuses = layer.get("operation_status") or dict.fromkeys(layer.get("operations") or [], "observed")
+                for op, status in statuses.items():
                     if status == "observed":
                         self._observed.append((container, str(layer.get("layer")), op, rec.route))
                         self._at.append(n)
@@ -666,7 +668,9 @@ class Narrator:
         text.append("\n      " + self._p("direct") + ":", style="dim")
         lines = [("stdout", line) for line in str(live.get("stdout") or "").splitlines()]
         lines += [("stderr", line) for line in str(live.get("stderr") or "").splitlines()]
-        self._lines(text, [(stream, safe_line(line)) for stream, line in lines])
+        for stream, line in lines[:MAX_LINES]:  # whole lines: the error text is the lesson
+            text.append(f"\n      {stream:>6} │ ", style="dim")
+            text.append(safe_line(line), style=_STREAM_STYLE.get(stream, ""))
         text.append(f"\n      exit {safe_line(live.get('exit_code'))}", style="dim")
         return text
 
@@ -717,6 +721,8 @@ def narration(session: ReplaySession, lang: str = "en", only: Sequence[str] = ()
         (item for item in session.evidence if isinstance(item.get("time"), int | float)),
         key=lambda i: i["time"],
     )
+    if only:  # what happened before the first chosen exchange belongs to exchanges not shown
+        background = [item for item in background if item["time"] >= selected[0].started]
     for i, group in enumerate(groups):
         yield NarrationItem(narrator.group_header(group))
         for rec in group.exchanges:
