@@ -15,6 +15,7 @@ from rich.text import Text
 from dockertap.i18n import counted
 from dockertap.recordings.diagram import Arrow, Diagram, Summary
 from dockertap.recordings.narrate import phrase
+from dockertap.recordings.safe_text import safe_line
 
 LANE_WIDTH = 13
 _REACH_MARK = {"observed": "●", "expected": "○", "missing": "✗", "unexpected": "●"}
@@ -96,7 +97,7 @@ class SequenceDiagram:
             line = Text(f"{arrow.step:>3} " if arrow.step is not None else "    ", style="bold")
             line.append_text(row)
             line.append(" ")
-            line.append(arrow.label, style=style)
+            line.append(safe_line(arrow.label), style=style)
             lines.append(line)
         return lines
 
@@ -153,7 +154,7 @@ def summary_lines(summary: Summary, diagram: Diagram, lang: str = "en") -> list[
         )
     if summary.api_only_routes:
         lines.append(phrase(lang, "summary_api_only", api=api, routes=", ".join(summary.api_only_routes)))
-    return lines
+    return [safe_line(line) for line in lines]  # routes and commands come from the recording
 
 
 def summary_renderable(diagram: Diagram, lang: str = "en", lesson: list[str] | None = None) -> RenderableType:

@@ -3,13 +3,17 @@
 
     .venv/bin/python recordings/bundled/make_recordings.py [NAME ...]
 
-Starts a private dockerd and a private Podman service (`tests/engines.py`), records each scenario through
-`dockertap run --record` exactly as a user would, and writes `recordings/bundled/<name>.jsonl`. When
-`dockertap run` offers evidence capture (`--evidence`), it is switched on, so re-running this script after
-the evidence observers land refreshes the recordings with containerd events and runtime execs.
+Starts each engine the chosen lessons need (`tests/engines.py`: dockerd 28.5, dockerd 28.5 with the
+containerd image store, Podman 5.8 — one at a time, each in its own namespaces), records each lesson's
+commands through `dockertap run --record --observe` exactly as a user would, with the testing root's docker
+CLI 28.5, and writes `recordings/bundled/<name>.jsonl`. A command may reach the tap through a docker context
+while DOCKER_HOST points elsewhere (`Step.context`), or run without dockertap in a fresh mount namespace
+when the point is that the CLI reaches no server (`Step.direct`: "Cannot connect to the Docker daemon…").
 
 Each file's header gains what the replay tests and `dockertap recordings` need: a `title` (what it
-teaches), the docker `commands` that were recorded, and their `live` stdout, stderr and exit code.
+teaches), the `engine` it was recorded on, the lesson's `summary` (en, ja) and, where something could not be
+recorded here, its `explanation` from sources; the docker `commands`, and their `live` stdout, stderr and
+exit code.
 """
 
 from __future__ import annotations
@@ -450,11 +454,19 @@ SCENARIOS = [
                 "Same CLI, same POST /images/create, but this dockerd keeps images in containerd"
                 " (features.containerd-snapshotter): the pull is containerd's image resolver and content store,"
                 " driven from dockerd's process. Compare the error text with docker-pull-no-registry.",
+                "The error is containerd's resolver (\"failed to resolve reference … Head …/manifests/latest\");"
+                " with the overlay2 store it is dockerd's distribution client (\"Get https://registry-1.docker.io/v2/\").",
+                "containerd✗: the model expects a pull to write into containerd (leases, content, images); this one"
+                " failed at the resolver, before anything was written, so nothing was there to see.",
             ],
             "ja": [
                 "同じ CLI、同じ POST /images/create。ただしこの dockerd はイメージを containerd に置く"
                 " (features.containerd-snapshotter)。pull は、dockerd のプロセスから動かす containerd のイメージリゾルバーと"
                 "コンテントストアになる。docker-pull-no-registry とエラーの文面を比べてほしい。",
+                "エラーは containerd のリゾルバーのもの (「failed to resolve reference … Head …/manifests/latest」)。"
+                "overlay2 のストアでは dockerd の distribution のクライアントのもの (「Get https://registry-1.docker.io/v2/」) だった。",
+                "containerd✗: モデルは pull が containerd に書き込む (リース、コンテント、イメージ) と予想する。この pull は"
+                "リゾルバーで失敗し、何も書き込む前に終わったので、見えるものが無かった。",
             ],
         },
     ),
