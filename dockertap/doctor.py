@@ -787,7 +787,7 @@ def render(report: DoctorReport, console: Console) -> None:
                 console.print(f"      [cyan]{safe_markup(command)}[/]")
             if len(diag.commands) > MAX_SHOWN_COMMANDS:
                 more = len(diag.commands) - MAX_SHOWN_COMMANDS
-                console.print(f"      [dim]{safe_markup(say('more-commands', count=more))}[/]")
+                _print_long(console, f"      [dim]{safe_markup(say('more-commands', count=more))}[/]")
     if not report.diagnoses:
         console.print(f"[green]{safe_markup(say('no-problems'))}[/]")
 

@@ -26,7 +26,7 @@ TEXT_JA: dict[str, str] = {
     "fix": "対処:",
     "more-commands": "... ほか {count} 件 (「動作中のエンジン」の表にあるもの。--json ではすべて出る)",
     "check": "確認:",
-    "running.not-docker": "containerd API (Docker API ではない)",
+    "running.not-docker": "containerd API (Docker API 非対応)",
     "running.none": "dockerd、podman サービス、containerd のどのプロセスも動いていない",
     "origin.DOCKER_HOST": "DOCKER_HOST={given}",
     "origin.-H": "-H {given}",
