@@ -804,7 +804,9 @@ def doctor(
         2.0, "--timeout", min=0.1, max=600, help="Seconds to wait for each endpoint."
     ),
     lang: Lang = typer.Option(
-        None, "--lang", help="Language of the report [default: ja if LC_ALL, LC_MESSAGES or LANG start ja]."
+        None,
+        "--lang",
+        help="Report language (default: ja when the first set of LC_ALL, LC_MESSAGES, LANG starts with ja).",
     ),
 ) -> None:
     """Check every Docker API endpoint on this machine and explain what the docker CLI would use.

@@ -46,7 +46,7 @@ TEXT_JA: dict[str, str] = {
     "fix.alternatives": "応答するエンジンを docker CLI に指定する",
     "fix.start-engine": "{hint}",
     "unset.answers": "unset すると docker CLI は {url} を使い、そこは応答する",
-    "not-checked.ssh": "doctor は {url} を確かめられない: {how} が必要だが、doctor はそれを実行しない (dockertap も ssh:// は中継できない。ソケットを転送すること: ssh -nNT -L /tmp/remote-docker.sock:/var/run/docker.sock HOST を実行し、unix:///tmp/remote-docker.sock を使う)",
+    "not-checked.ssh": "doctor は {url} を確かめられない: {how}。その ssh を doctor は実行しない (dockertap も ssh:// は中継できない。ソケットを転送すること: ssh -nNT -L /tmp/remote-docker.sock:/var/run/docker.sock HOST を実行し、unix:///tmp/remote-docker.sock を使う)",
     "not-checked.ssh.check": "docker コマンドを実行して、応答するかどうかを確かめる",
     "separator": "。",
     "start-hint.installed": "インストール済みのエンジン: {engines}",
