@@ -107,7 +107,9 @@ def explain(
     image_store: ImageStore = typer.Option(
         ImageStore.graphdriver, "--image-store", help="dockerd's image store."
     ),
-    lang: Lang = typer.Option(None, "--lang", help="Language (default: ja when LC_ALL, LC_MESSAGES or LANG starts with ja)."),
+    lang: Lang = typer.Option(
+        None, "--lang", help="Language (default: ja when LC_ALL, LC_MESSAGES or LANG starts with ja)."
+    ),
     engine_version: str = typer.Option(
         None, "--engine-version", help="Engine version, for version-dependent extras (e.g. 20.10.24)."
     ),
