@@ -80,7 +80,7 @@ class TmuxShell:
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-def test_installed_completion_completes_commands_options_recordings_and_explain_words(shell: str, short_tmp: Path):
+def test_completion_of_commands_options_recordings_and_explain_words(shell: str, short_tmp: Path):
     _needs("tmux", shell)
     home = short_tmp / "home"
     home.mkdir(mode=0o700)
