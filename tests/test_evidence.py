@@ -433,3 +433,18 @@ def test_late_containerd_events_under_load_are_waited_for_not_marked_missing(doc
     pause = one(records, "POST /containers/{id}/pause")
     assert missing(pause) == [], pause["layers"]
     assert marks(pause)["containerd.Tasks.Pause"] == "observed", pause["layers"]
+
+
+@needs_root
+def test_docker_run_on_a_terminal_marks_nothing_missing(engine, short_tmp):
+    """`docker run -it` on a terminal: resizes (`resize`, and SIGWINCH forwarded as
+    `kill?signal=WINCH` where the CLI proxies signals) and the run itself mark nothing missing.
+    A guard: the CLI 28.5 used here resizes with `resize` only, which was already clean; the
+    WINCH kill itself is proven by test_a_terminal_resize_signal_marks_nothing_missing."""
+    if shutil.which("script") is None:
+        pytest.skip("needs util-linux `script` for a terminal")
+    terminal = f"stty rows 40 cols 120; docker run -it --rm {IMAGE} sh -c 'sleep 0.3; echo done'"
+    records, _ = traced_command(engine.url, short_tmp, "script", "-qec", terminal, "/dev/null")
+    assert any(r["route"] == "POST /containers/{id}/resize" for r in records), [r["route"] for r in records]
+    for record in records:
+        assert missing(record) == [], (record["route"], record["layers"])
