@@ -658,6 +658,17 @@ def docker_binary() -> str:
     return found
 
 
+def put_docker_cli_on_path() -> str:
+    """Make ``docker`` on PATH (for tests that run ``dockertap run -- docker …``) the CLI that
+    ``docker_binary`` names; returns it.  A private directory holds the one link."""
+    cli = docker_binary()
+    bin_dir = short_base("dtbin")
+    (bin_dir / "docker").symlink_to(cli)
+    atexit.register(shutil.rmtree, bin_dir, True)
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    return cli
+
+
 def compose_v1_binary() -> str:
     """compose v1 (1.29, Python): bookworm's ``docker-compose`` on the host (``.ci/run`` installs it)."""
     found = shutil.which("docker-compose")
