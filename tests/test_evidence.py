@@ -304,6 +304,31 @@ def test_forged_runtime_execs_are_never_attributed(dockerd, running, short_tmp):
     assert missing(top) == []
 
 
+@needs_root
+def test_forged_runtime_execs_are_never_attributed_on_podman(podman, short_tmp):
+    """The same storm against Podman (conmon, the runtime exec'd by the service), around a
+    `docker pause`: only the service's genuine `runc pause` is evidence. A guard for the
+    ancestry rule (the old argv rule only trusted containerd's state paths, absent on Podman)."""
+    name = f"dt-fp-{uuid.uuid4().hex[:6]}"
+    engines.docker(podman.url, "run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
+    try:
+        cid = engines.docker(podman.url, "inspect", "-f", "{{.Id}}", name, check=True).stdout.strip()
+        mark = f"forged{uuid.uuid4().hex[:6]}"
+        storm = FORGER.replace(" ps --log", " pause --log")
+        storm = storm.replace('docker top "$cid"', 'docker pause "$cid"')
+        records, background = traced_command(
+            podman.url, short_tmp, "bash", "-c", storm, "forger", mark, cid, "/run/containers/storage",
+        )  # fmt: skip
+    finally:
+        engines.docker(podman.url, "rm", "-f", name)
+    items = [i for r in records for i in r["evidence"]] + [i for b in background for i in b["items"]]
+    forged = [i for i in items if mark in " ".join(i.get("argv") or [])]
+    assert forged == [], forged
+    pause = one(records, "POST /containers/{id}/pause")
+    assert ("runc", "pause") in {(i["program"], i["runtime_command"]) for i in pause["evidence"]}
+    assert missing(pause) == [] and not pause["mismatches"], pause
+
+
 # -- false marks (issue 9.5) -----------------------------------------------------------------
 
 
