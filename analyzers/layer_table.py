@@ -592,8 +592,9 @@ ROWS: tuple[Row, ...] = (
         S("conmon", "spawn", execs="conmon", optional="*", note="only if attach did not already init"),
         S(RUNTIME, "create; start", execs=f"{RUNTIME} start",
           optional="*", note="podman execs `start` itself; `create` (by conmon) only if not yet initialised"),
-        S("host", "network setup", execs="netavark; iptables; ip6tables; conmon --version", optional="*",
-          note="when the container has a network: netavark setup (Podman ≥ 4 default), or the CNI "
+        S("host", "network setup", execs="netavark; iptables; ip6tables; nft; conmon --version", optional="*",
+          note="when the container has a network: netavark setup (Podman ≥ 4 default; it runs nft or "
+               "iptables), or the CNI "
                "plugins' iptables calls (Podman with CNI); Podman 4.3 also probes `conmon --version`")],
       "Podman execs the OCI runtime's `start` directly; no containerd or shim is involved.",
       "Podman は OCI ランタイムの `start` を直接実行する。containerd も shim も関与しない。",
