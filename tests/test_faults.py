@@ -36,6 +36,10 @@ from faultkit import (
     wait_for,
 )
 
+# Faults test dockertap's relay, not the engine behind it: one engine (see conftest).
+FAULTS_ENGINE = "dockerd-28.5"
+pytestmark = pytest.mark.engines(FAULTS_ENGINE)
+
 
 @pytest.fixture
 def workdir():
@@ -432,7 +436,7 @@ def own_dockerd():
     """A private dockerd this module may kill (the shared session engine must survive)."""
     base = engines.short_base("dtk")
     try:
-        engine = engines.start_dockerd(str(base))
+        engine = engines.start_dockerd(str(base), engine_id=FAULTS_ENGINE)
     except engines.EngineStartError as err:
         if os.environ.get("DOCKERTAP_REQUIRE_ENGINES") == "1":
             pytest.fail(f"engine required: {err}")
@@ -503,7 +507,7 @@ def test_dockerd_killed_mid_logs_and_attach_then_comes_back(own_dockerd):
         assert status == 502 and "cannot reach" in json_message(body)
         # …and back: the next command works through the same proxy.
         engine.stop(remove_base=False)
-        back = engines.start_dockerd(str(engine.base))  # the same socket path
+        back = engines.start_dockerd(str(engine.base), engine_id=FAULTS_ENGINE)  # the same socket path
         try:
             result = engines.docker(px.url, "version", "--format", "{{.Server.Version}}")
             assert result.returncode == 0 and result.stdout.strip(), (

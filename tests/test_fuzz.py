@@ -30,6 +30,7 @@ import re
 import time
 
 import pytest
+from conftest import selected_engines
 from go_oracle import GoOracle, GoUnavailable
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -500,12 +501,15 @@ ROUTER_NOT_FOUND = b'{"message":"page not found"}'  # moby's router: no handler 
 _CALLING = re.compile(rb'level=debug msg="Calling ([A-Z]+) ([^"\s]*)"')
 
 
-@pytest.fixture(scope="module")
-def debug_dockerd():
+ORACLE_DOCKERDS = selected_engines(("dockerd-20.10", "dockerd-28.5"))  # Go 1.19 and a current Go
+
+
+@pytest.fixture(scope="module", params=ORACLE_DOCKERDS)
+def debug_dockerd(request):
     import engines
 
     try:
-        engine = engines.start_dockerd(engines.short_base("dto"), debug=True)
+        engine = engines.start_dockerd(engines.short_base("dto"), engine_id=request.param, debug=True)
     except engines.EngineStartError as err:
         if os.environ.get("DOCKERTAP_REQUIRE_ENGINES") == "1":
             pytest.fail(f"engine required but unavailable: {err}", pytrace=False)
