@@ -481,11 +481,13 @@ def test_go_oracle_detects_a_smuggled_request(go_parser):
 
 # -- differential oracle 2: the engine itself --------------------------------------------------------
 #
-# dockerd started with --debug logs one `Calling METHOD TARGET` line per API request its router
-# hands to a handler. Byte streams with the same suspicious shapes go through the real relay to a
-# real dockerd: the engine's list must equal the trace's, in order. Routes are ones dockerd has
-# and whose handlers change nothing (or fail: no JSON Content-Type, no such container), so every
-# request that reaches a handler is logged; a final `Connection: close` ping ends each case.
+# dockerd started with --debug logs one line per API request its router hands to a handler
+# (`Calling METHOD TARGET` in 20.10, `handling METHOD request … request-url=TARGET` in 28). Byte
+# streams with the same suspicious shapes go through the real relay to a real dockerd (20.10 built
+# with Go 1.19, 28.5 with a current Go): the engine's list must equal the trace's, in order. Routes
+# are ones dockerd has and whose handlers change nothing (or fail: no JSON Content-Type, no such
+# container), so every request that reaches a handler is logged; a final `Connection: close` ping
+# ends each case.
 
 # Every target carries `oracle=1`, replaced per case by a fresh number: the engine's log is compared
 # only on lines carrying it (other local tools may probe the engine's socket meanwhile).
@@ -498,7 +500,12 @@ ENGINE_ROUTES = [
 ]  # fmt: skip
 LAST_PING = b"GET /_ping?last=1&oracle=1 HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
 ROUTER_NOT_FOUND = b'{"message":"page not found"}'  # moby's router: no handler ran, nothing logged
-_CALLING = re.compile(rb'level=debug msg="Calling ([A-Z]+) ([^"\s]*)"')
+# dockerd 20.10: `msg="Calling GET /_ping"`; dockerd 28: `msg="handling GET request" [form-data=…]
+# method=GET module=api request-url=/_ping` (logfmt: the URL quoted when it holds `=` or spaces).
+_CALLING = re.compile(
+    rb'level=debug msg="Calling ([A-Za-z]+) ([^"\s]*)"'
+    rb'|level=debug msg="handling [^"]* request" .*?\bmethod=([A-Za-z]+) .*?request-url=(?:"([^"]*)"|(\S+))'
+)
 
 
 ORACLE_DOCKERDS = selected_engines(("dockerd-20.10", "dockerd-28.5"))  # Go 1.19 and a current Go
@@ -541,7 +548,14 @@ class EngineCalls:
         with open(self.path, "rb") as log:
             log.seek(self.offset)
             text = log.read()
-        return [(m.group(1).decode(), m.group(2).decode()) for m in _CALLING.finditer(text)]
+        calls = []
+        for m in _CALLING.finditer(text):
+            if m.group(1):
+                method, target = m.group(1), m.group(2)
+            else:
+                method, target = m.group(3), m.group(4) or m.group(5)
+            calls.append((method.decode(), target.decode()))
+        return calls
 
 
 def traced_calls(exchanges) -> list[tuple[str, str]]:

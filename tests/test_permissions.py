@@ -20,7 +20,7 @@ from faultkit import DOCKERTAP, ProxyProcess, exchange, status_and_body, wait_fo
 
 from dockertap.proxy.discovery import default_listen_path
 
-# These test dockertap's own socket, not the engine behind it: one engine (see conftest).
+# These test dockertap's own socket, not the engine behind it: one fake engine (see conftest).
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root"),
     pytest.mark.engines("dockerd-28.5"),
@@ -63,7 +63,8 @@ def base():
 
 
 @pytest.fixture
-def engine(base):
+def fake_engine(base):
+    """An engine that answers 200 to everything (not named `engine`: conftest parametrizes that name)."""
     with FakeServer(f"{base}/engine.sock", lambda head: OK, mode=0o666) as server:
         yield server
 
@@ -106,8 +107,8 @@ def _start_default_as_nobody(engine_url: str) -> subprocess.Popen:
     )
 
 
-def test_default_socket_is_0600_in_a_0700_directory_owned_by_the_user(engine, nobody_default_dir):
-    proc = _start_default_as_nobody(engine.url)
+def test_default_socket_is_0600_in_a_0700_directory_owned_by_the_user(fake_engine, nobody_default_dir):
+    proc = _start_default_as_nobody(fake_engine.url)
     sock_path = f"{nobody_default_dir}/docker.sock"
     try:
         assert wait_for(lambda: os.path.exists(sock_path) or proc.poll() is not None, 20) is not None
@@ -125,7 +126,7 @@ def test_default_socket_is_0600_in_a_0700_directory_owned_by_the_user(engine, no
 
 
 @pytest.mark.parametrize("trap", ["symlink", "foreign-dir", "loose-file"])
-def test_planted_default_directory_is_refused(engine, nobody_default_dir, base, trap):
+def test_planted_default_directory_is_refused(fake_engine, nobody_default_dir, base, trap):
     """Someone pre-creates /tmp/dockertap-<uid> to capture the socket: refuse with a clear reason."""
     if trap == "symlink":
         target = f"{base}/attacker"
@@ -139,7 +140,7 @@ def test_planted_default_directory_is_refused(engine, nobody_default_dir, base, 
     else:
         open(nobody_default_dir, "w").close()
         expected = "not a plain directory"
-    proc = _start_default_as_nobody(engine.url)
+    proc = _start_default_as_nobody(fake_engine.url)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 2, err
     assert expected in err and "refusing" in err and "Traceback" not in err
@@ -147,15 +148,15 @@ def test_planted_default_directory_is_refused(engine, nobody_default_dir, base, 
         assert os.listdir(f"{base}/attacker") == []
 
 
-def test_root_socket_is_not_reachable_by_an_unprivileged_user(engine, base):
-    with ProxyProcess(base, engine.url, "--no-observe") as px:  # runs as root, socket 0600
+def test_root_socket_is_not_reachable_by_an_unprivileged_user(fake_engine, base):
+    with ProxyProcess(base, fake_engine.url, "--no-observe") as px:  # runs as root, socket 0600
         assert stat.S_IMODE(os.stat(px.path).st_mode) == 0o600
         assert connect_as(AS_NOBODY, px.path) == "EACCES"
         assert connect_as([], px.path) == "ok"
 
 
-def test_group_option_gives_0660_and_that_group_only(engine, base):
-    with ProxyProcess(base, engine.url, "--group", "nogroup", "--no-observe") as px:
+def test_group_option_gives_0660_and_that_group_only(fake_engine, base):
+    with ProxyProcess(base, fake_engine.url, "--group", "nogroup", "--no-observe") as px:
         st = os.stat(px.path)
         assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == 65534
         assert connect_as(AS_NOBODY, px.path) == "ok"  # nobody:nogroup is in the group
@@ -164,11 +165,11 @@ def test_group_option_gives_0660_and_that_group_only(engine, base):
         assert "mode 0660: you and group nogroup" in px.log()
 
 
-def test_stale_socket_is_replaced_and_live_one_refused(engine, base):
-    first = ProxyProcess(base, engine.url, "--no-observe")
+def test_stale_socket_is_replaced_and_live_one_refused(fake_engine, base):
+    first = ProxyProcess(base, fake_engine.url, "--no-observe")
     try:
         second = subprocess.run(
-            [DOCKERTAP, "proxy", "--listen", first.url, "--backend", engine.url, "--no-observe"],
+            [DOCKERTAP, "proxy", "--listen", first.url, "--backend", fake_engine.url, "--no-observe"],
             capture_output=True,
             text=True,
             timeout=20,
@@ -179,11 +180,11 @@ def test_stale_socket_is_replaced_and_live_one_refused(engine, base):
         first.process.kill()  # kill -9: the socket file stays behind, stale
         first.process.wait()
     assert stat.S_ISSOCK(os.lstat(first.path).st_mode)
-    with ProxyProcess(base, engine.url, "--no-observe") as again:
+    with ProxyProcess(base, fake_engine.url, "--no-observe") as again:
         assert status_and_body(exchange(again.path, PING))[0] == 200
 
 
-def test_non_loopback_tcp_needs_listen_public_and_warns(engine):
+def test_non_loopback_tcp_needs_listen_public_and_warns(fake_engine):
     refused = subprocess.run(
         [
             DOCKERTAP,
@@ -192,7 +193,7 @@ def test_non_loopback_tcp_needs_listen_public_and_warns(engine):
             "tcp://0.0.0.0:0",
             "--allow-tcp",
             "--backend",
-            engine.url,
+            fake_engine.url,
             "--no-observe",
         ],
         capture_output=True,
@@ -210,7 +211,7 @@ def test_non_loopback_tcp_needs_listen_public_and_warns(engine):
             "--listen-public",
             "--allow-tcp",
             "--backend",
-            engine.url,
+            fake_engine.url,
             "--no-observe",
             "--format",
             "json",
@@ -239,10 +240,10 @@ def test_non_loopback_tcp_needs_listen_public_and_warns(engine):
 # -- TCP is opt-in, and no web page gets through it ---------------------------------------------------
 
 
-def _tcp_proxy(engine, *extra: str) -> tuple[subprocess.Popen, int, str]:
+def _tcp_proxy(backend, *extra: str) -> tuple[subprocess.Popen, int, str]:
     """`dockertap proxy --listen tcp://127.0.0.1:0 --allow-tcp`: (process, port, banner)."""
     proc = subprocess.Popen(
-        [DOCKERTAP, "proxy", "--listen", "tcp://127.0.0.1:0", "--allow-tcp", "--backend", engine.url,
+        [DOCKERTAP, "proxy", "--listen", "tcp://127.0.0.1:0", "--allow-tcp", "--backend", backend.url,
          "--no-observe", "--format", "json", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -265,9 +266,9 @@ def _ask(port: int, request: bytes) -> tuple[int, dict]:
     return status, (json.loads(body) if body.startswith(b"{") else {})
 
 
-def test_tcp_listen_needs_allow_tcp(engine):
+def test_tcp_listen_needs_allow_tcp(fake_engine):
     refused = subprocess.run(
-        [DOCKERTAP, "proxy", "--listen", "tcp://127.0.0.1:0", "--backend", engine.url, "--no-observe"],
+        [DOCKERTAP, "proxy", "--listen", "tcp://127.0.0.1:0", "--backend", fake_engine.url, "--no-observe"],
         capture_output=True,
         text=True,
         timeout=20,
@@ -308,8 +309,8 @@ TCP_REQUESTS = [
 ]
 
 
-def test_tcp_refuses_browser_and_rebinding_requests_with_403(engine):
-    proc, port, _banner = _tcp_proxy(engine)
+def test_tcp_refuses_browser_and_rebinding_requests_with_403(fake_engine):
+    proc, port, _banner = _tcp_proxy(fake_engine)
     try:
         for fields, refused in TCP_REQUESTS:
             fields = fields.replace(b"{port}", b"%d" % port)
@@ -329,11 +330,11 @@ def test_tcp_refuses_browser_and_rebinding_requests_with_403(engine):
         proc.wait(10)
 
 
-def test_unix_socket_does_not_apply_the_tcp_guard(engine):
+def test_unix_socket_does_not_apply_the_tcp_guard(fake_engine):
     """On the private Unix socket only its owner connects: Origin/Host are not refused there."""
     base = str(engines.short_base("dtg"))
     try:
-        with ProxyProcess(base, engine.url, "--no-observe") as px:
+        with ProxyProcess(base, fake_engine.url, "--no-observe") as px:
             request = (
                 b"GET /_ping HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n"
                 b"Connection: close\r\n\r\n"
@@ -341,3 +342,4 @@ def test_unix_socket_does_not_apply_the_tcp_guard(engine):
             assert status_and_body(exchange(px.path, request))[0] == 200
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
