@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
+import secrets
 import time
 
 import pytest
@@ -499,6 +499,19 @@ ENGINE_ROUTES = [
     (b"POST", b"/v1.41/containers/dt-oracle-none/stop?oracle=1"),
 ]  # fmt: skip
 LAST_PING = b"GET /_ping?last=1&oracle=1 HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
+ENGINE_ROUTE_KEYS = {(m.decode(), t.decode().split("?")[0]) for m, t in ENGINE_ROUTES} | {
+    ("GET", "/_ping"),
+    ("DELETE", "/containers/dt-victim"),
+    ("POST", "/containers/dt-web/stop"),
+    ("POST", "/containers/create"),
+    ("GET", "/containers/json"),
+}
+
+
+def _route_of(call: tuple[str, str]) -> tuple[str, str]:
+    return call[0], call[1].split("?")[0]
+
+
 ROUTER_NOT_FOUND = b'{"message":"page not found"}'  # moby's router: no handler ran, nothing logged
 # dockerd 20.10: `msg="Calling GET /_ping"`; dockerd 28: `msg="handling GET request" [form-data=…]
 # method=GET module=api request-url=/_ping` (logfmt: the URL quoted when it holds `=` or spaces).
@@ -565,17 +578,22 @@ def traced_calls(exchanges) -> list[tuple[str, str]]:
         for ex in exchanges
         if not (ex.synthetic and ex.status != 502)
         and not (ex.status == 404 and bytes(ex.response_body.data).startswith(ROUTER_NOT_FOUND))
+        and ex.status != 405  # dockerd 28's router: a method no route has (e.g. `D` after a short body)
     ]
     return [ex.method_and_target for ex in sorted(relayed, key=lambda ex: ex.sequence)]
 
 
 def engine_agrees(rig: RelayRig, engine, stream: bytes, splits=()) -> tuple[list, list]:
     """Send `stream` through the relay to the engine; (what the engine ran, what the trace shows)."""
-    marker = f"oracle={random.randrange(10**8, 10**9)}"
+    marker = f"oracle={secrets.randbelow(10**9)}"  # not `random`: hypothesis seeds it per case
     stream = stream.replace(b"oracle=1", marker.encode())
     calls = EngineCalls(engine)
     _received, exchanges = rig.run(rig.send(split_at(stream, splits)), timeout=20)
-    traced = [call for call in traced_calls(exchanges) if marker in call[1]]
+    # Only routes dockerd has can run a handler: a method the body swallowed half of (`D`, `loGET`) is
+    # answered by the router (404/405), or cut off by dockertap before any answer (then a 502).
+    traced = [
+        call for call in traced_calls(exchanges) if marker in call[1] and _route_of(call) in ENGINE_ROUTE_KEYS
+    ]
 
     def ran() -> list[tuple[str, str]]:
         return [call for call in calls.since() if marker in call[1]]
