@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 
 import typer
 
+from dockertap.atomic import write_atomically
 from dockertap.proxy.discovery import (
     context_dir_name,
     context_meta_path,
@@ -45,18 +45,7 @@ class SharedSocketDirError(ContextStoreError):
 
 
 def _write_json_atomically(path: str, data: dict, indent: str | None = None) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".dockertap-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=indent)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, json.dumps(data, indent=indent), 0o644)
 
 
 def install_context(
