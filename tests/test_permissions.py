@@ -19,11 +19,7 @@ from faultkit import DOCKERTAP, ProxyProcess, exchange, status_and_body, wait_fo
 
 from dockertap.proxy.discovery import default_listen_path
 
-# These test dockertap's own socket, not the engine behind it: one engine (see conftest).
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root"),
-    pytest.mark.engines("dockerd-28.5"),
-]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 
 NOBODY = 65534
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
