@@ -262,7 +262,12 @@ def start_engine(engine_id: str, base: str | os.PathLike[str]) -> Engine:
 
 
 def start_dockerd(
-    base: str | os.PathLike[str], storage_driver: str | None = None, *, engine_id: str = DEFAULT_DOCKERD
+    base: str | os.PathLike[str],
+    storage_driver: str | None = None,
+    *,
+    engine_id: str = DEFAULT_DOCKERD,
+    env: Mapping[str, str] | None = None,
+    debug: bool = False,
 ) -> Engine:
     """Start a dockerd (with its own containerd) from its root; socket at ``<base>/run/docker.sock``.
 
@@ -280,7 +285,7 @@ def start_dockerd(
     failures = []
     for driver in drivers:
         try:
-            return _start_dockerd_once(base, spec, driver)
+            return _start_dockerd_once(base, spec, driver, env, debug)
         except EngineStartError as err:
             failures.append(f"[{driver or spec.image_store}] {err}")
             _empty_directory(base)  # the next driver starts from a clean data root
@@ -297,7 +302,15 @@ def _empty_directory(path: Path) -> None:
             child.unlink(missing_ok=True)
 
 
-def _start_dockerd_once(base: Path, spec: EngineSpec, storage_driver: str | None) -> Engine:
+def _start_dockerd_once(
+    base: Path,
+    spec: EngineSpec,
+    storage_driver: str | None,
+    env: Mapping[str, str] | None = None,
+    debug: bool = False,
+) -> Engine:
+    """``debug`` adds ``--debug``: the log then holds one ``Calling METHOD TARGET`` line per API
+    request the engine handled (the fuzzer's engine oracle)."""
     config: dict[str, object] = {
         "group": "root",  # the socket is the owner's only (the root's docker gid means nothing here)
         "shutdown-timeout": 5,
@@ -314,7 +327,8 @@ def _start_dockerd_once(base: Path, spec: EngineSpec, storage_driver: str | None
     layer = _prepare_base(base, spec)
     (layer / "upper/etc/docker").mkdir(parents=True)
     (layer / "upper/etc/docker/daemon.json").write_text(json.dumps(config, indent=1) + "\n")
-    engine = _spawn_in_root(base, spec, layer, ["dockerd"], base / "dockerd.log")
+    argv = ["dockerd", *(["--debug"] if debug else [])]
+    engine = _spawn_in_root(base, spec, layer, argv, base / "dockerd.log", env)
     engine.containerd_socket = base / "run" / CONTAINERD_SOCKET_INSIDE.removeprefix("/run/")
     _wait_ready(engine)
     if not engine.containerd_socket.exists():
@@ -389,11 +403,18 @@ def _prepare_base(base: Path, spec: EngineSpec) -> Path:
     return layer
 
 
-def _spawn_in_root(base: Path, spec: EngineSpec, layer: Path, argv: Sequence[str], log_path: Path) -> Engine:
+def _spawn_in_root(
+    base: Path,
+    spec: EngineSpec,
+    layer: Path,
+    argv: Sequence[str],
+    log_path: Path,
+    extra_env: Mapping[str, str] | None = None,
+) -> Engine:
     root = engine_roots.root_path(spec.suite)
     unshare = ["unshare", "--mount", "--net", "--propagation", "private", "--"]
     script = ["sh", "-c", _ENTER_ROOT, "enter-root", str(base), str(root), str(layer), _DATA_DIR[spec.family]]
-    env = {**_ENGINE_ENV, "HOME": "/root", "LANG": "C.UTF-8", BASE_ENV: str(base)}
+    env = {**_ENGINE_ENV, "HOME": "/root", "LANG": "C.UTF-8", BASE_ENV: str(base), **(extra_env or {})}
     with open(log_path, "ab") as log:
         # A new session: a Ctrl-C aimed at pytest must not kill the engine before teardown does.
         process = subprocess.Popen(
@@ -928,7 +949,7 @@ class Tap:
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def stop(self) -> int:
-        """SIGTERM (dockertap's normal shutdown); returns its exit status."""
+        """SIGTERM (dockertap's normal shutdown: exit 143, as a shell reports it); returns its exit status."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
