@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from dockertap.i18n import Lang, counted, default_lang, msg
+from dockertap.options import output_file
 from dockertap.recordings.format import SessionFormatError, read_session
+from dockertap.recordings.safe_text import safe_line
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"dockertap: {message}", fg="red", err=True)
+    typer.secho(f"dockertap: {safe_line(message)}", fg="red", err=True)
     return typer.Exit(code)
 
 
@@ -17,42 +20,84 @@ def export(
         ..., metavar="FILE", help="A session file (dockertap ... --record FILE)."
     ),
     har: str = typer.Option(
-        None, "--har", metavar="OUT", help="Write HAR 1.2 (browser devtools, HAR viewers)."
+        None,
+        "--har",
+        metavar="OUT",
+        callback=output_file,
+        help="Write HAR 1.2 (browser devtools, HAR viewers).",
     ),
     flows: str = typer.Option(
-        None, "--flows", metavar="OUT", help="Write a mitmproxy flow file (mitmweb -r OUT)."
+        None,
+        "--flows",
+        metavar="OUT",
+        callback=output_file,
+        help="Write a mitmproxy flow file (mitmweb -r OUT).",
+    ),
+    html: str = typer.Option(
+        None,
+        "--html",
+        metavar="OUT",
+        help="Write a self-contained HTML page: sequence diagram (inline SVG) and narration, no network.",
+    ),
+    lang: Lang = typer.Option(
+        None, "--lang", help="Language of the HTML page's narration [default: from LANG]."
     ),
 ) -> None:
-    """Export a recorded session as HAR or as a mitmproxy flow file.
+    """Export a recorded session as HAR, as a mitmproxy flow file, or as a teaching HTML page.
 
     [bold]Examples[/bold]
 
       dockertap export session.jsonl --har session.har
       dockertap export session.jsonl --flows session.flows && mitmweb -r session.flows
+      dockertap export docker-run --html docker-run.html --lang ja
     """
-    if not (har or flows):
-        raise _fail("nothing to do: pass --har OUT and/or --flows OUT")
+    if not (har or flows or html):
+        raise _fail("nothing to do: pass --har OUT, --flows OUT and/or --html OUT")
+    if html:
+        _export_html(session_file, html, (lang or Lang(default_lang())).value)
+        if not (har or flows):
+            return
     try:
         session = read_session(session_file)
     except (OSError, SessionFormatError) as exc:
         raise _fail(str(exc)) from None
     for warning in session.warnings:
-        typer.secho(f"dockertap: warning: {warning}", fg="yellow", err=True)
-    if har:
-        from dockertap.recordings.har import write_har
+        typer.secho(f"dockertap: warning: {safe_line(warning)}", fg="yellow", err=True)
+    from dockertap.recordings.flows import write_flows
+    from dockertap.recordings.har import write_har
 
-        count = write_har(session, har)
-        typer.echo(f"wrote {count} exchanges to {har} (HAR 1.2)", err=True)
-    if flows:
-        from dockertap.recordings.flows import write_flows
+    for path, write, noun, what in (
+        (har, write_har, "exchange", "HAR 1.2"),
+        (flows, write_flows, "flow", "mitmproxy"),
+    ):
+        if not path:
+            continue
+        try:
+            count = write(session, path)
+        except OSError as exc:
+            raise _fail(f"cannot write {path}: {exc.strerror or exc}") from None
+        typer.echo(f"wrote {counted('en', count, noun)} to {path} ({what})", err=True)
 
-        count = write_flows(session, flows)
-        typer.echo(f"wrote {count} flows to {flows} (mitmproxy)", err=True)
+
+def _export_html(name_or_path: str, out: str, lang: str) -> None:
+    from dockertap.recordings.html_export import write_html
+    from dockertap.recordings.replayable import load_replay
+
+    try:
+        session = load_replay(name_or_path)
+        count = write_html(session, out, lang)
+    except (OSError, SessionFormatError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        msg(lang, "wrote_html", exchanges=counted(lang, count, "exchange"), out=out, language=lang), err=True
+    )
 
 
 def import_(
     source: str = typer.Argument(..., metavar="IN", help="A HAR file or a mitmproxy flow file."),
-    out: str = typer.Option(..., "--output", "-o", metavar="FILE", help="Session file to write."),
+    out: str = typer.Option(
+        ..., "--output", "-o", metavar="FILE", callback=output_file, help="Session file to write."
+    ),
     no_redact: bool = typer.Option(False, "--no-redact", help="Keep credentials found in the capture."),
     force: bool = typer.Option(False, "--force", help="Overwrite FILE if it exists."),
 ) -> None:
@@ -90,6 +135,8 @@ def import_(
         count = import_flows(flows, out, redact=not no_redact)
     except ImportLimitError as exc:
         raise _fail(f"cannot import {source}: {exc}") from None
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
     for note in what_the_import_lacks(flows):
         typer.secho(f"dockertap: note: {note}", fg="yellow", err=True)
-    typer.echo(f"imported {count} exchanges from {source} into {out}", err=True)
+    typer.echo(f"imported {counted('en', count, 'exchange')} from {source} into {out}", err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import shutil
@@ -19,14 +20,23 @@ import typer
 
 from dockertap.analyzers.clients import NO_PEER_OVER_TCP
 from dockertap.filters import ExchangeFilter, FilterError, matches_all, parse_filters
+from dockertap.grpc_calls import GrpcCalls
+from dockertap.options import endpoint_url, output_file
 from dockertap.output import BackgroundWriter
-from dockertap.proxy.discovery import Discovery, default_listen_path, discover_backend
+from dockertap.proxy.discovery import Discovery, cli_choice, default_listen_path, discover_backend
 from dockertap.proxy.endpoints import EndpointError, parse_endpoint
 from dockertap.proxy.exchange import Exchange, final_head, header_value
 from dockertap.proxy.hub import Event
 from dockertap.proxy.listener import ListenError
 from dockertap.proxy.probe import describe_connect_error
-from dockertap.proxy.relay import RelayConfig
+from dockertap.proxy.relay import (
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    RelayConfig,
+    RelayStats,
+)
+from dockertap.recordings.safe_text import safe_line
 from dockertap.session import (
     Listening,
     Pipeline,
@@ -215,11 +225,39 @@ def _request_json(ex: Exchange) -> object | None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"dockertap: {message}", fg="red", err=True)
+    typer.secho(f"dockertap: {safe_line(message)}", fg="red", err=True)
     return typer.Exit(code)
 
 
+def _warn_if_the_cli_setting_is_broken() -> None:
+    """Say once when the user's own DOCKER_HOST/context does not work with the docker CLI.
+
+    `run` gives CMD a DOCKER_HOST of its own (and drops DOCKER_CONTEXT), and `proxy` tells the
+    user to export one, so a broken setting would otherwise be repaired invisibly: everything
+    works under dockertap and fails without it.
+    """
+    choice = cli_choice(os.environ)
+    problem = choice.error if choice.reading is None else choice.reading.problem
+    if choice.origin not in ("DOCKER_HOST", "DOCKER_CONTEXT", "currentContext") or not problem:
+        return
+    setting = (
+        f"DOCKER_HOST={choice.reading.given}"
+        if choice.origin == "DOCKER_HOST" and choice.reading
+        else f"DOCKER_CONTEXT={choice.context}"
+        if choice.origin == "DOCKER_CONTEXT"
+        else f"the current docker context {choice.context!r}"
+    )
+    typer.secho(
+        f"dockertap: warning: your {setting} does not work with the docker CLI: {problem}. "
+        "Through dockertap it works, because dockertap sets DOCKER_HOST itself; without dockertap "
+        "it fails (`dockertap doctor` shows a fix that works)",
+        fg="yellow",
+        err=True,
+    )
+
+
 def _discover(backend: str | None, own: list[str]) -> Discovery:
+    _warn_if_the_cli_setting_is_broken()
     try:
         found = discover_backend(backend, own_sockets=own)
     except EndpointError as exc:
@@ -232,21 +270,67 @@ def _discover(backend: str | None, own: list[str]) -> Discovery:
     return found
 
 
-def _relay_config(found: Discovery, capture_bytes: int) -> RelayConfig:
+def _relay_config(found: Discovery, capture_bytes: int, **limits) -> RelayConfig:
+    """`limits`: the client-side limits and guards of `dockertap proxy`, and `--otel-propagate`'s
+    added header (RelayConfig fields)."""
+
     def describe(endpoint, exc: OSError) -> tuple[str, str]:
         _kind, reason, hint = describe_connect_error(endpoint, exc)
         return reason, hint
 
     assert found.endpoint is not None
-    return RelayConfig(backend=found.endpoint, capture_limit=capture_bytes, describe_dial_error=describe)
+    return RelayConfig(
+        backend=found.endpoint, capture_limit=capture_bytes, describe_dial_error=describe, **limits
+    )
+
+
+def _seconds(value: float | None) -> float | None:
+    """A timeout option: a finite number of seconds > 0 (exit 2 otherwise), or 0 for 'never'."""
+    if value is None:
+        return value
+    if not math.isfinite(value) or value < 0:
+        raise typer.BadParameter(f"{value} is not a number of seconds ≥ 0 (0 turns the timeout off)")
+    return value
+
+
+def _positive_seconds(value: float | None) -> float | None:
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise typer.BadParameter(f"{value} is not a number of seconds > 0")
+    return value
+
+
+def _connection_cap(value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise typer.BadParameter(f"{value} is not a count of connections ≥ 0 (0 removes the cap)")
+    return value
+
+
+IDLE_TIMEOUT_HELP = (
+    "Close a client connection that sends no byte for SECONDS while no exchange is in flight "
+    "(streams being relayed are never idle); 0: never."
+)
+HEAD_TIMEOUT_HELP = "A request head must be complete SECONDS after its first byte, else 408."
+MAX_CONNECTIONS_HELP = "Client connections open at once; more are answered 503 (0: no cap)."
+ALLOW_TCP_HELP = (
+    "Allow --listen tcp://…: every local user (and any web page that finds the port) can reach it; "
+    "browser requests and foreign Host headers are refused with 403."
+)
 
 
 def _backend_banner(found: Discovery) -> str:
     return f"backend {found.endpoint.url} — {found.reason}"
 
 
-def _processors(analysis: Analysis, redact: bool) -> list:
-    """Redaction runs first, so no sink (screen, JSON trace, recording) ever sees a secret."""
+def _processors(analysis: Analysis, redact: bool, record_stdin: bool = False) -> list:
+    """Redaction runs first, so no sink (screen, JSON trace, recording) ever sees a secret; the gRPC
+    decoder after the analysis that creates the annotation it re-keys."""
+    if record_stdin and redact:
+        typer.secho(
+            "dockertap: warning: --record-stdin: what clients type into attach/exec sessions (passwords "
+            "piped into `docker exec -i` too) will be shown and recorded",
+            fg="yellow",
+            err=True,
+        )
     if not redact:
         typer.secho(
             "dockertap: warning: --no-redact: registry credentials and secret-looking environment values "
@@ -254,10 +338,10 @@ def _processors(analysis: Analysis, redact: bool) -> list:
             fg="yellow",
             err=True,
         )
-        return [analysis]
+        return [analysis, GrpcCalls()]
     from dockertap.analyzers.redact import Redactor
 
-    return [Redactor(), analysis]
+    return [Redactor(record_stdin=record_stdin), analysis, GrpcCalls()]
 
 
 def _recorder(path: str | None, found: Discovery, analysis: Analysis, redact: bool, capture_bytes: int):
@@ -310,9 +394,58 @@ def _observer(observe: bool | None, analysis: Analysis, found: Discovery, pipeli
     return observer
 
 
+PROPAGATE_HELP = (
+    "Add a W3C traceparent to requests that carry none, so the engine's own spans join dockertap's "
+    "trace. The only option that changes relayed bytes; the trace names the added header."
+)
+OTLP_HELP = (
+    "Export spans to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (also on when the standard "
+    "OTEL_EXPORTER_OTLP_ENDPOINT is set; needs the 'otel' extra)."
+)
+
+
+def _otel_export(otlp: str | None, propagate: bool, command: list[str] | None = None):
+    """The OpenTelemetry sink, or None when no export was asked for."""
+    from dockertap.otel import OtelExport, OtelUnavailable, export_requested
+
+    if not export_requested(otlp, os.environ):
+        if propagate:
+            raise _fail(
+                "--otel-propagate needs an OpenTelemetry export: --otlp URL or OTEL_EXPORTER_OTLP_ENDPOINT"
+            )
+        return None
+    if otlp and not otlp.startswith(("http://", "https://")):
+        raise _fail(f"--otlp takes an http:// or https:// URL of an OTLP/HTTP collector, got {otlp!r}")
+    try:
+        return OtelExport(endpoint=otlp, command=command)
+    except OtelUnavailable as exc:
+        raise _fail(str(exc)) from None
+
+
+def _close_otel(export, *, report: bool = True) -> None:
+    if export is not None:
+        export.close()
+        if report:
+            _report_otel(export)
+
+
+def _propagation(export, propagate: bool):
+    """`--otel-propagate`: the header the relay adds to requests without one (RelayConfig)."""
+    return ("traceparent", export.next_traceparent) if propagate and export is not None else None
+
+
+def _report_otel(export) -> None:
+    if export is not None:
+        typer.secho(f"dockertap: {export.summary()}", err=True, dim=True)
+
+
 BODIES_HELP = "Show JSON bodies and demultiplexed stdout/stderr under each trace line (text format)."
 RECORD_HELP = "Record the session (JSON Lines, flushed per exchange) to FILE."
 NO_REDACT_HELP = "Show and record registry credentials and secret-looking env values as they are."
+RECORD_STDIN_HELP = (
+    "Keep the stdin of attach/exec sessions (withheld by default: sizes and timing only). "
+    "BuildKit session payloads stay withheld."
+)
 
 
 def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> int:
@@ -347,23 +480,44 @@ def _serve_forever(tap: Tap, on_ready: Callable[[], None], observer=None) -> int
 
 # -- commands --------------------------------------------------------------------------------
 
+BACKEND_HELP = "Engine socket to relay to (unix:// or tcp://) [default: discovered]"
 CAPTURE_HELP = "Bytes of each body and hijacked stream to keep for display and recording (all are counted)."
 
 
 def proxy(
     listen: str = typer.Option(
-        None, "--listen", "-l", help="unix:///path or tcp://127.0.0.1:PORT [default: a private Unix socket]"
+        None,
+        "--listen",
+        "-l",
+        callback=endpoint_url,
+        help="unix:///path or tcp://127.0.0.1:PORT [default: a private Unix socket]",
     ),
-    backend: str = typer.Option(
-        None, "--backend", "-b", help="Engine socket to relay to (unix:// or tcp://) [default: discovered]"
-    ),
+    backend: str = typer.Option(None, "--backend", "-b", callback=endpoint_url, help=BACKEND_HELP),
     fmt: TraceFormat = typer.Option(
         TraceFormat.text, "--format", "-f", help="Trace lines as text or JSON Lines."
     ),
-    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", help=CAPTURE_HELP),
+    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", min=0, help=CAPTURE_HELP),
     group: str = typer.Option(None, "--group", help="Let members of GROUP connect too (socket mode 0660)."),
     listen_public: bool = typer.Option(
         False, "--listen-public", help="Allow a non-loopback TCP address (root-equivalent access, no TLS)."
+    ),
+    allow_tcp: bool = typer.Option(False, "--allow-tcp", help=ALLOW_TCP_HELP),
+    idle_timeout: float = typer.Option(
+        DEFAULT_IDLE_TIMEOUT, "--idle-timeout", metavar="SECONDS", callback=_seconds, help=IDLE_TIMEOUT_HELP
+    ),
+    head_timeout: float = typer.Option(
+        DEFAULT_HEAD_TIMEOUT,
+        "--head-timeout",
+        metavar="SECONDS",
+        callback=_positive_seconds,
+        help=HEAD_TIMEOUT_HELP,
+    ),
+    max_connections: int = typer.Option(
+        DEFAULT_MAX_CONNECTIONS,
+        "--max-connections",
+        metavar="N",
+        callback=_connection_cap,
+        help=MAX_CONNECTIONS_HELP,
     ),
     filter_specs: list[str] = typer.Option(
         None,
@@ -372,10 +526,13 @@ def proxy(
     ),
     bodies: bool = typer.Option(False, "--bodies", help=BODIES_HELP),
     plain: bool = typer.Option(False, "--plain", help="Plain lines even on a terminal (no live panel)."),
-    record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
+    record: str = typer.Option(None, "--record", metavar="FILE", callback=output_file, help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
+    record_stdin: bool = typer.Option(False, "--record-stdin", help=RECORD_STDIN_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
-    settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
+    settle: float = typer.Option(0.15, "--settle", min=0, help=SETTLE_HELP),
+    otlp: str = typer.Option(None, "--otlp", metavar="URL", help=OTLP_HELP),
+    otel_propagate: bool = typer.Option(False, "--otel-propagate", help=PROPAGATE_HELP),
 ) -> None:
     """Listen on a socket and relay every Docker API exchange to the real engine, one trace line each.
 
@@ -390,23 +547,40 @@ def proxy(
 
     [cyan]dockertap proxy --filter 'route=POST /containers/*' --bodies[/cyan]
 
-    [cyan]dockertap proxy --listen tcp://127.0.0.1:2399[/cyan]
+    [cyan]dockertap proxy --listen tcp://127.0.0.1:2399 --allow-tcp[/cyan]
     """
+    otel = _otel_export(otlp, otel_propagate)  # before the socket exists: a refusal leaves nothing
     private = listen is None
-    listen = listen or f"unix://{default_listen_path()}"
+    listen = listen or f"unix://{default_listen_path(group=group)}"
     found = _discover(backend, own=[listen])
     try:
-        listening = open_listener(listen, group=group, listen_public=listen_public, private_parent=private)
+        listening = open_listener(
+            listen, group=group, listen_public=listen_public, allow_tcp=allow_tcp, private_parent=private
+        )
     except (ListenError, EndpointError) as exc:
         raise _fail(str(exc)) from None
     try:
         filters = parse_filters(filter_specs)
     except FilterError as exc:
+        _close_unused(listening)
         raise _fail(str(exc)) from None
     analysis = Analysis(found)
-    pipeline = Pipeline(processors=_processors(analysis, not no_redact))
-    recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
-    tap = Tap(listening, _relay_config(found, capture_bytes), pipeline)
+    pipeline = Pipeline(processors=_processors(analysis, not no_redact, record_stdin))
+    try:
+        recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
+    except typer.Exit:
+        _close_unused(listening)  # a failed start leaves no socket behind
+        raise
+    limits = dict(
+        idle_timeout=idle_timeout or None,
+        head_timeout=head_timeout,
+        max_connections=max_connections or None,
+        loopback_guard=listening.path is None,
+        guard_allows=listening.host_names,
+        guard_allows_ip=listen_public,
+        add_request_header=_propagation(otel, otel_propagate),
+    )
+    tap = Tap(listening, _relay_config(found, capture_bytes, **limits), pipeline)
     out = BackgroundWriter(sys.stdout)
     live_view = None
     if fmt is TraceFormat.text and sys.stdout.isatty() and not plain:
@@ -428,14 +602,16 @@ def proxy(
         pipeline.sinks.append(
             TraceSink(out.write, fmt, color=sys.stdout.isatty(), filters=filters, bodies=bodies)
         )
+    if otel is not None:
+        pipeline.sinks.append(otel)
     observer = _observer(observe, analysis, found, pipeline, settle)
     _attach_recorder(recorder, pipeline, observer)
 
     def ready() -> None:
         err = sys.stderr
-        err.write(f"dockertap: {_backend_banner(found)}\n")
+        err.write(f"dockertap: {safe_line(_backend_banner(found))}\n")
         if observer is not None:
-            err.write(f"dockertap: {observer.banner()}\n")
+            err.write(f"dockertap: {safe_line(observer.banner())}\n")
         err.write(f"dockertap: listening on {listening.url}{_who_can_connect(listening, group)}\n")
         if listening.path is None:
             err.write(f"dockertap: clients show as ? (or what their User-Agent says): {NO_PEER_OVER_TCP}\n")
@@ -453,13 +629,37 @@ def proxy(
             live_view.stop()
         if recorder is not None:
             recorder.close(dropped=tap.hub.dropped)
+        _close_otel(otel)
         out.close()
         if tap.hub.dropped or out.dropped:
             sys.stderr.write(
                 f"dockertap: {tap.hub.dropped + out.dropped} trace events were not shown (slow output)\n"
             )
+        sys.stderr.write(_limits_summary(tap.relay.stats, max_connections, idle_timeout))
     if stopped_by:
         raise typer.Exit(128 + stopped_by)  # what a shell reports for a command ended by that signal
+
+
+def _limits_summary(stats: RelayStats, max_connections: int, idle_timeout: float) -> str:
+    """The end-of-session line on connections the limits turned away (empty when none were)."""
+    parts = []
+    if stats.refused_over_cap:
+        parts.append(
+            f"{stats.refused_over_cap} connection(s) refused with 503 (--max-connections {max_connections})"
+        )
+    if stats.idle_closed:
+        parts.append(f"{stats.idle_closed} idle connection(s) closed (--idle-timeout {idle_timeout:g})")
+    return f"dockertap: {'; '.join(parts)}\n" if parts else ""
+
+
+def _close_unused(listening: Listening) -> None:
+    """Close a listener that will never serve, and remove its socket file."""
+    listening.sock.close()
+    if listening.path:
+        try:
+            os.unlink(listening.path)
+        except FileNotFoundError:
+            pass
 
 
 def _warm_up(analysis: Analysis) -> None:
@@ -472,12 +672,19 @@ def _warm_up(analysis: Analysis) -> None:
 
 def _who_can_connect(listening: Listening, group: str | None) -> str:
     if listening.path is None:
+        browsers = (
+            "\ndockertap: requests with an Origin or Sec-Fetch-* header (web pages) or a Host that is not "
+            "this listener are refused with 403"
+        )
         if not parse_endpoint(listening.url).is_loopback:
             return (
                 "\ndockertap: WARNING: this is not a loopback address: anyone who can reach it gets "
-                "root-equivalent access to the engine — no TLS, no authentication"
+                "root-equivalent access to the engine — no TLS, no authentication" + browsers
             )
-        return " (TCP loopback: any local user can connect)"
+        return (
+            "\ndockertap: WARNING: TCP loopback: every local user (not only you) gets root-equivalent access "
+            "to the engine — no authentication" + browsers
+        )
     if group:
         return f" (mode 0660: you and group {group})"
     if os.geteuid() == 0 and os.environ.get("SUDO_USER"):
@@ -485,26 +692,78 @@ def _who_can_connect(listening: Listening, group: str | None) -> str:
     return " (mode 0600: only you)"
 
 
-_BYPASS_FLAGS = ("-H", "--host", "--context", "-c")
-#: docker's global options that take a value (so the next word is not the subcommand).
-_VALUED_GLOBALS = (*_BYPASS_FLAGS, "--config", "-l", "--log-level", "--tlscacert", "--tlscert", "--tlskey")
+@dataclass(frozen=True)
+class GlobalFlags:
+    """The connection options a Docker client reads before its subcommand, and which take a value."""
+
+    bypass: tuple[str, ...]  # options that pick another endpoint than DOCKER_HOST
+    valued: tuple[str, ...]  # options that take a value (the next word is not the subcommand)
+    short_attached: bool = True  # pflag: `-Hunix:///x` is -H with a value
 
 
-def bypass_flags(command: list[str]) -> list[str]:
-    """Global options in a docker command line that would make it skip DOCKER_HOST (and the tap).
+#: docker/cli cli/flags/options.go (InstallFlags): -H/--host, -c/--context and the other valued globals.
+DOCKER_FLAGS = GlobalFlags(
+    ("-H", "--host", "-c", "--context"),
+    ("-H", "--host", "-c", "--context", "--config", "-l", "--log-level", "--tlscacert", "--tlscert",
+     "--tlskey"),
+)  # fmt: skip
+#: Compose v2 standalone (docker/compose cmd/compatibility/convert.go: getStringFlags): --host/-H and
+#: --context (no -c) before the first word that is not an option; `docker compose -H` is refused.
+COMPOSE_V2_FLAGS = GlobalFlags(
+    ("-H", "--host", "--context"),
+    ("-H", "--host", "--context", "--tlscacert", "--tlscert", "--tlskey", "--log-level"),
+    short_attached=False,
+)
+#: docker-compose 1.x (Python, `docker-compose --help`): -H/--host and -c/--context among its options.
+COMPOSE_V1_FLAGS = GlobalFlags(
+    ("-H", "--host", "-c", "--context"),
+    ("-H", "--host", "-c", "--context", "-f", "--file", "-p", "--project-name", "--profile",
+     "--log-level", "--ansi", "--tlscacert", "--tlscert", "--tlskey", "--project-directory",
+     "--env-file"),
+    short_attached=False,
+)  # fmt: skip
 
-    Only options before the subcommand count: in `docker run img sh -c …`, `-c` is sh's.
+
+def _global_flags_of(command: list[str], executable: str | None) -> GlobalFlags | None:
+    """Only a docker or docker-compose command line carries docker's connection flags."""
+    program = os.path.basename(command[0])
+    if program == "docker":
+        return DOCKER_FLAGS
+    if program == "docker-compose":
+        try:
+            with open(executable or shutil.which(command[0]) or command[0], "rb") as fh:
+                script = fh.read(2) == b"#!"  # 1.x is a Python script, 2.x a Go binary
+        except OSError:
+            script = False
+        return COMPOSE_V1_FLAGS if script else COMPOSE_V2_FLAGS
+    return None
+
+
+def bypass_flags(command: list[str], executable: str | None = None) -> list[str]:
+    """Global options in a docker/docker-compose command line that make it skip DOCKER_HOST (and the tap).
+
+    Only options before the subcommand count: in `docker run img sh -c …`, `-c` is sh's; and in
+    `sh -c 'docker ps'`, `-c` is the shell's, whatever the script holds.
     """
+    flags = _global_flags_of(command, executable)
+    if flags is None:
+        return []
     found = []
     args = iter(command[1:])
     for arg in args:
         if not arg.startswith("-") or arg == "--":
             break  # the subcommand: global options end here
         name = arg.split("=", 1)[0]
-        attached_host = arg.startswith("-H") and len(arg) > 2 and not arg.startswith("--")
-        if name in _BYPASS_FLAGS or attached_host:
+        attached = (
+            flags.short_attached
+            and not arg.startswith("--")
+            and len(arg) > 2
+            and arg[:2] in flags.bypass
+            and arg[2] != "="
+        )
+        if name in flags.bypass or attached:
             found.append(arg)
-        if name in _VALUED_GLOBALS and "=" not in arg and not attached_host:
+        if name in flags.valued and "=" not in arg and not attached:
             next(args, None)
     return found
 
@@ -542,22 +801,23 @@ def run(
     command: list[str] = typer.Argument(
         ..., metavar="-- CMD [ARGS]...", help="The command to run through the tap."
     ),
-    backend: str = typer.Option(
-        None, "--backend", "-b", help="Engine socket to relay to (unix:// or tcp://) [default: discovered]"
-    ),
+    backend: str = typer.Option(None, "--backend", "-b", callback=endpoint_url, help=BACKEND_HELP),
     trace_file: str = typer.Option(
-        None, "--trace-file", "-o", help="Write the trace to FILE instead of stderr."
+        None, "--trace-file", "-o", callback=output_file, help="Write the trace to FILE instead of stderr."
     ),
     live: bool = typer.Option(False, "--live", help="Print trace lines while CMD runs, not after."),
     fmt: TraceFormat = typer.Option(
         TraceFormat.text, "--format", "-f", help="Trace lines as text or JSON Lines."
     ),
-    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", help=CAPTURE_HELP),
-    record: str = typer.Option(None, "--record", metavar="FILE", help=RECORD_HELP),
+    capture_bytes: int = typer.Option(64 * 1024, "--capture-bytes", min=0, help=CAPTURE_HELP),
+    record: str = typer.Option(None, "--record", metavar="FILE", callback=output_file, help=RECORD_HELP),
     no_redact: bool = typer.Option(False, "--no-redact", help=NO_REDACT_HELP),
+    record_stdin: bool = typer.Option(False, "--record-stdin", help=RECORD_STDIN_HELP),
     observe: bool = typer.Option(None, "--observe/--no-observe", help=OBSERVE_HELP),
-    settle: float = typer.Option(0.15, "--settle", help=SETTLE_HELP),
+    settle: float = typer.Option(0.15, "--settle", min=0, help=SETTLE_HELP),
     bodies: bool = typer.Option(False, "--bodies", help=BODIES_HELP),
+    otlp: str = typer.Option(None, "--otlp", metavar="URL", help=OTLP_HELP),
+    otel_propagate: bool = typer.Option(False, "--otel-propagate", help=PROPAGATE_HELP),
 ) -> None:
     """Run CMD with DOCKER_HOST pointing at a private tap, then print the trace of its exchanges.
 
@@ -577,38 +837,57 @@ def run(
     executable = shutil.which(command[0])
     if executable is None:
         raise _fail(f"command not found: {command[0]}", code=127)
-    for flag in bypass_flags(command):
+    for flag in bypass_flags(command, executable):
         typer.secho(
             f"dockertap: warning: {flag!r} makes {os.path.basename(command[0])} talk to another endpoint "
             "directly; those calls will not go through the tap",
             fg="yellow",
             err=True,
         )
+    otel = _otel_export(otlp, otel_propagate, command)
+    # Discovery first: the tap's own socket does not exist yet, so no candidate can be it, and a
+    # failed discovery leaves no private directory behind.
+    found = _discover(backend, own=[])
     workdir = tempfile.mkdtemp(prefix="dockertap-")
     os.chmod(workdir, 0o700)
     listen_url = f"unix://{workdir}/docker.sock"
-    found = _discover(backend, own=[listen_url])
     try:
         listening = open_listener(listen_url)
     except ListenError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
         raise _fail(str(exc)) from None
 
-    if trace_file:
-        from dockertap.recordings.format import open_private
+    def abandon() -> None:
+        """A start that fails leaves nothing behind: no socket, no private directory."""
+        _close_unused(listening)
+        shutil.rmtree(workdir, ignore_errors=True)
 
-        trace_stream: IO[str] = open_private(trace_file)
-    else:
-        trace_stream = sys.stderr
+    try:
+        if trace_file:
+            from dockertap.recordings.format import open_private
+
+            trace_stream: IO[str] = open_private(trace_file)
+        else:
+            trace_stream = sys.stderr
+    except OSError as exc:
+        abandon()
+        raise _fail(f"cannot write {trace_file}: {exc.strerror or exc}") from None
     color = trace_stream.isatty()
     collected = _Collected()
     writer = BackgroundWriter(trace_stream) if live else None
     sink = TraceSink(writer.write, fmt, color=color, bodies=bodies) if writer else collected
     analysis = Analysis(found)
-    recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
-    pipeline = Pipeline(processors=_processors(analysis, not no_redact), sinks=[sink])
+    try:
+        recorder = _recorder(record, found, analysis, not no_redact, capture_bytes)
+    except typer.Exit:
+        abandon()
+        raise
+    pipeline = Pipeline(processors=_processors(analysis, not no_redact, record_stdin), sinks=[sink])
+    if otel is not None:
+        pipeline.sinks.append(otel)
     observer = _observer(observe, analysis, found, pipeline, settle)
     _attach_recorder(recorder, pipeline, observer)
-    config = _relay_config(found, capture_bytes)
+    config = _relay_config(found, capture_bytes, add_request_header=_propagation(otel, otel_propagate))
     gate = StartupGate(analysis) if observer is not None else None
     if gate is not None:
         config.hold = gate.hold
@@ -661,13 +940,20 @@ def run(
         shutil.rmtree(workdir, ignore_errors=True)
         if recorder is not None:
             recorder.close(dropped=tap.hub.dropped)
-    if writer:
-        writer.close()
-    else:
-        trace_stream.write(collected.render(fmt, color, bodies))
-        if observer is not None and fmt is TraceFormat.text:
-            trace_stream.write("".join(f"dockertap: {line}\n" for line in evidence_banner))
-        trace_stream.flush()
-    if trace_file:
-        trace_stream.close()
-    raise typer.Exit(128 - code if code < 0 else code)
+        _close_otel(otel, report=False)
+    exit_code = 128 - code if code < 0 else code
+    try:
+        if writer:
+            writer.close()
+        else:
+            trace_stream.write(collected.render(fmt, color, bodies))
+            if observer is not None and fmt is TraceFormat.text:
+                trace_stream.write("".join(f"dockertap: {line}\n" for line in evidence_banner))
+            trace_stream.flush()
+        if trace_file:
+            trace_stream.close()
+    except OSError as exc:  # CMD ran; only the trace could not be written: say so, keep CMD's status
+        where = trace_file or "stderr"
+        raise _fail(f"cannot write the trace to {where}: {exc.strerror or exc}", exit_code or 1) from None
+    _report_otel(otel)  # after the trace, so it reads as a footer
+    raise typer.Exit(exit_code)

@@ -17,10 +17,12 @@ import glob
 import hashlib
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 
+from dockertap.proxy.cli_host import CliHost, read_cli_host, read_context_host
 from dockertap.proxy.endpoints import Endpoint, EndpointError, parse_endpoint
 from dockertap.proxy.probe import ProbeResult, probe
 
@@ -106,22 +108,76 @@ WELL_KNOWN_SOCKETS: tuple[dict, ...] = (
 )
 
 
-def default_listen_path(env: Mapping[str, str] | None = None) -> str:
-    """Where dockertap listens by default: `$XDG_RUNTIME_DIR/dockertap.sock`, else a per-uid /tmp dir."""
+#: The directory dockertap makes for its default socket, inside a per-user base directory.
+SOCKET_DIR_NAME = "dockertap"
+
+
+def _private_to_us(path: str) -> bool:
+    """A real directory owned by this user that nobody else can enter (a usable XDG_RUNTIME_DIR)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
+
+
+#: `_CS_DARWIN_USER_TEMP_DIR` of macOS's <unistd.h> (Python's confstr table does not name it).
+_CS_DARWIN_USER_TEMP_DIR = 65537
+
+
+def _darwin_user_temp_dir() -> str | None:
+    """macOS's per-user temporary directory (`/var/folders/…/T`, 0700, owned by the user)."""
+    try:
+        path = os.confstr(_CS_DARWIN_USER_TEMP_DIR)
+    except (ValueError, OSError):
+        return None
+    path = path.rstrip("/") if path else ""
+    return path if path and _private_to_us(path) else None
+
+
+def default_socket_base(env: Mapping[str, str] | None = None, group: str | None = None) -> str:
+    """The per-user directory holding dockertap's socket directory; never one others can write.
+
+    `$XDG_RUNTIME_DIR` when it is set and private; as root on Linux (or with `--group` as root, where
+    the group must be able to traverse every parent) `/run`; macOS's per-user temporary directory;
+    else the docker config directory (`$DOCKER_CONFIG`, `~/.docker`). Never `/tmp`, where any local
+    user could create the path first and receive the docker CLI's requests.
+    """
     env = os.environ if env is None else env
+    linux_root = os.geteuid() == 0 and sys.platform.startswith("linux")
     runtime_dir = env.get("XDG_RUNTIME_DIR")
-    if runtime_dir:
-        return os.path.join(runtime_dir, "dockertap.sock")
-    return f"/tmp/dockertap-{os.getuid()}/docker.sock"
+    if runtime_dir and not (group and linux_root) and _private_to_us(runtime_dir):
+        return runtime_dir.rstrip("/") or "/"
+    if linux_root:
+        return "/run"
+    if sys.platform == "darwin" and (temp := _darwin_user_temp_dir()):
+        return temp
+    return docker_config_dir(env, env.get("HOME") or os.path.expanduser("~"))
+
+
+def default_socket_dir(env: Mapping[str, str] | None = None, group: str | None = None) -> str:
+    """`<base>/dockertap` (0700), or `<base>/dockertap-<group>` (0710 + that group) with `--group`."""
+    name = SOCKET_DIR_NAME if group is None else f"{SOCKET_DIR_NAME}-{group}"
+    return os.path.join(default_socket_base(env, group), name)
+
+
+def default_listen_path(env: Mapping[str, str] | None = None, group: str | None = None) -> str:
+    """Where `dockertap proxy` listens (and `context install` points) when no `--listen` is given."""
+    return os.path.join(default_socket_dir(env, group), "docker.sock")
+
+
+#: Default sockets of earlier dockertap versions: contexts installed then may still point there.
+def _legacy_socket_paths(env: Mapping[str, str]) -> list[str]:
+    paths = [f"/tmp/dockertap-{os.getuid()}/docker.sock"]
+    if env.get("XDG_RUNTIME_DIR"):
+        paths.append(os.path.join(env["XDG_RUNTIME_DIR"], "dockertap.sock"))
+    return paths
 
 
 def dockertap_socket_paths(env: Mapping[str, str] | None = None) -> list[str]:
-    """Every default location a dockertap proxy may listen on (both forms, whatever the env)."""
+    """Every default location a dockertap proxy may listen on (this version's and earlier ones')."""
     env = os.environ if env is None else env
-    paths = [f"/tmp/dockertap-{os.getuid()}/docker.sock"]
-    if env.get("XDG_RUNTIME_DIR"):
-        paths.insert(0, os.path.join(env["XDG_RUNTIME_DIR"], "dockertap.sock"))
-    return paths
+    return [default_listen_path(env), *_legacy_socket_paths(env)]
 
 
 def docker_config_dir(env: Mapping[str, str], home: str) -> str:
@@ -203,16 +259,86 @@ def list_contexts(config_dir: str) -> list[ContextInfo]:
     return sorted(found, key=lambda c: c.name)
 
 
-def _resolve_context(env: Mapping[str, str], config_dir: str, name: str) -> tuple[str | None, str]:
-    """(url, how) for a context name as the CLI resolves it; the `default` context is virtual."""
+def _resolve_context(env: Mapping[str, str], config_dir: str, name: str) -> tuple[CliHost | None, str]:
+    """(host as the CLI reads it, how) for a context name; None when the context cannot be read.
+
+    The `default` context is virtual: DOCKER_HOST (read as `-H` is) or the built-in default.
+    """
     if name == "default":
         if env.get("DOCKER_HOST"):
-            return env["DOCKER_HOST"], "the 'default' context uses DOCKER_HOST"
-        return DEFAULT_DOCKER_HOST, "the 'default' context uses the built-in default"
+            return read_cli_host(env["DOCKER_HOST"]), "the 'default' context uses DOCKER_HOST"
+        return read_cli_host(DEFAULT_DOCKER_HOST), "the 'default' context uses the built-in default"
     ctx = read_context(config_dir, name)
-    if ctx.error:
-        return None, ctx.error
-    return ctx.host, f"context {name!r} ({ctx.meta_path}) has Endpoints.docker.Host = {ctx.host}"
+    if ctx.error or ctx.host is None:
+        return None, ctx.error or f"context {name!r} has no docker endpoint"
+    how = f"context {name!r} ({ctx.meta_path}) has Endpoints.docker.Host = {ctx.host}"
+    return read_context_host(ctx.host), how
+
+
+@dataclass(frozen=True, slots=True)
+class CliChoice:
+    """Which endpoint the docker CLI picks, what selected it, and how the CLI reads it."""
+
+    origin: str  # "--context", "-H", "DOCKER_HOST", "DOCKER_CONTEXT", "currentContext", "default"
+    context: str | None  # the context name, when a context selected it
+    reading: CliHost | None  # None: the CLI fails before it has a host (e.g. no such context)
+    why: str
+    error: str | None = None  # why the CLI fails to resolve an endpoint at all
+
+    @property
+    def url(self) -> str | None:
+        return self.reading.url if self.reading else None
+
+
+def cli_choice(
+    env: Mapping[str, str] | None = None,
+    home: str | None = None,
+    argv_host: str | None = None,
+    argv_context: str | None = None,
+) -> CliChoice:
+    """The endpoint the docker CLI would use, and why (docker/cli cli/command/cli.go resolveContextName).
+
+    Precedence: `--context`, `-H`, `DOCKER_HOST`, `DOCKER_CONTEXT`, `currentContext`, default.
+    """
+    env = os.environ if env is None else env
+    home = home or env.get("HOME") or os.path.expanduser("~")
+    config_dir = docker_config_dir(env, home)
+
+    def by_context(origin: str, name: str, prefix: str) -> CliChoice:
+        reading, how = _resolve_context(env, config_dir, name)
+        error = how if reading is None else None
+        return CliChoice(origin, name, reading, f"{prefix}; {how}", error)
+
+    if argv_context and argv_host:
+        error = "conflicting options: either specify --host or --context, not both"
+        return CliChoice("--context", argv_context, None, error, error)
+    if argv_context:
+        return by_context("--context", argv_context, f"--context {argv_context} was given")
+    if argv_host:
+        return CliChoice(
+            "-H",
+            None,
+            read_cli_host(argv_host),
+            "-H/--host was given (it overrides contexts and DOCKER_HOST)",
+        )
+    if env.get("DOCKER_HOST"):
+        extra = ""
+        if env.get("DOCKER_CONTEXT"):
+            extra = f" (it overrides DOCKER_CONTEXT={env['DOCKER_CONTEXT']})"
+        return CliChoice("DOCKER_HOST", None, read_cli_host(env["DOCKER_HOST"]), f"DOCKER_HOST is set{extra}")
+    if env.get("DOCKER_CONTEXT"):
+        name = env["DOCKER_CONTEXT"]
+        return by_context("DOCKER_CONTEXT", name, f"DOCKER_CONTEXT={name}")
+    current = current_context_name(config_dir)
+    if current:
+        where = os.path.join(config_dir, "config.json")
+        return by_context("currentContext", current, f"currentContext is {current!r} in {where}")
+    return CliChoice(
+        "default",
+        None,
+        read_cli_host(DEFAULT_DOCKER_HOST),
+        "no --context, -H, DOCKER_HOST, DOCKER_CONTEXT or currentContext: the default",
+    )
 
 
 def cli_endpoint(
@@ -221,34 +347,9 @@ def cli_endpoint(
     argv_host: str | None = None,
     argv_context: str | None = None,
 ) -> tuple[str | None, str]:
-    """The endpoint the docker CLI would use, and why (cli/command/cli.go: resolveContextName).
-
-    Precedence: `--context`, `-H`, `DOCKER_HOST`, `DOCKER_CONTEXT`, `currentContext`, default.
-    The url is None when the CLI would fail (e.g. a context that does not exist).
-    """
-    env = os.environ if env is None else env
-    home = home or env.get("HOME") or os.path.expanduser("~")
-    config_dir = docker_config_dir(env, home)
-    if argv_context and argv_host:
-        return None, "conflicting options: either specify --host or --context, not both"
-    if argv_context:
-        url, how = _resolve_context(env, config_dir, argv_context)
-        return url, f"--context {argv_context} was given; {how}"
-    if argv_host:
-        return argv_host, "-H/--host was given (it overrides contexts and DOCKER_HOST)"
-    if env.get("DOCKER_HOST"):
-        extra = ""
-        if env.get("DOCKER_CONTEXT"):
-            extra = f" (it overrides DOCKER_CONTEXT={env['DOCKER_CONTEXT']})"
-        return env["DOCKER_HOST"], f"DOCKER_HOST is set{extra}"
-    if env.get("DOCKER_CONTEXT"):
-        url, how = _resolve_context(env, config_dir, env["DOCKER_CONTEXT"])
-        return url, f"DOCKER_CONTEXT={env['DOCKER_CONTEXT']}; {how}"
-    current = current_context_name(config_dir)
-    if current:
-        url, how = _resolve_context(env, config_dir, current)
-        return url, f"currentContext is {current!r} in {os.path.join(config_dir, 'config.json')}; {how}"
-    return DEFAULT_DOCKER_HOST, "no --context, -H, DOCKER_HOST, DOCKER_CONTEXT or currentContext: the default"
+    """(url, why) of `cli_choice`: the host as the CLI settles on it, None when the CLI fails first."""
+    choice = cli_choice(env, home, argv_host, argv_context)
+    return choice.url, choice.why
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +363,7 @@ class Candidate:
     auto: bool = True  # may discovery pick it without being asked? (other contexts: no)
     skip: str | None = None  # why discovery does not probe it
     probe: ProbeResult | None = None
+    cli_problem: str | None = None  # why the docker CLI itself fails with this setting (DOCKER_HOST, context)
 
     def to_dict(self) -> dict:
         return {
@@ -271,19 +373,26 @@ class Candidate:
             "auto": self.auto,
             "skip": self.skip,
             "probe": self.probe.to_dict() if self.probe else None,
+            "cli_problem": self.cli_problem,
         }
 
 
 def _candidate(
-    source: str, url: str | None, note: str, *, auto: bool = True, skip: str | None = None
+    source: str,
+    url: str | None,
+    note: str,
+    *,
+    auto: bool = True,
+    skip: str | None = None,
+    cli_problem: str | None = None,
 ) -> Candidate:
     if url is None:
-        return Candidate(source, None, None, note, auto, skip or note)
+        return Candidate(source, None, None, note, auto, skip or note, cli_problem=cli_problem)
     try:
         endpoint = parse_endpoint(url)
     except EndpointError as exc:
-        return Candidate(source, url, None, note, auto, skip or str(exc))
-    return Candidate(source, endpoint.url, endpoint, note, auto, skip)
+        return Candidate(source, url, None, note, auto, skip or str(exc), cli_problem=cli_problem)
+    return Candidate(source, endpoint.url, endpoint, note, auto, skip, cli_problem=cli_problem)
 
 
 def _expand(template: str, env: Mapping[str, str], home: str, root: str) -> list[str] | None:
@@ -382,9 +491,17 @@ def candidates(
         out.append(_candidate("--backend", explicit, "given on the command line"))
     if env.get("DOCKER_HOST"):
         host = env["DOCKER_HOST"]
+        reading = read_cli_host(host)
+        # A scheme-less path is relayed to the socket it names (what the user meant), but the
+        # docker CLI would not reach it: cli_problem says so, so `run`/`proxy` can tell the user.
+        url = reading.meant or (reading.endpoint.url if reading.endpoint else host)
         out.append(
             _candidate(
-                "DOCKER_HOST", host, "set in your environment", skip=own_socket_check(host, own_sockets, env)
+                "DOCKER_HOST",
+                url,
+                "set in your environment",
+                skip=own_socket_check(url, own_sockets, env),
+                cli_problem=reading.problem,
             )
         )
 
@@ -394,12 +511,14 @@ def candidates(
         origin = (
             "DOCKER_CONTEXT" if env.get("DOCKER_CONTEXT") else f"currentContext in {config_dir}/config.json"
         )
-        url, how = _resolve_context(env, config_dir, chosen)
+        reading, how = _resolve_context(env, config_dir, chosen)
+        url = reading.endpoint.url if reading and reading.endpoint else (reading.given if reading else None)
         skip = None
         if chosen == "default":
             skip = "the 'default' context is DOCKER_HOST or /var/run/docker.sock, tried on their own"
         skip = skip or own_socket_check(url, own_sockets, env)
-        out.append(_candidate(f"context {chosen!r}", url, f"{origin}; {how}", skip=skip))
+        problem = None if env.get("DOCKER_HOST") else (reading.problem if reading else how)
+        out.append(_candidate(f"context {chosen!r}", url, f"{origin}; {how}", skip=skip, cli_problem=problem))
 
     for cand in well_known_candidates(env, home, platform=platform, root=root):
         skip = own_socket_check(cand.url, own_sockets, env)

@@ -103,7 +103,12 @@ def parse_endpoint(url: str) -> Endpoint:
                 f"{url!r}: a unix:// endpoint needs a socket path, e.g. unix:///var/run/docker.sock"
             )
         return Endpoint("unix", path=path)
-    if scheme in ("tcp", "http"):
+    if scheme == "http":
+        raise EndpointError(
+            f"{url!r}: http:// is not an endpoint scheme; use tcp://{parts.netloc or 'HOST:PORT'} "
+            "(or unix:///path)"
+        )
+    if scheme == "tcp":
         if not parts.hostname:
             raise EndpointError(f"{url!r}: a tcp:// endpoint needs a host, e.g. tcp://127.0.0.1:2375")
         try:

@@ -435,25 +435,29 @@ def _looks_like_docker_ping(answer: HttpAnswer) -> bool:
     return answer.status == 200 and (answer.body.strip() == b"OK" or has_api_version)
 
 
-def probe(endpoint: Endpoint, timeout: float = 2.0, full: bool = True) -> ProbeResult:
-    """Ask `endpoint` for `/_ping` (and `/version` + `/info` if `full`); never raises for I/O errors."""
+def probe(endpoint: Endpoint, timeout: float = 2.0, full: bool = True, base_path: str = "") -> ProbeResult:
+    """Ask `endpoint` for `/_ping` (and `/version` + `/info` if `full`); never raises for I/O errors.
+
+    `base_path` is put before each API path, as the docker CLI does for `tcp://host:port/path`.
+    """
     started = time.monotonic()
     result = ProbeResult(endpoint, ok=False)
     try:
-        ping = http_get(endpoint, "/_ping", timeout)
+        ping = http_get(endpoint, f"{base_path}/_ping", timeout)
         result.ping_status, result.ping_headers = ping.status, ping.headers
         if not _looks_like_docker_ping(ping):
             server = next((v for k, v in ping.headers.items() if k.lower() == "server"), "no Server header")
             raise _ProbeFailure(
                 "not-docker",
-                f"{endpoint.url} speaks HTTP but /_ping answered {ping.status} ({server}), not a Docker ping",
+                f"{endpoint.url} speaks HTTP but {base_path}/_ping answered {ping.status} ({server}), "
+                "not a Docker ping",
                 "this is some other HTTP service; point at the Docker API socket",
             )
         result.ok = True
         if full:
             for target, attr in (("/version", "version"), ("/info", "info")):
                 try:
-                    setattr(result, attr, _json_body(http_get(endpoint, target, timeout)))
+                    setattr(result, attr, _json_body(http_get(endpoint, base_path + target, timeout)))
                 except _ProbeFailure:
                     pass  # the ping answered: a slow /info must not make a working engine look dead
     except _ProbeFailure as failure:

@@ -207,17 +207,18 @@ def _offset(t: float | None, base: float) -> float | None:
 def _hijack_record(hijack: HijackCapture, base: float, response_type: str) -> dict[str, Any]:
     frames = []
     backend_pieces: list[tuple[float, bytes]] = []
-    for t, direction, chunk in hijack.frames:
+    for i, (t, direction, chunk) in enumerate(hijack.frames):
         encoding, data = encode_bytes(chunk)
-        frames.append(
-            {
-                "t": round(t - base, 6),
-                "dir": direction,
-                "stream": "stdin" if direction == "client" else "raw",
-                "encoding": encoding,
-                "data": data,
-            }
-        )
+        frame: dict[str, Any] = {
+            "t": round(t - base, 6),
+            "dir": direction,
+            "stream": "stdin" if direction == "client" else "raw",
+            "encoding": encoding,
+            "data": data,
+        }
+        if i in hijack.withheld:
+            frame["withheld"] = hijack.withheld[i]  # redaction kept its size, not its bytes
+        frames.append(frame)
         if direction == "backend":
             backend_pieces.append((round(t - base, 6), chunk))
     backend_data = b"".join(chunk for _, chunk in backend_pieces)

@@ -193,9 +193,8 @@ def load_replay(name_or_path: str | os.PathLike[str]) -> ReplaySession:
         replayable = from_exchange(recorded.to_exchange())
         record = recorded.record
         replayable.record = record
-        replayable.annotation = {
-            k: record[k] for k in ("route", "layers", "evidence", "backend") if k in record
-        }
+        kept = ("route", "layers", "evidence", "backend", "grpc", "grpc_note")
+        replayable.annotation = {k: record[k] for k in kept if k in record}
         replayable.route = _template_of(record.get("route")) or replayable.route
         replayable.evidence = list(record.get("evidence") or [])
         exchanges.append(replayable)

@@ -61,6 +61,8 @@ def trace_record(ex: Exchange) -> dict[str, Any]:
         "synthetic": ex.synthetic,
         "error": ex.error,
     }
+    if ex.added_headers:
+        record["added_headers"] = list(ex.added_headers)  # bytes dockertap put in (--otel-propagate)
     annotation = ex.annotation
     if annotation is not None and hasattr(annotation, "to_dict"):
         record.update(annotation.to_dict())

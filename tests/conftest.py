@@ -1,16 +1,45 @@
-"""Shared fixtures: real engines (started once per session) and short socket directories.
+"""Shared fixtures: real engines (started once per session, per generation) and short socket dirs.
 
-Policy for engines: with ``DOCKERTAP_REQUIRE_ENGINES=1`` (CI sets it) an engine that cannot start
-FAILS every test that needs it, so CI can never go green by skipping; otherwise (a laptop without
-Docker, not root) those tests SKIP with the reason.
+Engines (``tests/engines.py``), each from its own Debian root in its own mount + network namespace:
+
+=================== ============================================================================
+id                  engine
+=================== ============================================================================
+dockerd-20.10       dockerd 20.10 + containerd 1.6 + runc 1.1, overlay2 (Debian 12 "bookworm")
+dockerd-28.5        dockerd 28.5 + containerd 2.1 + runc 1.3, overlay2 (Debian testing)
+dockerd-28.5-c8d    the same dockerd 28.5 with the containerd image store (snapshotter)
+podman-4.3          Podman 4.3 + runc (bookworm)
+podman-5.8          Podman 5.8 + runc (testing)
+podman-5.8-crun     Podman 5.8 + crun: only on hosts with a pure cgroup v2 layout (skipped otherwise)
+=================== ============================================================================
+
+A test asks for ``dockerd`` (runs once per dockerd id), ``podman`` (once per Podman id) or ``engine``
+(all of them); the test id names the engine: ``test_x[dockerd-28.5-c8d]``.  Engines start lazily
+and stay up for the session, so ordering never restarts one.
+
+Which modules run where:
+- every engine: conformance, layer annotation and evidence, recording, replay, the CLI's ``run``,
+  doctor, and the engine fixtures' own tests — what they check depends on the engine's generation;
+- one engine (``@pytest.mark.engines("dockerd-28.5")``): load and faults, which test dockertap's
+  relay rather than the engine behind it (fuzz and socket permissions need no real engine at all).
+
+``@pytest.mark.engines(id, ...)`` restricts a test or module to those ids (per family: a family none
+of the ids names keeps all of its engines).  ``DOCKERTAP_ENGINES=dockerd-28.5,podman-5.8`` restricts a
+local run the same way.
+
+Policy: with ``DOCKERTAP_REQUIRE_ENGINES=1`` (CI sets it) an engine that cannot start FAILS every
+test that needs it, so CI can never go green by skipping; otherwise (a laptop without Docker, not
+root) those tests SKIP with the reason.  What a host or generation cannot do at all (crun on a hybrid
+cgroup layout) is skipped with the reason in both cases.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,18 +56,102 @@ settings.register_profile("ci", max_examples=2_600, deadline=None, suppress_heal
 settings.register_profile("deep", max_examples=100_000, deadline=None, suppress_health_check=_FUZZ_HEALTH)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-ENGINE_FIXTURES = ("dockerd", "podman", "engine", "target")  # target: test_conformance
+DOCKERD_IDS = ("dockerd-20.10", "dockerd-28.5", "dockerd-28.5-c8d")
+PODMAN_IDS = ("podman-4.3", "podman-5.8")
+ALL_ENGINE_IDS = DOCKERD_IDS + PODMAN_IDS
+# Which engine ids each engine fixture runs a test on.
+FIXTURE_ENGINES = {"dockerd": DOCKERD_IDS, "podman": PODMAN_IDS, "engine": ALL_ENGINE_IDS}
+ENGINE_FIXTURES = ("dockerd", "podman", "engine", "target", "engine_pool")  # target: test_conformance
 
 
 def engines_required() -> bool:
     return os.environ.get("DOCKERTAP_REQUIRE_ENGINES") == "1"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "engines(*ids): run this test only on these engine ids")
+    with contextlib.suppress(FileNotFoundError, OSError):
+        # One docker CLI for every test, also those that run `dockertap run -- docker …`: the testing
+        # root's 28.5 (whatever the host has, or lacks).
+        engines.put_docker_cli_on_path()
+
+
+def selected_engines(candidates: tuple[str, ...], marker: pytest.Mark | None = None) -> list[str]:
+    """``candidates`` narrowed by an ``engines`` marker and by ``$DOCKERTAP_ENGINES`` (each applied only
+    when it names at least one of the candidates)."""
+    chosen = list(candidates)
+    for wanted in (marker.args if marker else (), _env_engines()):
+        narrowed = [engine_id for engine_id in chosen if engine_id in wanted]
+        if narrowed:
+            chosen = narrowed
+    return chosen
+
+
+def _env_engines() -> tuple[str, ...]:
+    return tuple(filter(None, os.environ.get("DOCKERTAP_ENGINES", "").split(",")))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``dockerd``/``podman``/``engine`` by engine id (session scope: one engine per id)."""
+    marker = metafunc.definition.get_closest_marker("engines")
+    explicit = {
+        name.strip()
+        for mark in metafunc.definition.iter_markers("parametrize")
+        for name in (mark.args[0].split(",") if isinstance(mark.args[0], str) else mark.args[0])
+    }
+    for fixture, candidates in FIXTURE_ENGINES.items():
+        if fixture in metafunc.fixturenames and fixture not in explicit and _is_ours(metafunc, fixture):
+            ids = selected_engines(candidates, marker)
+            metafunc.parametrize(fixture, ids, indirect=True, scope="session", ids=ids)
+
+
+def _is_ours(metafunc: pytest.Metafunc, fixture: str) -> bool:
+    """False where a module defines a fixture of the same name (test_permissions' fake ``engine``)."""
+    definitions = metafunc._arg2fixturedefs.get(fixture) or ()
+    return bool(definitions) and definitions[-1].func.__module__ == __name__
+
+
+# Known gaps of dockertap itself that the current engines expose, tracked in issue 9. Strict xfail: the
+# test still runs, and the day it passes it fails until its line here is deleted.
+# (test file::name, engine ids) -> reason
+_EVIDENCE_ACROSS_NAMESPACES = (
+    "issue 9 item 2: observed evidence does not yet follow an engine into its own mount namespace "
+    "(its containerd socket and runc paths are inside the engine's root)"
+)
+KNOWN_GAPS: dict[tuple[str, tuple[str, ...]], str] = {
+    **{
+        (f"test_evidence.py::{name}", DOCKERD_IDS): _EVIDENCE_ACROSS_NAMESPACES
+        for name in (
+            "test_run_start_is_observed_in_containerd_and_runc",
+            "test_exec_is_observed_as_runc_exec",
+            "test_pause_is_observed_as_runc_pause",
+            "test_top_is_observed_as_runc_ps_then_host_ps",
+        )
+    },
+    ("test_evidence.py::test_ps_is_observed_as_dockerd_only", ("dockerd-28.5-c8d",)): (
+        "issue 9 item 4: with the containerd image store `docker ps` reaches containerd"
+    ),
+    (
+        "test_recording.py::test_har_and_flows_round_trip_through_mitmproxy_and_import",
+        ("dockerd-28.5-c8d",),
+    ): (
+        "issue 9 item 4: an imported session is annotated without the containerd-image-store rows the "
+        "live session had"
+    ),
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses an engine fixture, so ``-m 'not engine'`` selects the pure tests."""
+    """Mark every test that uses an engine fixture, so ``-m 'not engine'`` selects the pure tests;
+    mark the ``KNOWN_GAPS`` strict xfail."""
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in ENGINE_FIXTURES):
             item.add_marker(pytest.mark.engine)
+        test = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        engine_id = item.name.partition("[")[2].rstrip("]")
+        for (known_test, engine_ids), reason in KNOWN_GAPS.items():
+            if test == known_test and engine_id in engine_ids:
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
 
 
 def _unavailable(reason: str) -> None:
@@ -47,37 +160,76 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"engine unavailable: {reason}")
 
 
-def _engine_session(starter: Callable[[str], engines.Engine]) -> Iterator[engines.Engine]:
-    try:
-        engine = starter(str(engines.short_base()))
-    except engines.EngineStartError as err:
-        _unavailable(str(err))
-    try:
+class EnginePool:
+    """Engines started on first use (with ``dt-busybox:latest`` imported) and stopped at session end.
+
+    A start that failed is remembered, so every test needing that engine reports the same reason
+    at once instead of retrying.
+    """
+
+    def __init__(self) -> None:
+        self.running: dict[str, engines.Engine] = {}
+        self.failures: dict[str, engines.EngineStartError] = {}
+
+    def get(self, engine_id: str) -> engines.Engine:
+        if engine_id in self.running:
+            return self.running[engine_id]
+        if engine_id not in self.failures:
+            try:
+                self.running[engine_id] = self._start(engine_id)
+                return self.running[engine_id]
+            except engines.EngineStartError as err:
+                self.failures[engine_id] = err
+        failure = self.failures[engine_id]
+        if isinstance(failure, engines.EngineUnsupported):
+            pytest.skip(f"{engine_id}: {failure}")
+        _unavailable(f"{engine_id}: {failure}")
+        raise AssertionError("unreachable")  # _unavailable always raises
+
+    @staticmethod
+    def _start(engine_id: str) -> engines.Engine:
+        engine = engines.start_engine(engine_id, engines.short_base())
         try:
             engines.import_busybox(engine)
         except (RuntimeError, OSError) as err:
-            _unavailable(f"{engine.name} is up but importing busybox failed: {err}\n{engine.log_tail()}")
-        yield engine
+            tail = engine.log_tail()
+            engine.stop()
+            message = f"{engine_id} is up but importing busybox failed: {err}\n{tail}"
+            raise engines.EngineStartError(message) from err
+        return engine
+
+    def stop_all(self) -> None:
+        for engine in self.running.values():
+            engine.stop()
+        self.running.clear()
+
+
+@pytest.fixture(scope="session")
+def engine_pool() -> Iterator[EnginePool]:
+    """Every engine this session started, by id (for fixtures that choose engines themselves)."""
+    pool = EnginePool()
+    try:
+        yield pool
     finally:
-        engine.stop()
+        pool.stop_all()
 
 
 @pytest.fixture(scope="session")
-def dockerd() -> Iterator[engines.Engine]:
-    """A private dockerd (with its own containerd) and ``dt-busybox:latest`` imported."""
-    yield from _engine_session(engines.start_dockerd)
+def dockerd(request: pytest.FixtureRequest, engine_pool: EnginePool) -> engines.Engine:
+    """A private dockerd of one generation (``DOCKERD_IDS``), with its own containerd and busybox."""
+    return engine_pool.get(getattr(request, "param", engines.DEFAULT_DOCKERD))
 
 
 @pytest.fixture(scope="session")
-def podman() -> Iterator[engines.Engine]:
-    """A private ``podman system service`` and ``dt-busybox:latest`` imported."""
-    yield from _engine_session(engines.start_podman)
+def podman(request: pytest.FixtureRequest, engine_pool: EnginePool) -> engines.Engine:
+    """A private ``podman system service`` of one generation (``PODMAN_IDS``), with busybox."""
+    return engine_pool.get(getattr(request, "param", engines.DEFAULT_PODMAN))
 
 
-@pytest.fixture(params=["dockerd", "podman"])
-def engine(request: pytest.FixtureRequest) -> engines.Engine:
-    """Each test runs once per engine."""
-    return request.getfixturevalue(request.param)
+@pytest.fixture(scope="session")
+def engine(request: pytest.FixtureRequest, engine_pool: EnginePool) -> engines.Engine:
+    """Each test runs once per engine id (``ALL_ENGINE_IDS``)."""
+    return engine_pool.get(request.param)
 
 
 @pytest.fixture

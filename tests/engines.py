@@ -1,9 +1,13 @@
 """Start and stop REAL container engines on private sockets, for tests, benchmarks and recordings.
 
-Every engine gets its own short base directory (Unix socket paths are limited to ~107 bytes, and
-dockerd puts containerd's socket under its exec-root), its own data root and its own config, so it
-never touches the host's engines, images or networks.  Nothing here mocks anything: the engines are
-Debian's ``/usr/sbin/dockerd`` (which starts its own containerd) and ``podman system service``.
+Each engine generation runs from its own Debian root (``engine_roots.py``: bookworm for dockerd 20.10
+and Podman 4.3, testing for dockerd 28.5 and Podman 5.8), in its own mount and network namespace whose
+root mount is an overlay of that root — as in Docker-in-Docker or any engine started under a private
+root.  Inside, the engine uses its ordinary paths (``/run/docker.sock``, ``/var/lib/docker``, …); its
+``/run`` and data directory are bind mounts of a short per-engine base directory on the host, so its
+sockets are reachable from the host (socket paths are limited to ~107 bytes).  It never sees the
+host's engines, images, ``docker0`` or iptables, and everything it mounted dies with its namespace.
+Nothing here mocks anything.
 
 Plain module on purpose (no pytest import): ``bench/`` and recording scripts use it too.
 """
@@ -27,18 +31,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DOCKERD_BINARY = "/usr/sbin/dockerd"
-PODMAN_BINARY = "podman"
+sys.path.insert(0, str(Path(__file__).parent))  # engine_roots is a sibling module
+import engine_roots  # noqa: E402
+
 BUSYBOX_BINARY = "/bin/busybox"
 BUSYBOX_TAG = "dt-busybox:latest"
-ROOTFS_DIRECTORIES = ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "tmp", "root", "proc", "sys", "dev")
-CONTAINERS_CONF = Path("/etc/containers/containers.conf")
-# runc cannot raise RLIMIT_NPROC/NOFILE above the hard limits of this VM, and podman copies the
-# service's limits into every container unless containers.conf sets defaults.
-REQUIRED_PODMAN_ULIMITS = ("nofile", "nproc")
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 LOG_TAIL_LINES = 40
+# Marks the engine's processes (dockerd passes its environment on to containerd and the shims), so a
+# leftover can be found even though its command line names only paths inside the engine's root.
+BASE_ENV = "DOCKERTAP_ENGINE_BASE"
+NAMESPACES_FILE = "namespaces"  # in base: one mount-namespace id per start of the engine
 
 # Variables that would point the docker CLI at another daemon or change its protocol.
 _DOCKER_ENV_TO_DROP = ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION")
@@ -48,18 +52,97 @@ class EngineStartError(RuntimeError):
     """An engine did not come up; the message carries the reason and the daemon log tail."""
 
 
+@dataclass(frozen=True)
+class EngineSpec:
+    """One engine the tests run against; ``id`` is what pytest prints (``test_x[dockerd-28.5-c8d]``)."""
+
+    id: str
+    family: str  # "dockerd" | "podman"
+    suite: str  # the Debian root it runs from (engine_roots.RECIPES)
+    version: str  # major.minor, for skips and version-dependent expectations
+    image_store: str = "graphdriver"  # dockerd: "graphdriver" (overlay2) | "containerd" (snapshotter)
+    runtime: str = "runc"  # podman's OCI runtime
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.version.split("."))
+
+
+ENGINE_SPECS: dict[str, EngineSpec] = {
+    spec.id: spec
+    for spec in (
+        EngineSpec("dockerd-20.10", "dockerd", "bookworm", "20.10"),
+        EngineSpec("dockerd-28.5", "dockerd", "testing", "28.5"),
+        EngineSpec("dockerd-28.5-c8d", "dockerd", "testing", "28.5", image_store="containerd"),
+        EngineSpec("podman-4.3", "podman", "bookworm", "4.3"),
+        EngineSpec("podman-5.8", "podman", "testing", "5.8"),
+        EngineSpec("podman-5.8-crun", "podman", "testing", "5.8", runtime="crun"),
+    )
+}
+DEFAULT_DOCKERD = "dockerd-20.10"
+DEFAULT_PODMAN = "podman-4.3"
+
+# Where each family keeps its data inside its root (bound from <base>/data) and its API socket.
+_DATA_DIR = {"dockerd": "/var/lib/docker", "podman": "/var/lib/containers"}
+_SOCKET_INSIDE = {"dockerd": "/run/docker.sock", "podman": "/run/podman/podman.sock"}
+CONTAINERD_SOCKET_INSIDE = "/run/docker/containerd/containerd.sock"  # dockerd's own containerd
+CONTAINERD_NAMESPACE = "moby"
+# The environment of engines and of the root's tools run inside their namespaces.
+_ENGINE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    # Podman 5 warns on every call on this host's hybrid cgroup layout (which it handles).
+    "PODMAN_IGNORE_CGROUPSV1_WARNING": "1",
+}
+
+# Run by the host's sh inside fresh mount + network namespaces (``unshare``): make the overlay of the
+# root the root mount (pivot_root, not chroot: a chroot would let `docker exec` escape to the host's
+# root), then exec the engine from the root's own binaries.  sysfs is mounted afresh so /sys/class/net
+# shows the engine's network namespace; the cgroup hierarchies are the host's.
+_ENTER_ROOT = r"""
+set -eu
+base=$1 lower=$2 layer=$3 data_dir=$4
+shift 4
+readlink /proc/$$/ns/mnt >>"$base/namespaces"
+ip link set lo up
+new=$layer/root
+mount -t overlay dockertap-root -o "lowerdir=$lower,upperdir=$layer/upper,workdir=$layer/work" "$new"
+mount --bind "$base/run" "$new/run"
+mkdir -p "$new$data_dir"
+mount --bind "$base/data" "$new$data_dir"
+mount -t proc proc "$new/proc"
+mount -t sysfs sysfs "$new/sys"
+mount --rbind /sys/fs/cgroup "$new/sys/fs/cgroup"
+mount --rbind /dev "$new/dev"
+cd "$new"
+mkdir -p .oldroot
+pivot_root . .oldroot
+cd /
+umount -l /.oldroot
+rmdir /.oldroot
+exec "$@"
+"""
+
+
 @dataclass
 class Engine:
-    """A running engine: where to reach it and how to tear it down without leftovers."""
+    """A running engine: where to reach it, how to run its root's tools, how to tear it down.
 
-    name: str  # "dockerd" | "podman"
+    ``socket`` and ``containerd_socket`` are host-visible paths; ``pid`` is the engine's pid as the
+    host sees it; ``root`` is the Debian root it runs from (read-only: it runs on an overlay of it).
+    Paths the engine itself reports (``/info``, command lines) are inside its root: map them with
+    ``host_path``.
+    """
+
+    name: str  # the family: "dockerd" | "podman"
     base: Path
     socket: Path
     pid: int
     log_path: Path
     containerd_socket: Path | None = None
-    # Global podman flags that select this engine's private storage (for the podman CLI).
+    # Global podman flags that select this engine's storage and runtime (for ``podman_cli``).
     podman_flags: tuple[str, ...] = ()
+    spec: EngineSpec | None = None
+    root: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -67,15 +150,59 @@ class Engine:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
+    @property
+    def id(self) -> str:
+        """``dockerd-28.5-c8d``, ``podman-4.3``, … (the pytest id)."""
+        return self.spec.id if self.spec else self.name
+
+    @property
+    def version(self) -> str:
+        """The generation, major.minor (``"28.5"``)."""
+        return self.spec.version if self.spec else ""
+
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         return log_tail(self.log_path, lines)
 
-    def stop(self, remove_base: bool = True) -> None:
-        """Stop the engine and everything it started, unmount its leftovers, optionally delete base.
+    def host_path(self, inside: str) -> Path:
+        """A path as the engine sees it, reachable from the host (through ``/proc/<pid>/root``)."""
+        return Path(f"/proc/{self.pid}/root") / inside.lstrip("/")
 
-        Idempotent. Kills only processes that provably belong to this engine: its own pid, processes
-        whose command line names the private base directory (containerd, shims, conmon), and
-        processes whose root directory lies under it (container processes).
+    def command(self, *argv: str) -> list[str]:
+        """``argv`` wrapped to run inside the engine's mount and network namespaces, from its root."""
+        return ["nsenter", f"--target={self.pid}", "--mount", "--net", "--", *argv]
+
+    def run(
+        self, *argv: str, timeout: float = 120, input: bytes | str | None = None, check: bool = False
+    ) -> subprocess.CompletedProcess:
+        """Run one of the root's binaries (``ctr``, ``runc``, ``podman``, …) inside the namespaces."""
+        return subprocess.run(
+            self.command(*argv),
+            env={**os.environ, **_ENGINE_ENV},
+            input=input,
+            capture_output=True,
+            text=not isinstance(input, bytes),
+            timeout=timeout,
+            check=check,
+        )
+
+    def ctr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """The root's ``ctr`` on dockerd's own containerd, in the ``moby`` namespace."""
+        if self.name != "dockerd":
+            raise ValueError(f"{self.id} has no containerd")
+        address = f"--address={CONTAINERD_SOCKET_INSIDE}"
+        return self.run("ctr", address, f"--namespace={CONTAINERD_NAMESPACE}", *args, timeout=timeout)
+
+    def podman_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """The root's ``podman`` CLI on this service's storage (same flags as the service)."""
+        if self.name != "podman":
+            raise ValueError(f"{self.id} is not podman")
+        return self.run("podman", *self.podman_flags, *args, timeout=timeout)
+
+    def stop(self, remove_base: bool = True) -> None:
+        """Stop the engine and everything it started, optionally delete base.
+
+        Idempotent. Kills only processes that provably belong to this engine (``processes_under``);
+        its mounts live in its own mount namespace and go with its last process.
         """
         if self._stopped:
             return
@@ -92,8 +219,7 @@ class Engine:
         detached), and dockerd would wait its shutdown timeout for each one that ignores SIGTERM."""
         try:
             if self.name == "podman":
-                argv = [PODMAN_BINARY, *self.podman_flags, "rm", "--all", "--force", "--time", "0"]
-                subprocess.run(argv, capture_output=True, timeout=60, check=False)
+                self.podman_cli("rm", "--all", "--force", "--time", "0", timeout=60)
                 return
             ids = docker(self.url, "ps", "--all", "--quiet", timeout=30).stdout.split()
             if ids:
@@ -127,26 +253,47 @@ def short_base(prefix: str = "dt") -> Path:
 # Starting engines
 
 
-def start_dockerd(base: str | os.PathLike[str], storage_driver: str | None = None) -> Engine:
-    """Start Debian's dockerd (with its own containerd) on ``<base>/docker.sock``.
+def start_engine(engine_id: str, base: str | os.PathLike[str]) -> Engine:
+    """Start the engine ``engine_id`` (a key of ``ENGINE_SPECS``) on base ``base``."""
+    spec = ENGINE_SPECS[engine_id]
+    if spec.family == "dockerd":
+        return start_dockerd(base, engine_id=engine_id)
+    return start_podman(base, engine_id=engine_id)
 
-    Networking is reduced to what tests need: no default bridge and no iptables rules, but
-    user-defined bridge networks (``docker network create``) still work.  overlay2 is tried first
-    and vfs is the fallback when the host filesystem cannot carry overlay.
+
+def start_dockerd(
+    base: str | os.PathLike[str],
+    storage_driver: str | None = None,
+    *,
+    engine_id: str = DEFAULT_DOCKERD,
+    env: Mapping[str, str] | None = None,
+    debug: bool = False,
+) -> Engine:
+    """Start a dockerd (with its own containerd) from its root; socket at ``<base>/run/docker.sock``.
+
+    Networking is dockerd's default (docker0, iptables rules; 20.10: no default bridge): all of it
+    lives in the engine's own network namespace, so the host's docker0 and iptables are never
+    touched.  overlay2 is tried first and vfs is the fallback when the host filesystem cannot carry
+    overlay; with the containerd image store (``dockerd-28.5-c8d``) containerd's snapshotter is used.
     """
+    spec = ENGINE_SPECS[engine_id]
     base = Path(base)
-    drivers = [storage_driver] if storage_driver else ["overlay2", "vfs"]
+    if spec.image_store == "containerd":
+        drivers: list[str | None] = [None]
+    else:
+        drivers = [storage_driver] if storage_driver else ["overlay2", "vfs"]
     failures = []
     for driver in drivers:
         try:
-            return _start_dockerd_once(base, driver)
+            return _start_dockerd_once(base, spec, driver, env, debug)
         except EngineStartError as err:
-            failures.append(f"[{driver}] {err}")
+            failures.append(f"[{driver or spec.image_store}] {err}")
             _empty_directory(base)  # the next driver starts from a clean data root
     raise EngineStartError("\n\n".join(failures))
 
 
 def _empty_directory(path: Path) -> None:
+    _kill_processes_under(path)
     _unmount_under(path)
     for child in path.iterdir():
         if child.is_dir() and not child.is_symlink():
@@ -155,38 +302,35 @@ def _empty_directory(path: Path) -> None:
             child.unlink(missing_ok=True)
 
 
-def _start_dockerd_once(base: Path, storage_driver: str) -> Engine:
-    _require_root_and_binary(DOCKERD_BINARY)
-    base.mkdir(parents=True, exist_ok=True)
-    sock = base / "docker.sock"
-    exec_root = base / "x"  # short: containerd's socket lives below it
-    config_file = base / "daemon.json"
-    config_file.write_text("{}\n")  # never pick up the host's /etc/docker/daemon.json
-    log_path = base / "dockerd.log"
-    argv = [
-        DOCKERD_BINARY,
-        "--config-file", str(config_file),
-        "--data-root", str(base / "data"),
-        "--exec-root", str(exec_root),
-        "--pidfile", str(base / "dockerd.pid"),
-        "--host", f"unix://{sock}",
-        "--storage-driver", storage_driver,
-        "--bridge=none",
-        "--iptables=false",
-        "--ip6tables=false",
-        "--shutdown-timeout=5",
-    ]  # fmt: skip
-    process = _spawn(argv, log_path, cwd=base)
-    engine = Engine(
-        name="dockerd",
-        base=base,
-        socket=sock,
-        pid=process.pid,
-        log_path=log_path,
-        containerd_socket=exec_root / "containerd" / "containerd.sock",
-        process=process,
-    )
-    _wait_ready(engine, process)
+def _start_dockerd_once(
+    base: Path,
+    spec: EngineSpec,
+    storage_driver: str | None,
+    env: Mapping[str, str] | None = None,
+    debug: bool = False,
+) -> Engine:
+    """``debug`` adds ``--debug``: the log then holds one ``Calling METHOD TARGET`` line per API
+    request the engine handled (the fuzzer's engine oracle)."""
+    config: dict[str, object] = {
+        "group": "root",  # the socket is the owner's only (the root's docker gid means nothing here)
+        "shutdown-timeout": 5,
+    }
+    if spec.version_tuple < (23,):
+        # 20.10's libnetwork-setkey prestart hook intermittently fails in a private namespace under
+        # load ("error running hook #0 … no such file or directory"); without the default bridge it is
+        # not run. User-defined networks still work. (28.5 keeps its default bridge.)
+        config.update({"bridge": "none", "iptables": False, "ip6tables": False})
+    if storage_driver:
+        config["storage-driver"] = storage_driver
+    if spec.image_store == "containerd":
+        config["features"] = {"containerd-snapshotter": True}
+    layer = _prepare_base(base, spec)
+    (layer / "upper/etc/docker").mkdir(parents=True)
+    (layer / "upper/etc/docker/daemon.json").write_text(json.dumps(config, indent=1) + "\n")
+    argv = ["dockerd", *(["--debug"] if debug else [])]
+    engine = _spawn_in_root(base, spec, layer, argv, base / "dockerd.log", env)
+    engine.containerd_socket = base / "run" / CONTAINERD_SOCKET_INSIDE.removeprefix("/run/")
+    _wait_ready(engine)
     if not engine.containerd_socket.exists():
         engine.stop(remove_base=False)
         raise EngineStartError(
@@ -195,94 +339,113 @@ def _start_dockerd_once(base: Path, storage_driver: str) -> Engine:
     return engine
 
 
-def start_podman(base: str | os.PathLike[str], storage_driver: str = "overlay") -> Engine:
-    """Start ``podman system service`` on ``<base>/podman.sock`` with private storage and state.
+def start_podman(
+    base: str | os.PathLike[str], storage_driver: str = "overlay", *, engine_id: str = DEFAULT_PODMAN
+) -> Engine:
+    """Start ``podman system service`` from its root; socket at ``<base>/run/podman/podman.sock``.
 
     cgroupfs and the file events backend are forced so the service behaves the same with or
-    without systemd; networks are kept under base (not /etc/containers/networks).
+    without systemd; the root's containers.conf carries the default ulimits runc needs here.
     """
-    _require_root_and_binary(PODMAN_BINARY)
-    check_podman_ulimits()
+    spec = ENGINE_SPECS[engine_id]
+    if spec.runtime == "crun" and not pure_cgroup_v2():
+        raise EngineUnsupported(
+            "crun refuses this host's hybrid cgroup layout ('cgroups in hybrid mode not supported'); "
+            "Podman with crun is tested only on hosts with a pure cgroup v2 layout"
+        )
     base = Path(base)
-    base.mkdir(parents=True, exist_ok=True)
-    sock = base / "podman.sock"
-    log_path = base / "podman.log"
-    (base / "vartmp").mkdir(exist_ok=True)
+    layer = _prepare_base(base, spec)
+    (base / "run/podman").mkdir(parents=True, exist_ok=True)
     flags = (
-        "--root", str(base / "root"),
-        "--runroot", str(base / "run"),
-        "--tmpdir", str(base / "tmp"),
-        "--network-config-dir", str(base / "net"),
         "--storage-driver", storage_driver,
+        "--runtime", spec.runtime,
         "--cgroup-manager", "cgroupfs",
         "--events-backend", "file",
     )  # fmt: skip
-    argv = [PODMAN_BINARY, *flags, "system", "service", "--time=0", f"unix://{sock}"]
-    # TMPDIR is where podman stages image layers; keep that private too.
-    process = _spawn(argv, log_path, cwd=base, extra_env={"TMPDIR": str(base / "vartmp")})
-    engine = Engine(
-        name="podman",
-        base=base,
-        socket=sock,
-        pid=process.pid,
-        log_path=log_path,
-        podman_flags=flags,
-        process=process,
-    )
-    _wait_ready(engine, process)
+    argv = ["podman", *flags, "system", "service", "--time=0", f"unix://{_SOCKET_INSIDE['podman']}"]
+    engine = _spawn_in_root(base, spec, layer, argv, base / "podman.log")
+    engine.podman_flags = flags
+    _wait_ready(engine)
     return engine
 
 
-def check_podman_ulimits(conf: Path = CONTAINERS_CONF) -> None:
-    """Raise if containers.conf lacks the default ulimits runc needs on this kind of host."""
-    try:
-        text = conf.read_text()
-    except OSError as err:
-        raise EngineStartError(
-            f"{conf} is missing ({err.strerror}); podman containers fail with 'error setting rlimit … "
-            f"operation not permitted' without it. Create it with:\n"
-            f'[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n'
-            f"(.ci/run does this)"
-        ) from err
-    missing = [limit for limit in REQUIRED_PODMAN_ULIMITS if f'"{limit}=' not in text]
-    if "default_ulimits" not in text or missing:
-        raise EngineStartError(
-            f"{conf} lacks default_ulimits {', '.join(missing) or ''}; podman containers fail with "
-            f"'error setting rlimit … operation not permitted'. Add under [containers]:\n"
-            f'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]'
-        )
+class EngineUnsupported(EngineStartError):
+    """This host cannot run this engine variant at all (a reason to skip, never to fail)."""
 
 
-def _require_root_and_binary(binary: str) -> None:
+def pure_cgroup_v2() -> bool:
+    """True when /sys/fs/cgroup is one cgroup2 mount (crun refuses hybrid v1 + v2 layouts)."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == "/sys/fs/cgroup":
+            return fields[fields.index("-") + 1] == "cgroup2"
+    return False
+
+
+def _prepare_base(base: Path, spec: EngineSpec) -> Path:
+    """Create base's host-side directories and a fresh overlay layer (a restart on the same base gets a
+    new one: overlayfs refuses an upper directory another mount still uses)."""
     if os.geteuid() != 0:
-        raise EngineStartError(f"starting {binary} needs root (euid is {os.geteuid()})")
-    if shutil.which(binary) is None:
-        raise EngineStartError(f"{binary} is not installed")
+        raise EngineStartError(f"starting {spec.id} needs root (euid is {os.geteuid()})")
+    for tool in ("unshare", "nsenter", "pivot_root", "ip"):
+        if shutil.which(tool) is None:
+            raise EngineStartError(f"starting {spec.id} needs {tool} on the host (util-linux, iproute2)")
+    try:
+        engine_roots.ensure_root(spec.suite)
+    except engine_roots.RootBuildError as err:
+        raise EngineStartError(f"the {spec.suite} root for {spec.id} is unavailable: {err}") from err
+    base.mkdir(parents=True, exist_ok=True)
+    for name in ("run", "data"):
+        (base / name).mkdir(exist_ok=True)
+    layer = Path(tempfile.mkdtemp(prefix="ov", dir=base))
+    for name in ("upper", "work", "root"):
+        (layer / name).mkdir()
+    return layer
 
 
-def _spawn(
-    argv: Sequence[str], log_path: Path, cwd: Path, extra_env: Mapping[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **(extra_env or {})}
+def _spawn_in_root(
+    base: Path,
+    spec: EngineSpec,
+    layer: Path,
+    argv: Sequence[str],
+    log_path: Path,
+    extra_env: Mapping[str, str] | None = None,
+) -> Engine:
+    root = engine_roots.root_path(spec.suite)
+    unshare = ["unshare", "--mount", "--net", "--propagation", "private", "--"]
+    script = ["sh", "-c", _ENTER_ROOT, "enter-root", str(base), str(root), str(layer), _DATA_DIR[spec.family]]
+    env = {**_ENGINE_ENV, "HOME": "/root", "LANG": "C.UTF-8", BASE_ENV: str(base), **(extra_env or {})}
     with open(log_path, "ab") as log:
         # A new session: a Ctrl-C aimed at pytest must not kill the engine before teardown does.
-        return subprocess.Popen(
-            list(argv),
+        process = subprocess.Popen(
+            [*unshare, *script, *argv],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=cwd,
+            cwd=base,
             env=env,
             start_new_session=True,
         )
+    return Engine(
+        name=spec.family,
+        base=base,
+        socket=base / "run" / _SOCKET_INSIDE[spec.family].removeprefix("/run/"),
+        pid=process.pid,
+        log_path=log_path,
+        spec=spec,
+        root=root,
+        process=process,
+    )
 
 
-def _wait_ready(engine: Engine, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> None:
+def _wait_ready(engine: Engine, timeout: float = START_TIMEOUT) -> None:
+    process = engine.process
+    assert process is not None
     deadline = time.monotonic() + timeout
     last_error = "no answer yet"
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            last_error = f"{engine.name} exited with status {process.returncode}"
+            last_error = f"{engine.id} exited with status {process.returncode}"
             break
         try:
             if ping(engine.socket) == b"OK":
@@ -295,7 +458,7 @@ def _wait_ready(engine: Engine, process: subprocess.Popen[bytes], timeout: float
     tail = engine.log_tail()
     engine.stop(remove_base=False)
     raise EngineStartError(
-        f"{engine.name} did not start: {last_error}\n--- {engine.log_path} (tail) ---\n{tail}"
+        f"{engine.id} did not start: {last_error}\n--- {engine.log_path} (tail) ---\n{tail}"
     )
 
 
@@ -369,14 +532,24 @@ def _is_zombie(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] == "Z"
 
 
+def _engine_namespaces(base: Path) -> set[str]:
+    try:
+        return set((base / NAMESPACES_FILE).read_text().split())
+    except OSError:
+        return set()
+
+
 def processes_under(base: Path) -> list[int]:
     """Pids of live processes that belong to the engine rooted at ``base``, descendants first.
 
-    A process belongs to it when its command line names ``base`` (dockerd, containerd, its shims,
-    conmon, the podman service) or when it descends from such a process (container processes are
-    children of their shim or conmon; their command lines say nothing about ``base``).
+    A process belongs to it when it runs in one of the engine's mount namespaces (dockerd,
+    containerd, shims, conmon, the podman service), when its command line or its environment names
+    ``base``, or when it descends from such a process (container processes have namespaces of their
+    own and are children of their shim or conmon).
     """
     marker = (str(base) + "/").encode()
+    env_marker = f"{BASE_ENV}={base}".encode()
+    namespaces = _engine_namespaces(base)
     me = os.getpid()
     parent_of: dict[int, int] = {}
     owned: set[int] = set()
@@ -393,7 +566,7 @@ def processes_under(base: Path) -> list[int]:
         if state == "Z":
             continue
         parent_of[pid] = int(ppid)
-        if marker in cmdline:
+        if marker in cmdline or _in_namespaces(entry, namespaces) or _has_env(entry, env_marker):
             owned.add(pid)
     depth: dict[int, int] = {}
     for pid in parent_of:
@@ -403,6 +576,22 @@ def processes_under(base: Path) -> list[int]:
         if cursor in owned:
             depth[pid] = chain
     return sorted(depth, key=lambda pid: depth[pid], reverse=True)
+
+
+def _in_namespaces(proc_entry: Path, namespaces: set[str]) -> bool:
+    if not namespaces:
+        return False
+    try:
+        return os.readlink(proc_entry / "ns/mnt") in namespaces
+    except OSError:
+        return False
+
+
+def _has_env(proc_entry: Path, env_marker: bytes) -> bool:
+    try:
+        return env_marker in (proc_entry / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
 
 
 def _kill_processes_under(base: Path) -> None:
@@ -420,11 +609,15 @@ def _kill_processes_under(base: Path) -> None:
             time.sleep(0.1)
 
 
-def mounts_under(base: Path) -> list[str]:
-    """Mount points below ``base``, deepest first (the order they must be unmounted in)."""
+def mounts_under(base: Path, pid: int | str = "self") -> list[str]:
+    """Mount points below ``base`` as process ``pid`` sees them, deepest first (the unmount order)."""
     prefix = str(base) + "/"
     points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    try:
+        mountinfo = Path(f"/proc/{pid}/mountinfo").read_text()
+    except OSError:
+        return []
+    for line in mountinfo.splitlines():
         point = line.split()[4].encode().decode("unicode_escape")
         if point.startswith(prefix):
             points.append(point)
@@ -453,19 +646,72 @@ def docker_config_dir() -> Path:
     return _docker_config_dir
 
 
+_plugin_config_dir: Path | None = None
+CLIENT_SUITE = "testing"  # the root whose docker CLI, buildx and compose v2 the tests use
+CLI_PLUGINS_INSIDE = "usr/libexec/docker/cli-plugins"
+CLI_PLUGINS = ("docker-buildx", "docker-compose")
+
+
+def plugin_config_dir() -> Path:
+    """A private DOCKER_CONFIG whose ``cli-plugins`` are the testing root's buildx and compose v2.
+
+    Separate from ``docker_config_dir`` on purpose: with buildx installed, ``docker build`` switches
+    to BuildKit, and the tests that mean the classic builder must keep getting it.
+    """
+    global _plugin_config_dir
+    if _plugin_config_dir is None or not _plugin_config_dir.exists():
+        root = engine_roots.ensure_root(CLIENT_SUITE)
+        _plugin_config_dir = short_base("dtplg")
+        (_plugin_config_dir / "config.json").write_text("{}\n")
+        (_plugin_config_dir / "cli-plugins").mkdir()
+        for plugin in CLI_PLUGINS:
+            (_plugin_config_dir / "cli-plugins" / plugin).symlink_to(root / CLI_PLUGINS_INSIDE / plugin)
+        atexit.register(shutil.rmtree, _plugin_config_dir, True)
+    return _plugin_config_dir
+
+
 def docker_binary() -> str:
+    """The docker CLI the tests use: ``$DOCKERTAP_DOCKER_CLI``, else the testing root's (28.5; a Go
+    binary needing only libc, so it runs on the host), else ``docker`` on PATH."""
+    chosen = os.environ.get("DOCKERTAP_DOCKER_CLI")
+    if chosen:
+        return chosen
+    if engine_roots.is_current(CLIENT_SUITE):
+        return str(engine_roots.root_path(CLIENT_SUITE) / "usr/bin/docker")
     found = shutil.which("docker")
     if found is None:
         raise FileNotFoundError("the docker CLI is not on PATH")
     return found
 
 
-def docker_env(engine_url: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a docker CLI aimed at ``engine_url`` (and nothing else)."""
+def put_docker_cli_on_path() -> str:
+    """Make ``docker`` on PATH (for tests that run ``dockertap run -- docker …``) the CLI that
+    ``docker_binary`` names; returns it.  A private directory holds the one link."""
+    cli = docker_binary()
+    bin_dir = short_base("dtbin")
+    (bin_dir / "docker").symlink_to(cli)
+    atexit.register(shutil.rmtree, bin_dir, True)
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    return cli
+
+
+def compose_v1_binary() -> str:
+    """compose v1 (1.29, Python): bookworm's ``docker-compose`` on the host (``.ci/run`` installs it)."""
+    found = shutil.which("docker-compose")
+    if found is None:
+        raise FileNotFoundError("docker-compose (v1) is not installed (apt-get install docker-compose)")
+    return found
+
+
+def docker_env(
+    engine_url: str, env: Mapping[str, str] | None = None, plugins: bool = False
+) -> dict[str, str]:
+    """The environment for a docker CLI aimed at ``engine_url`` (and nothing else); with ``plugins``
+    its config dir carries buildx and compose v2."""
     merged = {k: v for k, v in os.environ.items() if k not in _DOCKER_ENV_TO_DROP}
     merged.update(
         DOCKER_HOST=engine_url,
-        DOCKER_CONFIG=str(docker_config_dir()),
+        DOCKER_CONFIG=str(plugin_config_dir() if plugins else docker_config_dir()),
         DOCKER_CLI_HINTS="false",
     )
     merged.update(env or {})
@@ -480,22 +726,63 @@ def docker(
     timeout: float = 120,
     text: bool | None = None,
     check: bool = False,
+    plugins: bool = False,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run the real docker CLI against ``engine_url``; output is captured.
 
-    ``text`` defaults to True unless ``input`` is bytes (binary pipelines stay binary).
+    ``text`` defaults to True unless ``input`` is bytes (binary pipelines stay binary).  With
+    ``plugins`` the CLI has buildx and compose v2: ``docker(url, "compose", ..., plugins=True)``,
+    ``docker(url, "buildx", "build", ..., plugins=True)``.
     """
     if text is None:
         text = not isinstance(input, bytes)
     return subprocess.run(
         [docker_binary(), *args],
         input=input,
-        env=docker_env(engine_url, env),
+        cwd=cwd,
+        env=docker_env(engine_url, env, plugins=plugins),
         capture_output=True,
         text=text,
         timeout=timeout,
         check=check,
     )
+
+
+def compose_v1(
+    engine_url: str, project_dir: str | os.PathLike[str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run compose v1 (``docker-compose``, docker-py inside) in ``project_dir`` against ``engine_url``."""
+    return subprocess.run(
+        [compose_v1_binary(), "--no-ansi", *args],
+        cwd=project_dir,
+        env=docker_env(engine_url),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def compose_v2(
+    engine_url: str, project_dir: str | os.PathLike[str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run compose v2 (the ``docker compose`` plugin) in ``project_dir`` against ``engine_url``."""
+    return docker(
+        engine_url, "compose", "--ansi", "never", *args, cwd=project_dir, timeout=timeout, plugins=True
+    )
+
+
+def buildx(engine_url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``docker buildx`` (BuildKit through the daemon's /grpc and /session) against ``engine_url``."""
+    return docker(engine_url, "buildx", *args, timeout=timeout, plugins=True)
+
+
+def sdk_client(engine_url: str, timeout: int = 120):  # -> docker.DockerClient (import is lazy)
+    """The docker SDK for Python on ``engine_url``, API version negotiated (20.10 stops at 1.41)."""
+    import docker as docker_sdk  # the PyPI package; not to be confused with this module's docker()
+
+    return docker_sdk.DockerClient(base_url=engine_url, version="auto", timeout=timeout)
 
 
 # --------------------------------------------------------------------------------------------
@@ -622,9 +909,11 @@ def _engine_url(engine: Engine | str) -> str:
 
 @contextlib.contextmanager
 def started(kind: str, base: str | os.PathLike[str] | None = None, busybox: bool = True) -> Iterator[Engine]:
-    """``with started("dockerd") as engine:`` start, import busybox, yield, stop (for scripts)."""
-    starter = {"dockerd": start_dockerd, "podman": start_podman}[kind]
-    engine = starter(base or short_base())
+    """``with started("dockerd-28.5") as engine:`` start, import busybox, yield, stop (for scripts).
+
+    ``kind`` is an ``ENGINE_SPECS`` id, or ``dockerd``/``podman`` for the default generation."""
+    engine_id = {"dockerd": DEFAULT_DOCKERD, "podman": DEFAULT_PODMAN}.get(kind, kind)
+    engine = start_engine(engine_id, base or short_base())
     try:
         if busybox:
             import_busybox(engine)

@@ -114,6 +114,46 @@ def test_bypass_flag_detection():
     assert bypass_flags(["docker", "ps"]) == []
     assert bypass_flags(["docker", "run", "--rm", "img", "sh", "-c", "exit 3"]) == []
     assert bypass_flags(["docker", "--config", "/x", "-c", "ctx", "ps"]) == ["-c"]
+    assert bypass_flags(["/usr/bin/docker", "-cctx", "ps"]) == ["-cctx"]
+
+
+def test_bypass_flags_only_for_docker_and_compose_command_lines(short_tmp: Path):
+    # A shell's -c (or any other program's) is not docker's --context.
+    assert bypass_flags(["sh", "-c", "docker ps"]) == []
+    assert bypass_flags(["bash", "-H", "x"]) == []
+    assert bypass_flags(["python3", "-c", "import docker"]) == []
+    # docker-compose 1.x (a Python script) takes -H/--host and -c/--context before its command.
+    v1 = short_tmp / "docker-compose"
+    v1.write_text("#!/usr/bin/python3\n")
+    assert bypass_flags(["docker-compose", "-f", "x.yml", "-c", "ctx", "up"], str(v1)) == ["-c"]
+    assert bypass_flags(["docker-compose", "--host=tcp://x", "up"], str(v1)) == ["--host=tcp://x"]
+    # Compose v2 standalone (a Go binary) takes --host/-H/--context, but no -c.
+    v2 = short_tmp / "v2" / "docker-compose"
+    v2.parent.mkdir()
+    v2.write_bytes(b"\x7fELF")
+    assert bypass_flags(["docker-compose", "--context", "ctx", "up"], str(v2)) == ["--context"]
+    assert bypass_flags(["docker-compose", "-H", "unix:///x", "up"], str(v2)) == ["-H"]
+    assert bypass_flags(["docker-compose", "-c", "x", "up"], str(v2)) == []
+    # `docker compose -H` is refused by the compose plugin itself; docker's own globals still count.
+    assert bypass_flags(["docker", "compose", "-H", "x", "up"]) == []
+    assert bypass_flags(["docker", "-H", "unix:///x", "compose", "up"]) == ["-H"]
+
+
+def test_run_shell_command_gets_no_false_bypass_warning(dockerd):
+    result = dockertap("run", "--backend", dockerd.url, "--", "sh", "-c", "docker ps -q")
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"warning" not in result.stderr and b"will not go through the tap" not in result.stderr
+    assert b"/containers/json" in result.stderr  # the script's docker went through the tap
+
+
+def test_run_says_once_when_the_users_docker_host_does_not_work_for_the_cli(dockerd):
+    result = dockertap(
+        "run", "--backend", dockerd.url, "--", "docker", "ps", "-q", env={"DOCKER_HOST": str(dockerd.socket)}
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    err = result.stderr.decode()
+    assert err.count("does not work with the docker CLI") == 1, err
+    assert f"tcp://localhost:2375{dockerd.socket}" in err and f"unix://{dockerd.socket}" in err
 
 
 def test_filter_parsing():

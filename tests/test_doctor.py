@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ from fakesock import FakeServer, docker_like, garbage, set_current, short_tmpdir
 from dockertap.contexts import ContextStoreError, install_context, remove_context
 from dockertap.doctor import gather, layer_chain
 from dockertap.proxy.discovery import context_meta_path
+from dockertap.proxy.running_engines import flag_values
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCKER_CLI = shutil.which("docker")
@@ -140,6 +142,139 @@ def test_context_install_routes_the_real_docker_cli(base, dockerd):
     assert run_cli("context", "remove", env=env).returncode == 1  # nothing left to remove
 
 
+# --- every fix doctor prints works: the tests apply it --------------------------------------------
+
+# Each installed docker CLI (Debian's 20.10 and a current one) must be fixed by the same command.
+CLIS = sorted(
+    {p for p in (DOCKER_CLI, "/usr/bin/docker", "/usr/local/bin/docker") if p and os.path.exists(p)}
+)
+
+
+def docker_works(
+    command: str | None, env: dict[str, str], base: str, docker: str
+) -> subprocess.CompletedProcess:
+    """Run `command` (a fix doctor printed) in a shell, then the real `docker version`, with `docker` first
+    on PATH."""
+    bindir = f"{base}/bin-{os.path.basename(os.path.dirname(docker))}"
+    os.makedirs(bindir, exist_ok=True)
+    if not os.path.exists(f"{bindir}/docker"):
+        os.symlink(docker, f"{bindir}/docker")
+    script = f"{command}\n" if command else ""
+    script += "docker version --format '{{.Server.Version}}'"
+    full_env = {**env, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    return subprocess.run(["sh", "-ec", script], env=full_env, capture_output=True, text=True, timeout=60)
+
+
+def assert_fix_works(data: dict, env: dict[str, str], base: str, engine_url: str) -> str:
+    """The first diagnosis's commands include one that selects `engine_url`; it works with every CLI,
+    and the environment was really broken before it."""
+    commands = data["diagnoses"][0]["commands"]
+    assert commands, data["diagnoses"][0]
+    for docker in CLIS:
+        assert docker_works(None, env, base, docker).returncode != 0, f"{docker} was not broken"
+        # Other engines on this machine (other test sessions) may stop at any time: apply every fix
+        # but the `export DOCKER_HOST=` lines that select them.
+        for command in [c for c in commands if "export DOCKER_HOST=" not in c or engine_url in c]:
+            done = docker_works(command, env, base, docker)
+            assert done.returncode == 0, f"{docker}: {command!r} did not fix it: {done.stderr}"
+    return next(c for c in commands if engine_url in c or "unset" in c or "context use" in c)
+
+
+@pytest.mark.skipif(not CLIS, reason="docker CLI not installed")
+def test_doctor_path_without_scheme_fails_like_the_cli_and_its_fix_works(base, dockerd):
+    env = {"HOME": base, "DOCKER_HOST": str(dockerd.socket)}
+    code, data = doctor_json(env)
+    cli_reading = f"tcp://localhost:2375{dockerd.socket}"
+    assert code == 1 and data["ok"] is False and data["status"] == "fails"
+    assert data["cli_endpoint"]["url"] == cli_reading
+    assert data["cli_says"]["host"] == cli_reading  # the real CLI reads it the same way
+    problem = data["diagnoses"][0]
+    assert "has no scheme" in problem["problem"] and cli_reading in problem["problem"]
+    assert problem["commands"][0] == f"export DOCKER_HOST={dockerd.url}"
+    assert_fix_works(data, env, base, dockerd.url)
+
+    done = run_cli("doctor", env={**env, "COLUMNS": "200"})
+    assert done.returncode == 1 and "- works" not in done.stdout and "No problems found" not in done.stdout
+    assert f"export DOCKER_HOST={dockerd.url}" in done.stdout
+
+
+@pytest.mark.skipif(not CLIS, reason="docker CLI not installed")
+def test_doctor_missing_docker_context_fix_is_unset_and_it_works(base, dockerd):
+    cfg = f"{base}/.docker"
+    write_context(cfg, "real", dockerd.url)
+    set_current(cfg, "real")
+    env = {"HOME": base, "DOCKER_CONTEXT": "nosuch"}
+    code, data = doctor_json(env)
+    assert code == 1 and data["status"] == "unresolved"
+    problem = data["diagnoses"][0]
+    assert problem["commands"][0] == "unset DOCKER_CONTEXT"
+    assert "export DOCKER_CONTEXT=real" in problem["commands"]
+    assert_fix_works(data, env, base, dockerd.url)
+
+
+@pytest.mark.skipif(not CLIS, reason="docker CLI not installed")
+def test_doctor_missing_current_context_fix_works_with_every_cli(base, dockerd):
+    cfg = f"{base}/.docker"
+    write_context(cfg, "real", dockerd.url)
+    set_current(cfg, "gone")
+    env = {"HOME": base}
+    code, data = doctor_json(env)
+    assert code == 1 and data["status"] == "unresolved"
+    commands = data["diagnoses"][0]["commands"]
+    assert "DOCKER_CONTEXT=default docker context use real" in commands
+    for docker in CLIS:  # `docker context use` changes config.json: each CLI gets a broken one again
+        set_current(cfg, "gone")
+        assert docker_works(None, env, base, docker).returncode != 0
+        done = docker_works("DOCKER_CONTEXT=default docker context use real", env, base, docker)
+        assert done.returncode == 0, done.stderr
+
+
+def test_doctor_points_at_the_engine_that_is_running_instead_of_starting_one(base, dockerd):
+    env = {"HOME": base, "DOCKER_HOST": f"unix://{base}/nope.sock", "PATH": os.environ["PATH"]}
+    report = gather(env, base, root=f"{base}/root")
+    running = {r.engine.pid: r for r in report.running}
+    assert dockerd.pid in running, [r.engine for r in report.running]
+    ours = running[dockerd.pid]
+    assert ours.engine.hosts == (dockerd.url,), ours.engine  # also from another mount namespace
+    assert ours.endpoints[0].probe.ok
+    diagnosis = report.diagnoses[0]
+    assert "does not exist" in diagnosis.problem and "systemctl" not in diagnosis.fix
+    assert f"export DOCKER_HOST={dockerd.url}" in diagnosis.commands
+    if CLIS:
+        done = docker_works(f"export DOCKER_HOST={dockerd.url}", env, base, CLIS[-1])
+        assert done.returncode == 0, done.stderr
+
+
+def test_doctor_refused_tcp_port_is_not_a_stale_socket(base):
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, data = doctor_json({"HOME": base, "DOCKER_HOST": f"tcp://127.0.0.1:{port}"})
+    assert code == 1
+    problem = data["diagnoses"][0]["problem"]
+    assert "nothing listens on that port" in problem and "stale" not in problem
+
+
+def test_doctor_ssh_is_not_checked_and_never_contradicts_itself(base):
+    env = {"HOME": base, "DOCKER_HOST": "ssh://me@box.invalid", "COLUMNS": "200"}
+    code, data = doctor_json(env)
+    assert code == 3 and data["status"] == "not-checked" and data["ok"] is False
+    assert [d["severity"] for d in data["diagnoses"]][:1] == ["not-checked"]
+    assert "dial-stdio" in data["diagnoses"][0]["problem"]
+    done = run_cli("doctor", env=env)
+    assert done.returncode == 3
+    assert "not checked" in done.stdout
+    assert "- works" not in done.stdout and "does not work" not in done.stdout
+    assert "No problems found" not in done.stdout
+
+
+def test_doctor_quotes_the_cli_for_a_host_it_refuses(base):
+    code, data = doctor_json({"HOME": base, "DOCKER_HOST": "http://127.0.0.1:9"})
+    assert code == 1 and data["cli_endpoint"]["url"] is None
+    assert "invalid bind address format: http://127.0.0.1:9" in data["diagnoses"][0]["problem"]
+    assert "tcp://127.0.0.1:9 would be the right spelling" in data["diagnoses"][0]["fix"]
+
+
 # --- states a real engine cannot be put in on demand ----------------------------------------------
 
 
@@ -170,8 +305,16 @@ def test_doctor_docker_host_at_missing_path_and_dead_dockertap_socket(base):
 
 def test_doctor_unresolvable_context(base):
     code, data = doctor_json({"HOME": base, "DOCKER_CONTEXT": "nosuch"})
-    assert code == 1 and data["cli_endpoint"]["url"] is None
-    assert "cannot be resolved" in data["diagnoses"][0]["problem"]
+    assert code == 1 and data["cli_endpoint"]["url"] is None and data["status"] == "unresolved"
+    problem = data["diagnoses"][0]
+    assert "DOCKER_CONTEXT=nosuch" in problem["problem"] and "unset DOCKER_CONTEXT" in problem["fix"]
+    assert "docker context use default" not in problem["fix"] + " ".join(problem["commands"])
+    if DOCKER_CLI:  # the CLI's own words, whatever its version
+        said = subprocess.run(
+            [DOCKER_CLI, "context", "inspect"], env={"HOME": base, "DOCKER_CONTEXT": "nosuch"},
+            capture_output=True, text=True,
+        ).stderr.strip().splitlines()[-1]  # fmt: skip
+        assert said in problem["problem"]
 
 
 def test_doctor_follows_symlinks_and_reports_where_they_point(base):
@@ -186,7 +329,12 @@ def test_doctor_follows_symlinks_and_reports_where_they_point(base):
 
 
 def _nobody_command(base: str) -> tuple[list[str], dict[str, str]] | None:
-    """Run this checkout's code as `nobody` with the system python (the venv's python lives under /root)."""
+    """Run this checkout's code as `nobody` with the system python (the venv's python lives under /root).
+
+    The checkout's `dockertap/` folder holds only the CLI modules (setuptools maps `proxy/` etc. under
+    it at install time), so it must never shadow the package assembled here: PYTHONSAFEPATH keeps the
+    working directory (the repository root, under pytest) off sys.path.
+    """
     setpriv, python = shutil.which("setpriv"), "/usr/bin/python3"
     if os.getuid() != 0 or not setpriv or not os.path.exists(python):
         return None
@@ -205,6 +353,7 @@ def _nobody_command(base: str) -> tuple[list[str], dict[str, str]] | None:
         "PATH": os.environ["PATH"],
         "PYTHONPATH": f"{base}/py:{site}",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONSAFEPATH": "1",
     }
     return [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", python], env
 
@@ -277,12 +426,34 @@ def test_install_refuses_to_clobber_a_foreign_context_and_remove_keeps_other_con
 
 
 def test_context_install_default_socket_path(base):
+    os.mkdir(f"{base}/xdg", 0o700)
     env = {"HOME": base, "DOCKER_CONFIG": f"{base}/cfg", "XDG_RUNTIME_DIR": f"{base}/xdg"}
     done = run_cli("context", "install", env=env)
     assert done.returncode == 0, done.stderr
     meta = json.load(open(context_meta_path(f"{base}/cfg", "dockertap")))
-    assert meta["Endpoints"]["docker"]["Host"] == f"unix://{base}/xdg/dockertap.sock"
+    assert meta["Endpoints"]["docker"]["Host"] == f"unix://{base}/xdg/dockertap/docker.sock"
     env.pop("XDG_RUNTIME_DIR")
     done = run_cli("context", "install", "--name", "dt2", env=env)
     meta = json.load(open(context_meta_path(f"{base}/cfg", "dt2")))
-    assert meta["Endpoints"]["docker"]["Host"] == f"unix:///tmp/dockertap-{os.getuid()}/docker.sock"
+    fallback = "/run" if os.geteuid() == 0 else f"{base}/cfg"  # never /tmp: others could squat it
+    assert meta["Endpoints"]["docker"]["Host"] == f"unix://{fallback}/dockertap/docker.sock"
+
+
+def test_running_engine_command_lines_are_read_like_their_flag_parsers():
+    argv = [
+        "dockerd",
+        "-H",
+        "unix:///a.sock",
+        "--host=tcp://127.0.0.1:2",
+        "-Hunix:///b.sock",
+        "--host",
+        "fd://",
+    ]
+    assert flag_values(argv, "host", "H") == [
+        "unix:///a.sock",
+        "tcp://127.0.0.1:2",
+        "unix:///b.sock",
+        "fd://",
+    ]
+    assert flag_values(["containerd", "-a=/x.sock"], "address", "a") == ["/x.sock"]
+    assert flag_values(["dockerd", "--", "-H", "x"], "host", "H") == []

@@ -1,0 +1,113 @@
+"""Shell completion as a user gets it: `dockertap --install-completion` in a real bash and zsh, then
+Tab pressed in an interactive shell running in tmux."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import engines
+import pytest
+
+SHELLS = ("bash", "zsh")
+
+
+def _needs(*programs: str) -> None:
+    missing = [p for p in programs if shutil.which(p) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+
+
+def _user_env(home: Path, shell: str) -> dict[str, str]:
+    """A fresh user of SHELL: its own HOME, and the installed `dockertap` first on PATH."""
+    bin_dir = str(Path(engines.dockertap_command()[0]).parent)
+    return {
+        "HOME": str(home),
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "TERM": "xterm-256color",
+        "LANG": "C.UTF-8",
+        "SHELL": shutil.which(shell) or shell,
+    }
+
+
+class TmuxShell:
+    """An interactive shell in a detached tmux session: type, then read the screen."""
+
+    def __init__(self, shell: str, env: dict[str, str]) -> None:
+        self.session = f"dtc-{uuid.uuid4().hex[:8]}"
+        self.env = env
+        subprocess.run(
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                self.session,
+                "-x",
+                "200",
+                "-y",
+                "50",
+                shutil.which(shell) or shell,
+            ],
+            env=env,
+            check=True,
+            timeout=30,
+        )
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.session, *keys], check=True, timeout=30)
+
+    def screen(self) -> str:
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.session], capture_output=True, text=True, timeout=30
+        ).stdout
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never appeared on the screen:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.session], capture_output=True, timeout=30)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_installed_completion_completes_commands_options_and_recordings(shell: str, short_tmp: Path):
+    _needs("tmux", shell)
+    home = short_tmp / "home"
+    home.mkdir(mode=0o700)
+    env = _user_env(home, shell)
+    # `; true` keeps the shell alive as dockertap's parent (a lone command would be exec'd), as when
+    # a user types it at a prompt: typer asks the parent process which shell to install for.
+    installed = subprocess.run(
+        [shell, "-c", "dockertap --install-completion; true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert f"{shell} completion installed" in installed.stdout
+    term = TmuxShell(shell, env)
+    try:
+        term.keys("PS1='ready> '; PROMPT='ready> '; clear", "Enter")
+        term.wait_for("ready>")
+        term.keys("dockertap rep", "Tab")
+        term.wait_for("dockertap replay")  # capture-pane drops the trailing space
+        term.keys("docker-r", "Tab")
+        term.wait_for("dockertap replay docker-run")
+        term.keys("C-u", "dockertap run --for", "Tab")
+        term.wait_for("dockertap run --format")
+        term.keys("C-u", "dockertap plugin ", "Tab", "Tab")
+        screen = term.wait_for("install")
+        assert "remove" in screen
+    finally:
+        term.close()
