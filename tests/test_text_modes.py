@@ -145,8 +145,8 @@ def test_real_clients_are_named_by_program_and_subcommand(dockerd, short_tmp: Pa
 
 def test_over_tcp_the_client_is_what_its_user_agent_says_and_why_once(dockerd, short_tmp: Path):
     err = short_tmp / "err"
-    argv = [*engines.dockertap_command(), "proxy", "--listen", "tcp://127.0.0.1:0", "--backend", dockerd.url,
-            "--no-observe", "--plain"]  # fmt: skip
+    argv = [*engines.dockertap_command(), "proxy", "--listen", "tcp://127.0.0.1:0", "--allow-tcp",
+            "--backend", dockerd.url, "--no-observe", "--plain"]  # fmt: skip
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=open(err, "wb"), stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
