@@ -271,10 +271,10 @@ def start_dockerd(
 ) -> Engine:
     """Start a dockerd (with its own containerd) from its root; socket at ``<base>/run/docker.sock``.
 
-    Networking is dockerd's default (docker0, iptables rules): both live in the engine's own network
-    namespace, so neither the host's docker0 nor its iptables are ever touched.  overlay2 is tried
-    first and vfs is the fallback when the host filesystem cannot carry overlay; with the containerd
-    image store (``dockerd-28.5-c8d``) containerd's snapshotter is used.  ``debug``: dockerd's debug
+    Networking is dockerd's default (docker0, iptables rules; 20.10: no default bridge): all of it
+    lives in the engine's own network namespace, so the host's docker0 and iptables are never
+    touched.  overlay2 is tried first and vfs is the fallback when the host filesystem cannot carry
+    overlay; with the containerd image store (``dockerd-28.5-c8d``) containerd's snapshotter is used.  ``debug``: dockerd's debug
     log, which holds one ``Calling METHOD TARGET`` line per API request a handler runs.
     """
     spec = ENGINE_SPECS[engine_id]
@@ -316,6 +316,11 @@ def _start_dockerd_once(
     }
     if debug:
         config["debug"] = True
+    if spec.version_tuple < (23,):
+        # 20.10's libnetwork-setkey prestart hook intermittently fails in a private namespace under
+        # load ("error running hook #0 … no such file or directory"); without the default bridge it is
+        # not run. User-defined networks still work. (28.5 keeps its default bridge.)
+        config.update({"bridge": "none", "iptables": False, "ip6tables": False})
     if storage_driver:
         config["storage-driver"] = storage_driver
     if spec.image_store == "containerd":
