@@ -274,8 +274,8 @@ def start_dockerd(
     Networking is dockerd's default (docker0, iptables rules; 20.10: no default bridge): all of it
     lives in the engine's own network namespace, so the host's docker0 and iptables are never
     touched.  overlay2 is tried first and vfs is the fallback when the host filesystem cannot carry
-    overlay; with the containerd image store (``dockerd-28.5-c8d``) containerd's snapshotter is used.  ``debug``: dockerd's debug
-    log, which holds one ``Calling METHOD TARGET`` line per API request a handler runs.
+    overlay; with the containerd image store (``dockerd-28.5-c8d``) containerd's snapshotter is used.
+    ``debug``: dockerd's debug log, which holds one line per API request a handler runs.
     """
     spec = ENGINE_SPECS[engine_id]
     base = Path(base)
