@@ -801,7 +801,8 @@ def doctor(
 
     [cyan]dockertap doctor --json[/cyan]
 
-    [cyan]DOCKER_HOST=unix:///nonexistent.sock dockertap doctor --timeout 0.5[/cyan]
+    [dim]# without unix:// the docker CLI reads the path as TCP: doctor says so, with the fix (exits 1)[/dim]
+    [cyan]DOCKER_HOST=/var/run/docker.sock dockertap doctor[/cyan]
     """
     report = gather(timeout=timeout)
     if json_output:

@@ -36,8 +36,11 @@ def export(
 
     [bold]Examples[/bold]
 
-      dockertap export session.jsonl --har session.har
-      dockertap export session.jsonl --flows session.flows && mitmweb -r session.flows
+    [dim]# a session you recorded: dockertap run --record session.jsonl -- …[/dim]
+    [cyan]dockertap export session.jsonl --har session.har[/cyan]
+
+    [dim]# then look at it: mitmweb -r session.flows[/dim]
+    [cyan]dockertap export session.jsonl --flows session.flows[/cyan]
     """
     if not (har or flows):
         raise _fail("nothing to do: pass --har OUT and/or --flows OUT")
@@ -74,8 +77,10 @@ def import_(
 
     [bold]Examples[/bold]
 
-      dockertap import capture.flows -o session.jsonl
-      dockertap import devtools.har -o session.jsonl && dockertap replay session.jsonl
+    [dim]# a mitmproxy capture (mitmdump -w capture.flows), or dockertap export --flows[/dim]
+    [cyan]dockertap import session.flows -o from-flows.jsonl[/cyan]
+
+    [cyan]dockertap import session.har -o from-har.jsonl && dockertap replay from-har.jsonl[/cyan]
     """
     from mitmproxy.exceptions import FlowReadException
 
