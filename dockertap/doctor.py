@@ -520,8 +520,10 @@ def _current_diagnoses(
             if answers:
                 commands.append(f"unset {unset}")
                 fix_parts.append(f"unset {unset}: {say('unset.answers', url=url)}")
-        commands += [c for c in fixes.exports(current) if c not in commands]
-        fix_parts.append(say("fix.alternatives"))
+        others = [c for c in fixes.exports(current) if c not in commands]
+        commands += others
+        if others:
+            fix_parts.append(say("fix.alternatives"))
         failure = reading.error or (current.probe.error if current.probe else current.unusable) or "?"
         if reading.error:
             said = (cli_says or {}).get("error") or reading.problem
@@ -648,7 +650,7 @@ def layer_chain(report: DoctorReport) -> list[tuple[str, str]]:
     cur = report.current
     if cur.url is None:
         return [*chain, ("endpoint", f"unresolved: {report.cli_why}")]
-    sock = cur.socket.summary if cur.socket else "tcp"
+    sock = cur.socket.summary if cur.socket else cur.url.partition("://")[0]
     chain.append(("endpoint", f"{cur.url} ({sock})"))
     probe_result = cur.probe
     if report.status == "not-checked":
