@@ -461,6 +461,7 @@ def _current_diagnoses(
 ) -> list[Diagnosis]:
     """What is wrong with the endpoint the docker CLI uses, with fixes that work."""
     reading = choice.reading
+    commands: list[str]
     if reading is None:  # the CLI fails before it has a host: a context it cannot load
         said = (cli_says or {}).get("error") or choice.error or "?"
         if choice.origin == "DOCKER_CONTEXT":
@@ -506,7 +507,7 @@ def _current_diagnoses(
     unset = "DOCKER_HOST" if choice.origin == "DOCKER_HOST" else None
     if reading.error or reading.meant or reading.base_path:
         rewrite = reading.meant or _rewrite(reading.given)
-        commands: list[str] = []
+        commands = []
         fix_parts: list[str] = []
         if rewrite:
             rewritten = fixes.prober.answers(rewrite)

@@ -334,7 +334,8 @@ def running_engines(proc: str = "/proc") -> list[RunningEngine]:
             hosts, how = _dockerd(argv, proc, pid)
             if _other_mount_namespace(proc, pid):
                 hosts, how = _through_its_root(hosts, proc, pid), f"{how}; in its own mount namespace"
-            containerd = (flag_values(argv, "containerd") or [None])[-1]
+            containerd_flags = flag_values(argv, "containerd")
+            containerd = containerd_flags[-1] if containerd_flags else None
             found.append(
                 RunningEngine("dockerd", pid, _user(uid), tuple(hosts), how, containerd, tuple(argv))
             )
