@@ -232,7 +232,7 @@ class DoctorReport:
     def status(self) -> str:
         """works | fails | unresolved | not-checked."""
         reading = self.choice.reading
-        if reading is None:
+        if reading is None or reading.url is None:
             return "unresolved"
         if reading.not_probed and not reading.error:
             return "not-checked"
@@ -507,6 +507,8 @@ def _current_diagnoses(
     unset = "DOCKER_HOST" if choice.origin == "DOCKER_HOST" else None
     if reading.error or reading.meant or reading.base_path:
         rewrite = reading.meant or _rewrite(reading.given)
+        if reading.base_path and not reading.meant and reading.endpoint is not None:
+            rewrite = reading.endpoint.url  # the same engine without the path
         commands = []
         fix_parts: list[str] = []
         if rewrite:
@@ -524,7 +526,7 @@ def _current_diagnoses(
         others = [c for c in fixes.exports(current) if c not in commands]
         commands += others
         if others:
-            fix_parts.append(say("fix.alternatives"))
+            fix_parts.append(say("fix.alternatives" if fix_parts else "fix.an-engine"))
         failure = reading.error or (current.probe.error if current.probe else current.unusable) or "?"
         if reading.error:
             said = (cli_says or {}).get("error") or reading.problem

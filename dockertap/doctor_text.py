@@ -64,6 +64,7 @@ TEXT: dict[str, str] = {
     "rewrite.answers": "write it with its scheme: {rewrite} (it answers)",
     "rewrite.dead": "{rewrite} would be the right spelling, but nothing answers there ({failure})",
     "fix.alternatives": "or point the docker CLI at another engine that answers",
+    "fix.an-engine": "point the docker CLI at an engine that answers",
     "fix.start-engine": "{hint}",
     "unset.answers": "without it the docker CLI uses {url}, which answers",
     # cannot check
