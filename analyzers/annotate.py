@@ -6,6 +6,7 @@ Statuses start as "expected". Evidence correlation (containerd events, runtime e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -48,6 +49,10 @@ class Annotation:
     evidence: list[dict] = field(default_factory=list)
     #: Where evidence contradicts the model (expected item not seen, unexpected layer seen).
     mismatches: list[str] = field(default_factory=list)
+    #: gRPC calls decoded from a BuildKit h2c stream (`GrpcCall.to_dict`), None when not decoded.
+    grpc: list[dict] | None = None
+    #: Why the h2c stream could not be (fully) decoded, or how many calls were only counted.
+    grpc_note: str | None = None
 
     def layer(self, name: str) -> LayerStatus | None:
         return next((ls for ls in self.layers if ls.layer == name), None)
@@ -65,6 +70,8 @@ class Annotation:
             "layers": [ls.to_dict() for ls in self.layers],
             "evidence": list(self.evidence),
             "mismatches": list(self.mismatches),
+            **({"grpc": list(self.grpc)} if self.grpc is not None else {}),
+            **({"grpc_note": self.grpc_note} if self.grpc_note else {}),
         }
 
 
@@ -102,7 +109,12 @@ def _chain_conditions(family: str, route: RouteMatch) -> tuple[str, ...]:
     return found
 
 
-def chain_of(backend: BackendFingerprint | None, route: RouteMatch, body: object | None = None) -> LayerChain:
+def chain_of(
+    backend: BackendFingerprint | None,
+    route: RouteMatch,
+    body: object | None = None,
+    grpc_methods: tuple[str, ...] | None = None,
+) -> LayerChain:
     """`expected_chain` for `route` on `backend`, memoized on everything it reads.
 
     That is the backend facts, the route's template and family, and the truth of each condition
@@ -115,13 +127,19 @@ def chain_of(backend: BackendFingerprint | None, route: RouteMatch, body: object
     runtime = backend.default_runtime if backend else None
     table_family = "podman" if family == "podman" else "dockerd"
     holds = tuple(condition_holds(w, route.query, body) for w in _chain_conditions(table_family, route))
-    key = (family, image_store, engine_version, runtime, route.template, route.family, holds)
+    key = (family, image_store, engine_version, runtime, route.template, route.family, holds, grpc_methods)
     chain = _chains.get(key)
     if chain is None:
         if len(_chains) >= _MEMO_SIZE:
             _chains.clear()
         chain = _chains[key] = expected_chain(
-            family, image_store, route, body=body, engine_version=engine_version, runtime=runtime
+            family,
+            image_store,
+            route,
+            body=body,
+            engine_version=engine_version,
+            runtime=runtime,
+            grpc_methods=grpc_methods,
         )
     return chain
 
@@ -136,10 +154,59 @@ def annotate(
     return Annotation(route=route, chain=chain, layers=layers, backend=backend)
 
 
+def with_grpc_methods(annotation: Annotation, methods: tuple[str, ...] | None) -> None:
+    """Re-key a `/grpc` or `/session` annotation on the gRPC methods decoded so far (None: the
+    opaque route's chain).
+
+    Only before evidence has been applied (statuses are still "expected"): the chain changes, and the
+    layers are rebuilt from it.
+    """
+    keyed = None if methods is None else tuple(sorted(methods))
+    chain = chain_of(annotation.backend, annotation.route, grpc_methods=keyed)
+    if chain is annotation.chain:
+        return
+    annotation.chain = chain
+    annotation.layers = [LayerStatus(step.layer, list(step.operations)) for step in chain.steps]
+
+
+def format_grpc(calls: list[dict] | None, limit: int = 6) -> str:
+    """`gRPC Control/Solve OK 1.20s, Control/Status OK` — the calls of one h2c connection, short."""
+    if not calls:
+        return ""
+    parts = []
+    for call in calls[:limit]:
+        method = str(call.get("method") or "?").rsplit(".", 1)[-1]
+        status = call.get("status_name") or ("open" if call.get("duration_ms") is None else "no status")
+        if call.get("reset") is not None:
+            status = f"reset {call['reset']}"
+        took = call.get("duration_ms")
+        parts.append(f"{method} {status}" + (f" {took / 1000:.2f}s" if took and took >= 1000 else ""))
+    more = f", +{len(calls) - limit} more" if len(calls) > limit else ""
+    return "gRPC " + ", ".join(parts) + more
+
+
 def format_chain(annotation: Annotation) -> str:
     """`dockerd → containerd[Tasks.Create✓ Tasks.Start✓] → runc[create✓ start✓]` (✓ observed, ✗ missing)."""
+    return format_layers(annotation.layers)
+
+
+def layers_from_records(records: Iterable[dict]) -> list[LayerStatus]:
+    """The layers of a recorded or traced exchange (`LayerStatus.to_dict` read back)."""
+    return [
+        LayerStatus(
+            str(r.get("layer")),
+            [str(op) for op in r.get("operations") or ()],
+            r.get("status") if r.get("status") in STATUS_MARKS else "expected",
+            {str(k): v for k, v in (r.get("operation_status") or {}).items() if v in STATUS_MARKS},
+        )
+        for r in records
+        if isinstance(r, dict)
+    ]
+
+
+def format_layers(layers: Iterable[LayerStatus]) -> str:
     parts = []
-    for ls in annotation.layers:
+    for ls in layers:
         mark = STATUS_MARKS[ls.status]
         if not ls.operations or ls.layer in ("dockerd", "compat-api"):
             parts.append(f"{ls.layer}{mark}")

@@ -73,6 +73,9 @@ SHIM_OPERATION_RUNC: dict[str, tuple[str, ...]] = {
     "Update": ("update",),
 }
 
+#: One-shot OCI runtime programs: what they exec is part of the same request.
+OCI_RUNTIMES = frozenset({"runc", "crun"})
+
 #: The exit clean-up chain (layer-model.md §1.0 #2, §2.1): caused by the container's exit.
 EXIT_TOPICS = frozenset({"/tasks/exit", "/tasks/delete", "/containers/delete"})
 EXIT_EXECS = frozenset(
@@ -111,26 +114,22 @@ def exec_signature(item: Item) -> str:
     return f"{item['program']} {command}" if command else str(item["program"])
 
 
-def _exec_matches(expected: str, item: Item) -> bool:
+def _exec_matches(expected: str, item: Item, layer: str) -> bool:
+    """Whether exec `item` is what a step of `layer` names as `expected` (`runc create`, `ps`)."""
     if item.get("unreadable"):
         return False  # never guessed: an unreadable command line confirms nothing specific
     signature = exec_signature(item)
     if signature in EXIT_EXECS:
         return expected == signature  # clean-up is claimed only by name, never by program alone
+    if item.get("runtime_command") == "--version" and layer != "host":
+        # a `conmon --version` probe is not conmon running a container
+        return expected == signature
     return expected == signature or expected == item["program"]
 
 
 def _same_program(expected: str, item: Item) -> bool:
     """An unreadable exec of a program the step names: it ran, but what it did is unknown."""
     return bool(item.get("unreadable")) and expected.split(" ", 1)[0] == item.get("program")
-
-
-def _is_conditional(step: LayerStep) -> bool:
-    """Steps the model marks as happening only sometimes ("only if …", "only for …").
-
-    Their absence is not a contradiction, so they never become "missing".
-    """
-    return "only" in step.note.lower()
 
 
 #: Finished exchanges kept for late evidence: at most this many, for at most this long (seconds).
@@ -187,13 +186,19 @@ class Correlator:
         self,
         *,
         engine_pids: Iterable[int] = (),
-        containerd_address: str | None = None,
+        trusted_uids: Iterable[int] = (0,),
+        engine_namespaces: Iterable[str] = (),
         sources: Mapping[str, bool] | None = None,
         settle: float = DEFAULT_SETTLE,
         max_finished: int = MAX_FINISHED,
     ) -> None:
+        #: The engine's own processes (engine, containerd): an exec must descend from one of them,
+        #: from a shim/conmon of this engine, or from an exec already accepted.
         self.engine_pids = set(engine_pids)
-        self.containerd_address = containerd_address
+        #: uids the engine's processes run as (0, or a rootless engine's uid).
+        self.trusted_uids = set(trusted_uids)
+        #: Mount namespaces of the engine and its containerd: a container's processes are elsewhere.
+        self.engine_namespaces = set(engine_namespaces)
         #: Which evidence sources are active ("exec", "containerd"): "missing" needs an active one.
         self.sources: dict[str, bool] = dict(sources or {})
         self.settle = settle
@@ -208,8 +213,23 @@ class Correlator:
         self._pid_container: dict[int, str] = {}
         self._our_pids: set[int] = set()
         self._shim_pids: set[int] = set()
+        #: exec pid → key of the exchange its item went to: a child exec (`runc init`) follows it.
+        self._pid_exchange: dict[int, int] = {}
+        #: container id → (time, running?) from the last start/exit seen.
+        self._running: dict[str, tuple[float, bool]] = {}
         self._undecided: list[Item] = []
-        self.foreign = 0  # exec items from other engines on this host, dropped
+        self.foreign = 0  # exec items not from this engine's processes, dropped
+
+    def trust_runtimes(self, runtime_pids: Mapping[int, tuple[str, str]]) -> None:
+        """Shims and conmons found running this engine's containers (pid → (container id, program))."""
+        for pid, (cid, program) in runtime_pids.items():
+            self._our_pids.add(pid)
+            if program.startswith("containerd-shim"):
+                self._shim_pids.add(pid)
+            self._pid_container.setdefault(pid, cid)
+            self._ids.add(cid)
+            if cid not in self._running:
+                self._running[cid] = (0.0, True)  # a shim or conmon with a live init: it runs
 
     # -- exchanges ----------------------------------------------------------------------------
 
@@ -225,6 +245,12 @@ class Correlator:
     ) -> None:
         if key not in self._exchanges:
             self._exchanges[key] = _Exchange(key, template, object_ref, started, chain, hijacked)
+
+    def rechain(self, key: int, chain: LayerChain) -> None:
+        """An open exchange's expected chain changed (e.g. BuildKit gRPC methods decoded from it)."""
+        ex = self._exchanges.get(key)
+        if ex is not None:
+            ex.chain = chain
 
     def close(
         self,
@@ -309,48 +335,83 @@ class Correlator:
                 self._ids.add(item["container_id"])
                 if item.get("exec_id"):
                     self._exec_container[item["exec_id"]] = item["container_id"]
+                self._note_state(item)
             self._pool.append(item)
 
     def _accept_exec(self, item: Item) -> bool:
-        """Keep execs of this engine only (other engines may run on the same host)."""
-        pid, ppid = item.get("pid"), item.get("ppid")
-        cid = (
-            item.get("container_id")
-            or self._pid_container.get(ppid or -1)
-            or self._pid_container.get(pid or -1)
+        """Keep execs of this engine's own processes only; argv proves nothing.
+
+        The exec must run as a trusted uid and descend from the engine, its containerd, one of its
+        shims or conmons, or an exec already accepted — with at most one unknown process between
+        (the daemonised half of a conmon, podman's `podman-top` re-exec). Below a shim, conmon or
+        runtime it must also run in the engine's (or its containerd's) mount namespace, where
+        container processes never are. Other engines on this host, other users and container
+        processes named `runc` are all dropped.
+        """
+        if item.get("uid") not in self.trusted_uids:
+            return False
+        pid = item.get("pid")
+        lineage = item.get("ancestors") or ([item["ppid"]] if item.get("ppid") else [])
+        unknown = 0
+        for ancestor in lineage:
+            if ancestor in self.engine_pids:
+                break  # the engine's own child (host ps, podman's `ps` in a container, buildah's runc)
+            if ancestor in self._our_pids:
+                # below a shim, conmon or runtime: container processes live there too, and they
+                # run in the container's mount namespace, never the engine's
+                namespace = item.get("mount_ns")
+                if namespace and self.engine_namespaces and namespace not in self.engine_namespaces:
+                    return False
+                break
+            unknown += 1
+            if unknown > 1:
+                return False
+        else:
+            return False
+        cid = item.get("container_id") or next(
+            (self._pid_container[p] for p in [pid, *lineage] if p in self._pid_container), None
         )
         if cid and not item.get("container_id"):
             item["container_id"] = cid
-        argv = item.get("argv") or []
-        ours = (
-            not self.engine_pids
-            or ppid in self.engine_pids
-            or ppid in self._our_pids
-            or (cid is not None and cid in self._ids)
-            or (self.containerd_address is not None and self._mentions_containerd(argv))
-        )
-        if not ours:
-            return False
-        if pid is not None:
+        if pid is not None and item.get("runtime_command") != "init":
+            # `runc init` becomes the container's process: nothing it runs is the engine's
             self._our_pids.add(pid)
             if str(item.get("program", "")).startswith("containerd-shim"):
                 self._shim_pids.add(pid)
             if cid:
                 self._pid_container[pid] = cid
+        self._note_state(item)
         return True
 
-    def _mentions_containerd(self, argv: list[str]) -> bool:
-        """The shim names the socket; runc's --log/--bundle live in containerd's state dir."""
-        assert self.containerd_address is not None
-        state_dir = self.containerd_address.rsplit("/", 1)[0] + "/"
-        return any(arg == self.containerd_address or arg.startswith(state_dir) for arg in argv)
+    def _note_state(self, item: Item) -> None:
+        """Track whether containers run (steps that need a running container depend on it)."""
+        cid = item.get("container_id")
+        if not cid:
+            return
+        if item.get("source") == "containerd":
+            if item.get("topic") == "/tasks/start" and not item.get("exec_id"):
+                self._running[cid] = (item["time"], True)
+            elif item.get("topic") == "/tasks/exit" and not item.get("exec_id"):
+                self._running[cid] = (item["time"], False)
+        elif item.get("program") in ("runc", "crun"):
+            if item.get("runtime_command") == "start":
+                self._running[cid] = (item["time"], True)
+            elif item.get("runtime_command") == "delete":
+                self._running[cid] = (item["time"], False)
+
+    def running_at(self, cid: str | None, when: float) -> bool | None:
+        """Whether the container ran at `when`, as far as evidence tells (None: unknown)."""
+        state = self._running.get(cid or "")
+        if state is None or state[0] > when:
+            return None
+        return state[1]
 
     def _expects(self, ex: _Exchange, item: Item) -> LayerStep | None:
         for step in ex.chain.steps:
             if item.get("source") == "containerd":
                 if item.get("topic") in step.events:
                     return step
-            elif any(_exec_matches(e, item) or _same_program(e, item) for e in step.execs):
+            elif any(_exec_matches(e, item, step.layer) or _same_program(e, item) for e in step.execs):
                 return step
         return None
 
@@ -407,6 +468,20 @@ class Correlator:
             return max(suspects, key=lambda ex: ex.started), False
         return None, False
 
+    def _by_parent(self, item: Item) -> tuple[_Exchange, bool] | None:
+        """An exec whose parent is a runtime exec that went to an exchange belongs to it too
+        (`runc exec` → `runc init`, `runc create` → a prestart hook): causality by process
+        ancestry, not by which request happens to be open. Long-lived parents (shims, conmon)
+        serve many requests and decide nothing."""
+        if item.get("source") != "exec":
+            return None
+        key = self._pid_exchange.get(item.get("ppid") or -1)
+        ex = self._exchanges.get(key) if key is not None else None
+        return (ex, True) if ex is not None else None
+
+    def has_undecided(self) -> bool:
+        return bool(self._undecided)
+
     def settle_items(self, now: float) -> list[dict[str, Any]]:
         """Attribute what can be attributed; return background records for items nobody caused.
 
@@ -426,7 +501,9 @@ class Correlator:
         orphans: list[Item] = []
         young: list[Item] = []
         for item in self._pool:
-            ex, expected = self._best(item)
+            ex, expected = self._by_parent(item) or self._best(item)
+            if ex is not None and expected and item.get("program") in OCI_RUNTIMES and item.get("pid"):
+                self._pid_exchange[item["pid"]] = ex.key
             if ex is None:
                 (orphans if now - item["time"] >= self.settle else young).append(item)
                 continue
@@ -522,20 +599,21 @@ class Correlator:
             i
             for i in ex.items
             if i.get("source") == "exec"
-            and any(_exec_matches(e, i) or _same_program(e, i) for e in step.execs)
+            and any(_exec_matches(e, i, step.layer) or _same_program(e, i) for e in step.execs)
         ]
         op_status: dict[str, str] = {}
-        can_miss = finished and not _is_conditional(step)
+        running = self.running_at(self._target(ex)[0], ex.started)
         for op in ops:
             seen = self._operation_seen(ex, step, op)
             if seen is True:
                 op_status[op] = "observed"
-            elif seen is False and can_miss:
+            elif seen is False and finished and step.required(op, running):
                 op_status[op] = "missing"
-        observable = bool(self._observables(step))
+        can_miss = finished and step.required("*", running)
+        required = [name for name in self._observables(step) if step.required(name, running)]
         if events or execs or "observed" in op_status.values():
             status = "observed"
-        elif observable and can_miss:
+        elif required and can_miss:
             status = "missing"
         else:
             status = "expected"
@@ -582,6 +660,8 @@ class Correlator:
         Bounded memory under any load, and O(pruned) per call: the finished exchanges are kept in
         the order they closed, so this never scans the ones it keeps.
         """
+        if len(self._pid_exchange) > 2 * self.max_finished:
+            self._pid_exchange = dict(list(self._pid_exchange.items())[self.max_finished :])
         finished = self._finished
         while finished and (len(finished) > self.max_finished or now - finished[0][0] > horizon):
             _ended, key = finished.popleft()

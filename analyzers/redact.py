@@ -15,10 +15,12 @@ replay of a redacted session is still well-formed HTTP.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
-from collections.abc import Callable
-from typing import Any
-from urllib.parse import quote, unquote
+from collections.abc import Callable, Sequence
+from importlib.resources import files
+from urllib.parse import quote, quote_plus, unquote_plus
 
 from dockertap.proxy.exchange import Capture, Exchange
 from dockertap.proxy.framing import iter_chunks
@@ -44,6 +46,11 @@ SECRET_HEADERS: list[dict[str, str]] = [
     },
     {"name": "proxy-authorization", "why": "HTTP proxy credentials", "source": "RFC 9110 §11.7.2"},
     {"name": "cookie", "why": "session cookies of authenticating front proxies", "source": "RFC 6265"},
+    {
+        "name": "set-cookie",
+        "why": "a response's session cookie (authenticating front proxies, TCP engines behind them)",
+        "source": "RFC 6265 §4.1",
+    },
 ]
 
 #: Query parameters whose value is a credential, or a JSON map of name → value checked by name.
@@ -85,9 +92,80 @@ SECRET_NAME_PATTERNS: list[dict[str, str]] = [
 ]
 _SECRET_NAME = re.compile("|".join(f"(?:{row['pattern']})" for row in SECRET_NAME_PATTERNS))
 
-#: Command-line flags whose next word (or `=value`) is a secret, per subcommand word.
+#: Names that match a pattern above but name a reference to a secret, or something public.
+NOT_SECRET_NAME_PATTERNS: list[dict[str, str]] = [
+    {"pattern": r"(?<!SESSION)_ID$|_NAME$", "why": "SecretID, SecretName: which secret, not its value"},
+    {"pattern": r"PUBLIC_?KEY", "why": "CertIssuerPublicKey: public by definition"},
+    {"pattern": r"^DETACH_?KEYS$", "why": "detachKeys: the key sequence that detaches a terminal"},
+    {"pattern": r"^SANDBOX_?KEY$", "why": "NetworkSettings.SandboxKey: a network namespace path"},
+    {"pattern": r"^ROTATE_", "why": "swarm update rotate*Token flags: booleans"},
+]
+_NOT_SECRET_NAME = re.compile("|".join(f"(?:{row['pattern']})" for row in NOT_SECRET_NAME_PATTERNS))
+
+#: Fields that are secrets only where a schema says so (their names alone look harmless). The
+#: generator `analyzers/data/gen_secret_fields.py` finds every route whose request or response
+#: schema reaches one of them (and every secret-named field) in Moby's swagger, and writes
+#: `analyzers/data/secret_fields.json`; the redactor treats these keys as secret on those routes.
+#: A new secret field is one row here (or none, when its name already says it), then a regeneration.
+SECRET_SCHEMA_FIELDS: list[dict[str, str]] = [
+    {
+        "schema": "SecretSpec",
+        "field": "Data",
+        "why": "the secret itself, base64 (docker secret create)",
+        "source": "moby api/swagger.yaml SecretSpec.Data; api/types/swarm/secret.go",
+    },
+    {
+        "schema": "ConfigSpec",
+        "field": "Data",
+        "why": "config payloads routinely hold credentials (docker config create)",
+        "source": "moby api/swagger.yaml ConfigSpec.Data; api/types/swarm/config.go",
+    },
+    {
+        "schema": "JoinTokens",
+        "field": "Worker",
+        "why": "swarm join token: whoever has it joins the swarm as a worker",
+        "source": "moby api/swagger.yaml JoinTokens; GET /swarm (docker swarm join-token)",
+    },
+    {
+        "schema": "JoinTokens",
+        "field": "Manager",
+        "why": "swarm join token: whoever has it joins the swarm as a manager (root on every node)",
+        "source": "moby api/swagger.yaml JoinTokens; GET /swarm (docker swarm join-token)",
+    },
+]
+
+#: Routes whose whole request body is a secret (not JSON with named fields).
+SECRET_BODY_ROUTES: list[dict[str, str]] = [
+    {
+        "route": "POST /libpod/secrets/create",
+        "why": "Podman's libpod API takes the secret's raw bytes as the body",
+        "source": "containers/podman pkg/api/handlers/libpod/secrets.go: CreateSecret",
+    },
+]
+
+#: Hijacked streams whose payload is withheld from every sink in both directions (sizes and
+#: timing kept): BuildKit's session carries `--secret` values, SSH agent traffic and the registry
+#: credentials the CLI hands to the builder. Client stdin of every other hijack (attach, exec) is
+#: withheld too unless `--record-stdin`.
+WITHHELD_STREAM_ROUTES: list[dict[str, str]] = [
+    {
+        "route": "POST /session",
+        "why": "BuildKit session: secrets provider, SSH forwarding, registry auth provider",
+        "source": "moby api/server/router/session; buildkit session/secrets, session/auth",
+    },
+    {
+        "route": "POST /grpc",
+        "why": "BuildKit control API over h2c: solve requests carry build args and frontend attrs",
+        "source": "moby api/server/router/grpc; buildkit api/services/control",
+    },
+]
+
+#: Command-line flags whose next word (`-p SECRET`), attached value (`-pSECRET`) or `=value` is a
+#: secret, keyed by the subcommand word that gives them that meaning (`-p` is `--publish` in `run`).
 SECRET_COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
-    "login": ("-p", "--password"),  # docker login -p (cli/command/registry/login.go)
+    "login": ("-p", "--password"),  # docker login (cli/command/registry/login.go)
+    "join": ("--token",),  # docker swarm join --token (cli/command/swarm/join.go)
+    "unlock": ("--key",),  # defensive: unlock keys are read from stdin by the CLI
 }
 
 # `"NAME":"value"` in JSON text (object members with a string value).
@@ -95,7 +173,11 @@ _JSON_MEMBER = re.compile(r'"((?:[^"\\]|\\.){1,200})"(\s*:\s*)"((?:[^"\\]|\\.)*)
 # `"NAME=value"` in JSON text (Env entries, build args in lists).
 _JSON_ASSIGNMENT = re.compile(r'"([A-Za-z_][A-Za-z0-9_.\-]{0,200})=((?:[^"\\]|\\.)*)"')
 # scheme://user:password@host in any text.
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@\"']+):([^@\s/\"']+)@")
+# The scheme is at most 32 characters: unbounded, the search would rescan a long alphanumeric run
+# (base64) from each of its positions (7 s for 64 KiB); bounded it is linear, and a longer run
+# still matches its last 32 characters.
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]{0,31}://"
+_URL_PASSWORD = re.compile("(" + _SCHEME + r"""[^/\s:@"']+):([^@\s/"']+)@""")
 
 
 #: Every secret name above contains one of these (case-insensitively, in ASCII text), and every URL
@@ -157,10 +239,25 @@ def _head_may_hold_secret(head: bytes, *, request: bool) -> bool:
     return b"?" in (head if line_end < 0 else head[:line_end])
 
 
+#: Checked against the name with every separator removed, so no way of joining words escapes a
+#: pattern anchored at a word boundary (`SigningCAKey`, `signing.ca-key`, `signingcakey`).
+_SECRET_COMPACT_NAME = re.compile(r"KEYS?$|AUTH$|APIKEY|ACCESSKEY|SESSIONID")
+
+
 def is_secret_name(name: str) -> bool:
-    """True when a variable, key or label name looks like it holds a secret."""
-    upper = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).upper().replace("-", "_")
-    return bool(_SECRET_NAME.search(upper))
+    """True when a variable, key or label name looks like it holds a secret.
+
+    Words are split at camel-case humps, acronym ends (`CAKey` → `CA_KEY`) and any non-alphanumeric
+    separator before the table is applied; the compact form catches words run together.
+    """
+    split = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    split = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", split)
+    upper = re.sub(r"[^A-Za-z0-9]+", "_", split).upper()
+    if _NOT_SECRET_NAME.search(upper):
+        return False
+    if _SECRET_NAME.search(upper):
+        return True
+    return bool(_SECRET_COMPACT_NAME.search(upper.replace("_", "")))
 
 
 _assert_hints_cover_the_tables()
@@ -169,11 +266,27 @@ _assert_hints_cover_the_tables()
 # -- text ---------------------------------------------------------------------------------------
 
 
-def _redact_spans(text: str) -> list[tuple[int, int, str]]:
-    """Replacement spans (start, end, new) for secrets in JSON-ish text."""
+# A member or assignment whose string value runs to the end of the text: the capture limit cut it.
+_JSON_MEMBER_CUT = re.compile(r'"((?:[^"\\]|\\.){1,200})"(\s*:\s*)"((?:[^"\\]|\\.)*\\?)\Z')
+_JSON_ASSIGNMENT_CUT = re.compile(r'"([A-Za-z_][A-Za-z0-9_.\-]{0,200})=((?:[^"\\]|\\.)*\\?)\Z')
+# scheme://user:password cut before its `@`.
+_URL_PASSWORD_CUT = re.compile("(" + _SCHEME + r"""[^/\s:@"']+):([^@\s/"']+)\Z""")
+
+
+def _redact_spans(text: str, secret_keys: frozenset[str] = frozenset()) -> list[tuple[int, int, str]]:
+    """Replacement spans (start, end, new) for secrets in JSON-ish text.
+
+    `secret_keys`: member names that are secrets on this route although their name says nothing
+    (`Data` of a secret). A value cut off at the end of the text (the capture limit) is replaced
+    whole when its name is secret: a prefix of a password is a secret too.
+    """
     spans: list[tuple[int, int, str]] = []
+
+    def secret(name: str) -> bool:
+        return name in secret_keys or is_secret_name(name)
+
     for match in _JSON_MEMBER.finditer(text):
-        if is_secret_name(match.group(1)) and match.group(3) and match.group(3) != REDACTED:
+        if secret(match.group(1)) and match.group(3) and match.group(3) != REDACTED:
             spans.append((match.start(3), match.end(3), REDACTED))
     for match in _JSON_ASSIGNMENT.finditer(text):
         if is_secret_name(match.group(1)) and match.group(2) != REDACTED:
@@ -181,6 +294,14 @@ def _redact_spans(text: str) -> list[tuple[int, int, str]]:
     for match in _URL_PASSWORD.finditer(text):
         if match.group(2) != REDACTED:
             spans.append((match.start(2), match.end(2), REDACTED))
+    for pattern, name_group, value_group in (
+        (_JSON_MEMBER_CUT, 1, 3),
+        (_JSON_ASSIGNMENT_CUT, 1, 2),
+        (_URL_PASSWORD_CUT, 0, 2),
+    ):
+        cut = pattern.search(text)
+        if cut and cut.group(value_group) and (name_group == 0 or secret(cut.group(name_group))):
+            spans.append((cut.start(value_group), cut.end(value_group), REDACTED))
     spans.sort()
     merged: list[tuple[int, int, str]] = []
     for span in spans:
@@ -190,10 +311,10 @@ def _redact_spans(text: str) -> list[tuple[int, int, str]]:
     return merged
 
 
-def redact_text(text: str) -> str:
+def redact_text(text: str, secret_keys: frozenset[str] = frozenset()) -> str:
     """Secrets in JSON-ish text replaced by `<redacted>` (works on truncated and streamed JSON)."""
     out, pos = [], 0
-    for start, end, new in _redact_spans(text):
+    for start, end, new in _redact_spans(text, secret_keys):
         out.append(text[pos:start])
         out.append(new)
         pos = end
@@ -201,7 +322,9 @@ def redact_text(text: str) -> str:
     return "".join(out)
 
 
-def _redact_bytes_mapped(data: bytes) -> tuple[bytes, Callable[[int], int]] | None:
+def _redact_bytes_mapped(
+    data: bytes, secret_keys: frozenset[str] = frozenset()
+) -> tuple[bytes, Callable[[int], int]] | None:
     """Redacted bytes and a function mapping old byte offsets to new ones; None if unchanged."""
     try:
         text = data.decode("utf-8")
@@ -210,7 +333,7 @@ def _redact_bytes_mapped(data: bytes) -> tuple[bytes, Callable[[int], int]] | No
         codec = "latin-1"
     else:
         codec = "utf-8"
-    spans = _redact_spans(text)
+    spans = _redact_spans(text, secret_keys)
     if not spans:
         return None
     out = bytearray()
@@ -242,8 +365,22 @@ def _redact_bytes_mapped(data: bytes) -> tuple[bytes, Callable[[int], int]] | No
 # -- request line and headers -------------------------------------------------------------------
 
 
-def redact_target(target: str) -> str:
-    """The request target with credential query values redacted."""
+def _decoded_query_value(value: str) -> str:
+    """A query value percent-decoded until stable (at most 3 rounds: doubly encoded URLs too)."""
+    for _ in range(3):
+        decoded = unquote_plus(value)
+        if decoded == value:
+            break
+        value = decoded
+    return value
+
+
+def redact_target(target: str, secret_keys: frozenset[str] = frozenset()) -> str:
+    """The request target with credential query values redacted.
+
+    Every value is percent-decoded before the text rules run, so `remote=https%3A%2F%2Fuser%3Atok%40…`
+    is the URL `https://user:tok@…` to them; a changed value is re-encoded.
+    """
     path, sep, query = target.partition("?")
     if not sep:
         return target
@@ -251,13 +388,15 @@ def redact_target(target: str) -> str:
     parts = []
     for pair in query.split("&"):
         name, eq, value = pair.partition("=")
-        kind = rules.get(unquote(name).lower())
-        if eq and kind == "whole" and value:
+        plain_name = _decoded_query_value(name)
+        kind = rules.get(plain_name.lower())
+        if eq and value and (kind == "whole" or plain_name in secret_keys or is_secret_name(plain_name)):
             value = quote(REDACTED)
-        elif eq and kind == "json-map" and value:
-            value = quote(redact_text(unquote(value)), safe="")
-        elif eq and value and is_secret_name(unquote(name)):
-            value = quote(REDACTED)
+        elif eq and value:
+            decoded = _decoded_query_value(value)
+            redacted = redact_text(decoded, secret_keys)
+            if redacted != decoded:
+                value = quote_plus(redacted, safe="")
         parts.append(f"{name}{eq}{value}")
     return f"{path}?{'&'.join(parts)}"
 
@@ -284,19 +423,22 @@ def _set_content_length(head: bytes, length: int) -> bytes:
     )
 
 
-def redact_command(command: str | None) -> str | None:
-    """A client command line with `NAME=secret` words and `login -p secret` values redacted."""
-    if not command:
-        return command
-    words = command.split(" ")
-    secret_flags = {flag for word, flags in SECRET_COMMAND_FLAGS.items() if word in words for flag in flags}
-    out, hide_next = [], False
-    for word in words:
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """A client's arguments (as the kernel keeps them, NUL-separated) with secret values redacted.
+
+    `login -p S`, `-pS`, `--password=S`, `--password "a b"` (one argument, however many spaces);
+    `NAME=S`, `-eNAME=S`, `--env=NAME=S` for secret-looking names; `--any-secret-name=S`; and
+    passwords in `scheme://user:pass@` URLs anywhere.
+    """
+    secret_flags = {flag for word, flags in SECRET_COMMAND_FLAGS.items() if word in argv for flag in flags}
+    out: list[str] = []
+    hide_next = False
+    for word in argv:
         if hide_next:
             out.append(REDACTED)
             hide_next = False
             continue
-        flag, eq, value = word.partition("=")
+        flag, eq, _ = word.partition("=")
         if flag in secret_flags:
             if eq:
                 out.append(f"{flag}={REDACTED}")
@@ -304,13 +446,34 @@ def redact_command(command: str | None) -> str | None:
                 out.append(word)
                 hide_next = True
             continue
-        out.append(_redact_assignment(word))
-    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{REDACTED}@", " ".join(out))
+        attached = next(
+            (f for f in secret_flags if len(f) == 2 and word.startswith(f) and len(word) > 2), None
+        )
+        if attached is not None:
+            out.append(f"{attached}{REDACTED}")
+            continue
+        if word.startswith("--") and eq and is_secret_name(flag[2:]):
+            out.append(f"{flag}={REDACTED}")
+            continue
+        word = _redact_assignment(word)
+        if "?" in word:  # a URL given whole (curl http://d/build?remote=https%3A%2F%2Fu%3Ap%40…)
+            word = redact_target(word)
+        elif "%" in word and _URL_PASSWORD.search(_decoded_query_value(word)):
+            word = _decoded_query_value(word)
+        out.append(_URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{REDACTED}@", word))
+    return out
+
+
+def redact_command(command: str | None) -> str | None:
+    """A command line known only as text (imports, old recordings): words split at spaces."""
+    if not command:
+        return command
+    return " ".join(redact_argv(command.split(" ")))
 
 
 def _redact_assignment(word: str) -> str:
     """`DB_PASSWORD=x`, `--env=DB_PASSWORD=x`, `-eDB_PASSWORD=x` → value redacted."""
-    match = re.match(r"^((?:--?[A-Za-z-]+=|-[a-z])?)([A-Za-z_][A-Za-z0-9_.\-]*)=(.*)$", word)
+    match = re.match(r"^((?:--?[A-Za-z-]+=|-[a-z])?)([A-Za-z_][A-Za-z0-9_.\-]*)=(.*)$", word, re.S)
     if match and match.group(3) and is_secret_name(match.group(2)):
         return f"{match.group(1)}{match.group(2)}={REDACTED}"
     return word
@@ -332,15 +495,15 @@ def _is_textual(head: bytes | None, *, request: bool) -> bool:
     return request and not kind  # a request body without a type: usually JSON from old clients
 
 
-def redact_capture(capture: Capture, chunked: bool) -> int | None:
+def redact_capture(capture: Capture, chunked: bool, secret_keys: frozenset[str] = frozenset()) -> int | None:
     """Redact a captured body in place; returns the new payload length, or None if unchanged."""
     raw = bytes(capture.data)
     if not raw:
         return None
     if not chunked:
-        if not may_hold_secret(raw):
+        if not secret_keys and not may_hold_secret(raw):
             return None
-        result = _redact_bytes_mapped(raw)
+        result = _redact_bytes_mapped(raw, secret_keys)
         if result is None:
             return None
         new, mapped = result
@@ -348,9 +511,9 @@ def redact_capture(capture: Capture, chunked: bool) -> int | None:
         return len(new)
     spans = list(iter_chunks(raw))
     payload = b"".join(raw[a:b] for _, a, b, _ in spans)
-    if not may_hold_secret(payload):
+    if not secret_keys and not may_hold_secret(payload):
         return None
-    result = _redact_bytes_mapped(payload)
+    result = _redact_bytes_mapped(payload, secret_keys)
     if result is None:
         return None
     new_payload, mapped = result
@@ -392,7 +555,9 @@ def _replace(capture: Capture, new: bytes, mapped: Callable[[int], int]) -> None
 # -- the exchange -------------------------------------------------------------------------------
 
 
-def redact_exchange_head(ex: Exchange, commands: dict[str, str | None] | None = None) -> bool:
+def redact_exchange_head(
+    ex: Exchange, commands: dict[tuple[str, ...] | str, tuple[str | None, list[str] | None]] | None = None
+) -> bool:
     """Redact the request head and client command; returns True when the head changed.
 
     `commands` memoizes redacted command lines: a client's command line is the same for every
@@ -404,29 +569,92 @@ def redact_exchange_head(ex: Exchange, commands: dict[str, str | None] | None = 
         if new_head != ex.request_head:
             ex.request_head = new_head
             changed = True
-    original = ex.peer.command
+    peer = ex.peer
+    original: tuple[str, ...] | str | None = peer.argv or peer.command
     if original:
-        if commands is None:
-            command = redact_command(original)
-        else:
-            command = commands.get(original, _MISSING)
-            if command is _MISSING:
+        if commands is None or original not in commands:
+            argv = redact_argv(original) if isinstance(original, tuple) else None
+            command = " ".join(argv) if argv is not None else redact_command(peer.command)
+            if commands is not None:
                 if len(commands) >= _COMMAND_MEMO:
                     commands.clear()
-                command = commands[original] = redact_command(original)
-        if command != original:
-            ex.peer.command = command
+                commands[original] = (command, argv)
+        else:
+            command, argv = commands[original]
+        if command != peer.command:
+            peer.command = command
+        if argv is not None:
+            peer.argv = tuple(argv)
     return changed
 
 
-_MISSING: Any = object()
 _COMMAND_MEMO = 4096
 
 
-def redact_request_body(ex: Exchange) -> bool:
-    if not ex.request_body.data or not _is_textual(ex.request_head, request=True):
+# -- route-scoped rules ---------------------------------------------------------------------------
+
+
+_RouteRules = tuple[dict[tuple[str, str], frozenset[str]], frozenset[str], frozenset[str], tuple[str, ...]]
+
+
+@functools.cache
+def _route_rules() -> _RouteRules:
+    """From the tables and the generated `secret_fields.json`: (route, where) → keys secret there,
+    whole-body routes, withheld-stream routes, and the first path segments any of them starts with."""
+    doc = json.loads(files("dockertap.analyzers").joinpath("data/secret_fields.json").read_text())
+    keys: dict[tuple[str, str], set[str]] = {}
+    for row in doc["fields"]:
+        if row["kind"] == "context":
+            keys.setdefault((row["route"], row["where"]), set()).add(row["key"])
+    bodies = frozenset(row["route"] for row in SECRET_BODY_ROUTES)
+    streams = frozenset(row["route"] for row in WITHHELD_STREAM_ROUTES)
+    routes = {route for route, _ in keys} | bodies | streams
+    segments = tuple(sorted({"/" + route.split(" ", 1)[1].split("/")[1] for route in routes}))
+    return {k: frozenset(v) for k, v in keys.items()}, bodies, streams, segments
+
+
+def _route_template(ex: Exchange) -> str | None:
+    """The exchange's route template when some route-scoped rule could apply to it, else None."""
+    *_, segments = _route_rules()
+    method, target = ex.method_and_target
+    path = _VERSION.sub("", target.split("?", 1)[0])
+    if not path.startswith(segments):
+        return None
+    from dockertap.analyzers.routes import match_route
+
+    return match_route(method, target).template
+
+
+_VERSION = re.compile(r"^/v\d+(?:\.\d+)*(?=/)")
+
+
+def _secret_keys(route: str | None, where: str) -> frozenset[str]:
+    if route is None:
+        return frozenset()
+    return _route_rules()[0].get((route, where), frozenset())
+
+
+def _withhold_body(capture: Capture, chunked: bool) -> int:
+    """Replace a whole captured body with `<redacted>` (one chunk when chunked); the new length."""
+    new = REDACTED.encode()
+    if chunked:
+        complete = bytes(capture.data).endswith(b"0\r\n\r\n")
+        wire = f"{len(new):x}\r\n".encode() + new + b"\r\n" + (b"0\r\n\r\n" if complete else b"")
+        _replace(capture, wire, lambda offset: min(offset, len(wire)))
+    else:
+        _replace(capture, new, lambda offset: min(offset, len(new)))
+    return len(new)
+
+
+def redact_request_body(ex: Exchange, route: str | None = None) -> bool:
+    if not ex.request_body.data:
         return False
-    new_len = redact_capture(ex.request_body, ex.request_chunked)
+    if route is not None and route in _route_rules()[1]:
+        new_len: int | None = _withhold_body(ex.request_body, ex.request_chunked)
+    elif not _is_textual(ex.request_head, request=True):
+        return False
+    else:
+        new_len = redact_capture(ex.request_body, ex.request_chunked, _secret_keys(route, "request"))
     if new_len is None:
         return False
     if not ex.request_chunked and not ex.request_body.truncated:
@@ -434,17 +662,37 @@ def redact_request_body(ex: Exchange) -> bool:
     return True
 
 
-def redact_response_body(ex: Exchange) -> bool:
+def redact_response_body(ex: Exchange, route: str | None = None) -> bool:
     if ex.hijack is not None or not ex.response_body.data:
         return False
     if not _is_textual(ex.response_head, request=False):
         return False
-    new_len = redact_capture(ex.response_body, ex.response_chunked)
+    new_len = redact_capture(ex.response_body, ex.response_chunked, _secret_keys(route, "response"))
     if new_len is None:
         return False
     if not ex.response_chunked and not ex.response_body.truncated and ex.response_head:
         ex.response_head = _set_content_length(ex.response_head, new_len)
     return True
+
+
+def withhold_hijacked(ex: Exchange, route: str | None, *, keep_stdin: bool) -> bool:
+    """Drop the payload of hijacked frames no sink may see; each frame's time and size stay.
+
+    Client stdin (attach, exec) unless `keep_stdin`; both directions of BuildKit's session.
+    """
+    hijack = ex.hijack
+    if hijack is None:
+        return False
+    both = route is not None and route in _route_rules()[2]
+    if keep_stdin and not both:
+        return False
+    changed = False
+    for i, (t, direction, data) in enumerate(hijack.frames):
+        if data and (both or direction == "client"):
+            hijack.withheld[i] = len(data)
+            hijack.frames[i] = (t, direction, b"")
+            changed = True
+    return changed
 
 
 class Redactor:
@@ -453,19 +701,26 @@ class Redactor:
 
     Sinks see `request`/`response` events only for open exchanges (the live view's panel shows their
     route and command line, never bodies), so bodies wait for `end`. Each step first checks cheaply
-    whether anything could need redaction (`may_hold_secret`), which is exact, not a heuristic.
+    whether anything could need redaction (`may_hold_secret`), which is exact, not a heuristic;
+    route-scoped rules (`secret_fields.json`) run only on the routes they name.
+
+    `record_stdin`: keep what clients typed into attach/exec sessions (off by default: `docker exec -i`
+    is how secrets are piped into containers).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, record_stdin: bool = False) -> None:
         self.redacted = 0
-        self._commands: dict[str, str | None] = {}
+        self.record_stdin = record_stdin
+        self._commands: dict[tuple[str, ...] | str, tuple[str | None, list[str] | None]] = {}
 
     def __call__(self, kind: str, ex: Exchange) -> None:
         changed = redact_exchange_head(ex, self._commands)
         if kind == "end":
-            changed = redact_request_body(ex) or changed
-            changed = redact_response_body(ex) or changed
+            route = _route_template(ex)
+            changed = redact_request_body(ex, route) or changed
+            changed = redact_response_body(ex, route) or changed
             changed = redact_response_head(ex) or changed
+            changed = withhold_hijacked(ex, route, keep_stdin=self.record_stdin) or changed
         if changed:
             self.redacted += 1
             _rebuild_messages(ex)

@@ -2,15 +2,18 @@
 
     .venv/bin/python bench/report.py            # CI-sized fuzz profile (~5 min in all, root, dockerd)
     HYPOTHESIS_PROFILE=deep .venv/bin/python bench/report.py
+    .venv/bin/python bench/report.py --groups secrets,terminal,permissions   # only those rows
 
 Every figure comes from the test suite itself (tests/test_load.py, test_faults.py,
-test_permissions.py, test_fuzz.py), run by pytest with their stats written to files, plus a
-bulk transfer through the real relay checked with sha256 both ways (tests/relay_harness.py).
+test_permissions.py, test_fuzz.py, the redaction and terminal-safety tests), run by pytest
+with their stats written to files, plus a bulk transfer through the real relay checked with
+sha256 both ways (tests/relay_harness.py).
 Nothing is typed in by hand: a failing test shows up as a failing row.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -28,6 +31,8 @@ GROUPS = {
     "faults": ["tests/test_faults.py"],
     "permissions": ["tests/test_permissions.py"],
     "fuzz": ["tests/test_fuzz.py", "tests/test_framing.py"],
+    "secrets": ["tests/test_redact.py", "tests/test_redact_routes.py", "tests/test_redact_engine.py"],
+    "terminal": ["tests/test_safe_text.py"],
 }
 
 
@@ -66,16 +71,25 @@ def passed(group: dict) -> str:
     return text
 
 
+def secret_places() -> tuple[int, int]:
+    """(places, routes) in the generated table of where a secret can travel."""
+    rows = json.loads((ROOT / "analyzers/data/secret_fields.json").read_text())["fields"]
+    return len(rows), len({row["route"] for row in rows})
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", default=",".join([*GROUPS, "bytes"]), help="comma-separated subset")
+    chosen = set(parser.parse_args().groups.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="dt-report-"))
     env = dict(os.environ)
     env.setdefault("HYPOTHESIS_PROFILE", "ci")
     env["DOCKERTAP_LOAD_STATS"] = str(workdir / "load.json")
     env["DOCKERTAP_FUZZ_STATS"] = str(workdir / "fuzz.json")
-    results = {name: run_group(name, paths, workdir, env) for name, paths in GROUPS.items()}
+    results = {name: run_group(name, paths, workdir, env) for name, paths in GROUPS.items() if name in chosen}
     load = json.loads((workdir / "load.json").read_text()) if (workdir / "load.json").exists() else {}
     fuzz = json.loads((workdir / "fuzz.json").read_text()) if (workdir / "fuzz.json").exists() else {}
-    bulk = bulk_rows()
+    bulk = bulk_rows() if "bytes" in chosen else []
 
     rows: list[tuple[str, str, str]] = []
     if load:
@@ -95,11 +109,25 @@ def main() -> int:
              f"({load['rss_peak_kib'] // 1024} MiB), "
              f"{(load['rss_end_kib'] / load['rss_warm_kib'] - 1) * 100:+.1f} %"),
         ]  # fmt: skip
-    rows.append(("load", "test_load.py", passed(results["load"])))
-    rows.append(("faults", "injected and survived (test_faults.py)", passed(results["faults"])))
-    rows.append(("who can connect", "test_permissions.py", passed(results["permissions"])))
+    if "load" in results:
+        rows.append(("load", "test_load.py", passed(results["load"])))
+    if "faults" in results:
+        rows.append(("faults", "injected and survived (test_faults.py)", passed(results["faults"])))
+    if "permissions" in results:
+        rows.append(("who can connect", "test_permissions.py", passed(results["permissions"])))
+    if "secrets" in results:
+        places, routes = secret_places()
+        rows += [
+            ("secrets", "places a secret can travel (from the swagger)", f"{places} on {routes} routes"),
+            ("secrets", "test_redact*.py (each place + real CLI/swarm)", passed(results["secrets"])),
+        ]
+    if "terminal" in results:
+        what = "crafted recording/argv/JSON/output (test_safe_text)"
+        rows.append(("terminal", what, passed(results["terminal"])))
     total = sum(row["cases"] for row in fuzz.values())
-    rows.append(("fuzz", f"cases through the real relay ({env['HYPOTHESIS_PROFILE']} profile)", f"{total:,}"))
+    if "fuzz" in results:
+        profile = env["HYPOTHESIS_PROFILE"]
+        rows.append(("fuzz", f"cases through the real relay ({profile} profile)", f"{total:,}"))
     for name, row in sorted(fuzz.items()):
         rows.append(
             ("fuzz", f"  {name}",
@@ -107,7 +135,8 @@ def main() -> int:
              f"error recorded, {row['explained']:,} stopped at a close/unfinished head; "
              f"{row['bytes'] / 1e6:.1f} MB relayed"),
         )  # fmt: skip
-    rows.append(("fuzz", "test_fuzz.py + test_framing.py", passed(results["fuzz"])))
+    if "fuzz" in results:
+        rows.append(("fuzz", "test_fuzz.py + test_framing.py", passed(results["fuzz"])))
     for b in bulk:
         equal = b["client_to_backend_equal"] and b["backend_to_client_equal"]
         verdict = "sha256 equal both ways" if equal else "sha256 DIFFERS"

@@ -5,9 +5,16 @@ The installed package maps the repository's top-level folders under one namespac
 `dockertap.analyzers` and `recordings/` is `dockertap.recordings`.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("dockertap")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+def __getattr__(name: str) -> str:
+    """`__version__`, looked up on first use: importlib.metadata costs ~20 ms at every start."""
+    if name != "__version__":
+        raise AttributeError(f"module 'dockertap' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    global __version__
+    try:
+        __version__ = version("dockertap")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        __version__ = "0.0.0+unknown"
+    return __version__

@@ -6,7 +6,6 @@ import sys
 
 import typer
 
-from dockertap import __version__
 from dockertap.completion import complete_zsh_on_first_tab
 
 complete_zsh_on_first_tab()
@@ -22,6 +21,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from dockertap import __version__
+
         typer.echo(f"dockertap {__version__}")
         raise typer.Exit()
 
@@ -50,7 +51,9 @@ app.add_typer(_contexts_app, name="context")
 
 from dockertap import explain as _explain  # noqa: E402
 
-app.command("explain")(_explain.explain)
+app.command(
+    "explain", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True}
+)(_explain.explain)
 
 
 from dockertap import replay_cmd as _replay_cmd  # noqa: E402
@@ -68,6 +71,11 @@ app.command("import")(_recording_cmds.import_)
 from dockertap.plugin_cmds import plugin_app as _plugin_app  # noqa: E402
 
 app.add_typer(_plugin_app, name="plugin")
+
+from dockertap import web_cmds as _web_cmds  # noqa: E402
+
+app.command("web")(_web_cmds.web)
+app.command("addon-path")(_web_cmds.addon_path)
 
 
 #: click's exception classes (typer ≥ 0.2x vendors its own copy of click; older ones use click's).

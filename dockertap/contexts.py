@@ -23,6 +23,8 @@ from dockertap.proxy.discovery import (
     docker_config_dir,
     read_context,
 )
+from dockertap.proxy.listener import shared_directory_reason
+from dockertap.recordings.safe_text import safe_line
 
 DEFAULT_CONTEXT_NAME = "dockertap"
 DESCRIPTION = "dockertap tracing proxy (start it with: dockertap proxy)"
@@ -36,6 +38,10 @@ contexts_app = typer.Typer(
 
 class ContextStoreError(Exception):
     """A context change we refuse to make, with the reason for the user."""
+
+
+class SharedSocketDirError(ContextStoreError):
+    """The socket path is in a directory other users can write (a usage error: exit 2)."""
 
 
 def _write_json_atomically(path: str, data: dict, indent: str | None = None) -> None:
@@ -65,6 +71,13 @@ def install_context(
         raise ContextStoreError("'default' is the docker CLI's built-in context and cannot be stored")
     if not os.path.isabs(socket_path):
         raise ContextStoreError(f"the socket path must be absolute, got {socket_path!r}")
+    shared = shared_directory_reason(os.path.dirname(socket_path))
+    if shared:
+        raise SharedSocketDirError(
+            f"refusing to point the docker CLI at {socket_path}: {shared}. The context would keep sending "
+            "commands there while no dockertap runs; choose a socket in a directory only you can write "
+            f"(the default is {default_listen_path()})"
+        )
     host = f"unix://{socket_path}"
     existing = read_context(config_dir, name)
     replaced = existing.host if existing.error is None and existing.host != host else None
@@ -127,10 +140,10 @@ def install(
     try:
         path, replaced = install_context(_config_dir(), name, socket_path, force=force)
     except ContextStoreError as exc:
-        typer.echo(f"dockertap: {exc}", err=True)
-        raise typer.Exit(1) from None
+        typer.echo(f"dockertap: {safe_line(str(exc))}", err=True)
+        raise typer.Exit(2 if isinstance(exc, SharedSocketDirError) else 1) from None
     if replaced:
-        typer.echo(f"replaced context {name!r} (it pointed at {replaced})")
+        typer.echo(f"replaced context {name!r} (it pointed at {safe_line(replaced)})")
     typer.echo(f"docker context {name!r} -> unix://{socket_path}  ({path})")
     typer.echo(f"use it with: docker --context {name} ps   (or: docker context use {name})")
 

@@ -49,7 +49,18 @@ _GLOBAL_FLAG_OPTIONS = {"-D": "debug", "--debug": "debug", "--tls": "tls", "--tl
 # `dockertap run` options that take a value (the rest are flags); kept beside the command in
 # tapping.py and checked against it by the tests, so this module stays free of typer imports.
 RUN_VALUE_OPTIONS = frozenset(
-    {"--backend", "-b", "--trace-file", "-o", "--format", "-f", "--capture-bytes", "--record", "--settle"}
+    {
+        "--backend",
+        "-b",
+        "--trace-file",
+        "-o",
+        "--format",
+        "-f",
+        "--capture-bytes",
+        "--record",
+        "--settle",
+        "--otlp",
+    }
 )
 
 

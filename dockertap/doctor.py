@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -39,6 +38,7 @@ from dockertap.proxy.discovery import (
 from dockertap.proxy.endpoints import Endpoint, EndpointError, parse_endpoint
 from dockertap.proxy.probe import InstalledEngine, ProbeResult, installed_engines, owner_names, probe
 from dockertap.proxy.running_engines import RunningEngine, running_engines
+from dockertap.recordings.safe_text import json_safe, safe_markup
 
 # The layers behind each backend family, top to bottom, and which `/version` component carries the
 # version of each (layer-model.md §4.2; Podman's compat/version.go names components
@@ -681,11 +681,11 @@ def layer_chain(report: DoctorReport) -> list[tuple[str, str]]:
 
 def _tree(report: DoctorReport) -> Tree:
     chain = layer_chain(report)
-    root = Tree(f"[bold]{escape(chain[0][0])}[/] {escape(chain[0][1])}")
+    root = Tree(f"[bold]{safe_markup(chain[0][0])}[/] {safe_markup(chain[0][1])}")
     node = root
     for layer, detail in chain[1:]:
         style = "red" if detail.startswith(("not answering", "unresolved")) else "cyan"
-        node = node.add(f"[bold {style}]{escape(layer)}[/] {escape(detail)}")
+        node = node.add(f"[bold {style}]{safe_markup(layer)}[/] {safe_markup(detail)}")
     return root
 
 
@@ -699,28 +699,28 @@ def _state_cell(rep: EndpointReport) -> str:
     kind = rep.probe.kind if rep.probe else "unusable"
     state = f"[{_STATUS_STYLE.get(kind, 'red')}]{'answers /_ping' if kind == 'ok' else kind}[/]"
     if rep.socket and rep.socket.exists:
-        state = f"{escape(rep.socket.summary)}, {state}"
+        state = f"{safe_markup(rep.socket.summary)}, {state}"
     return state
 
 
 def _backend_cell(rep: EndpointReport) -> str:
     if rep.probe and rep.probe.ok:
         product = rep.fingerprint.product if rep.fingerprint else None
-        return escape(product or rep.probe.header("Server") or "")
-    return escape(rep.unusable or "")
+        return safe_markup(product or rep.probe.header("Server") or "")
+    return safe_markup(rep.unusable or "")
 
 
 def render(report: DoctorReport, console: Console) -> None:
     status = report.status
     headline = say(f"headline.{status}", url=report.cli_url)
-    console.print(f"[bold {_HEADLINE_STYLE[status]}]{escape(headline)}[/]")
-    console.print(escape(say("why", why=report.cli_why)))
+    console.print(f"[bold {_HEADLINE_STYLE[status]}]{safe_markup(headline)}[/]")
+    console.print(safe_markup(say("why", why=report.cli_why)))
     said = report.cli_says
     if said and said.get("error"):
-        console.print(escape(say("cli-says", said=said["error"])))
+        console.print(safe_markup(say("cli-says", said=said["error"])))
     elif said and said.get("host") is not None and said["host"] != report.cli_url:
         console.print(
-            escape(say("cli-disagrees", docker=said["docker"], theirs=said["host"], ours=report.cli_url))
+            safe_markup(say("cli-disagrees", docker=said["docker"], theirs=said["host"], ours=report.cli_url))
         )
     console.print(_tree(report))
 
@@ -729,7 +729,7 @@ def render(report: DoctorReport, console: Console) -> None:
         table.add_column(column, overflow="fold")
     for rep in report.endpoints:
         source = rep.source.removeprefix("well-known: ")
-        table.add_row(escape(source), escape(rep.url or "-"), _state_cell(rep), _backend_cell(rep))
+        table.add_row(safe_markup(source), safe_markup(rep.url or "-"), _state_cell(rep), _backend_cell(rep))
     console.print(table)
 
     if report.running:
@@ -741,12 +741,12 @@ def render(report: DoctorReport, console: Console) -> None:
             if not engine.docker_api:
                 for host in engine.hosts:
                     run_table.add_row(
-                        engine.kind, str(engine.pid), escape(engine.user), escape(host),
-                        f"[dim]{escape(say('running.not-docker'))}[/]", "",
+                        engine.kind, str(engine.pid), safe_markup(engine.user), safe_markup(host),
+                        f"[dim]{safe_markup(say('running.not-docker'))}[/]", "",
                     )  # fmt: skip
             for rep in run.endpoints:
                 run_table.add_row(
-                    engine.kind, str(engine.pid), escape(engine.user), escape(rep.url or "-"),
+                    engine.kind, str(engine.pid), safe_markup(engine.user), safe_markup(rep.url or "-"),
                     _state_cell(rep), _backend_cell(rep),
                 )  # fmt: skip
         console.print(run_table)
@@ -757,12 +757,14 @@ def render(report: DoctorReport, console: Console) -> None:
             ctx_table.add_column(column, overflow="fold")
         for ctx in report.contexts:
             ctx_table.add_row(
-                ctx.name, ctx.host or f"[red]{escape(ctx.error or '?')}[/]", "*" if ctx.current else ""
+                safe_markup(ctx.name),
+                safe_markup(ctx.host) if ctx.host else f"[red]{safe_markup(ctx.error or '?')}[/]",
+                "*" if ctx.current else "",
             )
         console.print(ctx_table)
 
     engines = ", ".join(f"{e.name} ({e.where})" for e in report.engines) or say("none-found")
-    console.print(f"[bold]{escape(say('section.installed'))}[/] {escape(engines)}")
+    console.print(f"[bold]{safe_markup(say('section.installed'))}[/] {safe_markup(engines)}")
     problems = [d for d in report.diagnoses if d.severity == "problem"]
     unchecked = [d for d in report.diagnoses if d.severity == "not-checked"]
     for title, entries, mark, label in (
@@ -771,16 +773,17 @@ def render(report: DoctorReport, console: Console) -> None:
     ):
         if not entries:
             continue
-        console.print(f"[bold]{escape(say(title))}[/]")
+        console.print(f"[bold]{safe_markup(say(title))}[/]")
         for diag in entries:
-            console.print(f"  {mark} {escape(diag.problem)}\n    [green]{say(label)}[/] {escape(diag.fix)}")
+            problem, fix = safe_markup(diag.problem), safe_markup(diag.fix)
+            console.print(f"  {mark} {problem}\n    [green]{say(label)}[/] {fix}")
             for command in diag.commands[:MAX_SHOWN_COMMANDS]:
-                console.print(f"      [cyan]{escape(command)}[/]")
+                console.print(f"      [cyan]{safe_markup(command)}[/]")
             if len(diag.commands) > MAX_SHOWN_COMMANDS:
                 more = len(diag.commands) - MAX_SHOWN_COMMANDS
-                console.print(f"      [dim]{escape(say('more-commands', count=more))}[/]")
+                console.print(f"      [dim]{safe_markup(say('more-commands', count=more))}[/]")
     if not report.diagnoses:
-        console.print(f"[green]{escape(say('no-problems'))}[/]")
+        console.print(f"[green]{safe_markup(say('no-problems'))}[/]")
 
 
 #: Exit status of `dockertap doctor`, by the status of the endpoint the docker CLI would use.
@@ -811,7 +814,7 @@ def doctor(
     """
     report = gather(timeout=timeout)
     if json_output:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+        sys.stdout.write(json_safe(json.dumps(report.to_dict(), indent=2, default=str)) + "\n")
     else:
         render(report, Console())
     raise typer.Exit(EXIT_CODES[report.status])

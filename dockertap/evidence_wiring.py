@@ -19,10 +19,22 @@ from typing import Any
 from rich.text import Text
 
 from dockertap.analyzers.correlate import DEFAULT_SETTLE, Correlator, apply_outcome
-from dockertap.proxy.evidence.containerd import ContainerdEvents, find_containerd_socket, socket_peer_pid
+from dockertap.proxy.evidence.containerd import ContainerdEvents, socket_peer_pid
+from dockertap.proxy.evidence.engine_host import (
+    EngineHost,
+    containerd_state_dir,
+    find_containerd_socket,
+    mount_namespace,
+    podman_runroot,
+    runtime_parents,
+)
 from dockertap.proxy.evidence.execs import ExecWatcher, capability_reason
 from dockertap.proxy.exchange import Exchange
 from dockertap.proxy.hub import Event
+
+#: Seconds an exchange that would show a layer missing may wait for late evidence (a loaded host
+#: delays the exec reader and `ctr events`), beyond the settle window.
+MISSING_PATIENCE = 2.0
 
 
 def observe_by_default() -> bool:
@@ -50,9 +62,17 @@ class SettleStage:
             self._observer.schedule(self._observer.settle)
 
     def release(self, now: float, everything: bool = False) -> None:
+        """Hand on the exchanges whose settle window is over, in order. One that would show a
+        layer *missing* waits longer (up to `MISSING_PATIENCE` after its end), and those behind
+        it with it: on a loaded host evidence can trail its exchange by far more than the settle
+        window, and "missing" must mean it never came, not that it came late."""
         ready: list[Event] = []
         while self._held and (everything or self._held[0][0] <= now):
-            _due, ex = self._held.popleft()
+            _due, ex = self._held[0]
+            if not everything and self._observer.would_miss(ex, now):
+                self._held[0] = (now + self._observer.settle, ex)
+                break
+            self._held.popleft()
             self._observer.finish(ex)
             ready.append(("end", ex))
         if ready:
@@ -86,6 +106,9 @@ class Observer:
         self._stage: SettleStage | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.background_count = 0
+        self.engine: EngineHost | None = None
+        self._containerd_pid: int | None = None
+        self._runtimes_scanned = 0.0
         #: The backend `Endpoint`, asked once for /version and /info at start.
         self.endpoint: Any = None
 
@@ -96,6 +119,11 @@ class Observer:
         pipeline.processors.append(self)
         self._stage = SettleStage(self, list(pipeline.sinks))
         pipeline.sinks[:] = [self._stage]
+
+    def add_settled_sink(self, sink: Any) -> None:
+        """A sink that sees exchanges only once their settle window closed (evidence attached)."""
+        assert self._stage is not None, "install() first"
+        self._stage.sinks.append(sink)
 
     async def _learn_backend(self, endpoint: Any) -> None:
         """Ask `/version` and `/info` once (off the relay path): the runtime name and the containerd
@@ -118,8 +146,14 @@ class Observer:
         location = getattr(backend, "location", "unknown")
         product = getattr(backend, "product", "")
         engine_pid = socket_peer_pid(self._backend_path) if self._backend_path else None
+        engine = self.engine = EngineHost.of(engine_pid)
         if engine_pid:
             self.correlator.engine_pids.add(engine_pid)
+            if engine.uid is not None:
+                self.correlator.trusted_uids = {0, engine.uid}
+            namespace = mount_namespace(engine_pid)
+            if namespace:
+                self.correlator.engine_namespaces.add(namespace)
         address = None
         why_not = None
         if location == "vm":
@@ -128,21 +162,35 @@ class Observer:
             )
         elif family == "podman":
             why_not = "Podman has no containerd (conmon runs the OCI runtime directly)"
+        elif family == "unknown":
+            why_not = "the backend is not a Docker engine dockertap recognises (no containerd to watch)"
         elif self._backend_path is None:
             why_not = "the backend is not a local Unix socket: its host is not this one"
         else:
             info = getattr(self.analysis, "_info", None)
             if info is None and getattr(backend, "containerd_address", None):
                 info = {"Containerd": {"Address": backend.containerd_address}}
-            address, how = find_containerd_socket(info, engine_pid)
+            address, how = find_containerd_socket(info, engine)
             if address is None:
                 why_not = how
         self.containerd = ContainerdEvents(self._on_items, address)
-        self.correlator.containerd_address = address
+        if address:
+            containerd_pid = socket_peer_pid(address)
+            if containerd_pid:
+                self._containerd_pid = containerd_pid
+                self.correlator.engine_pids.add(containerd_pid)
+                namespace = mount_namespace(containerd_pid)
+                if namespace:
+                    self.correlator.engine_namespaces.add(namespace)
         tasks = []
         if location == "vm" or self._backend_path is None:
             # Execs would be this host's, not the engine's: do not pretend they are evidence.
             self.execs.disable(why_not or "the engine is not on this host")
+        elif engine_pid is None:
+            self.execs.disable(
+                "the engine's pid is unknown (its socket gives no peer: another pid namespace?), "
+                "so no exec can be proven to be the engine's"
+            )
         else:
             tasks.append(self.execs.start())
         if why_not:
@@ -150,7 +198,19 @@ class Observer:
         else:
             tasks.append(self.containerd.start())
         await asyncio.gather(*tasks)
+        self._find_runtimes(time.time())
         self._refresh_sources()
+
+    def _find_runtimes(self, now: float) -> None:
+        """Trust the shims and conmons running this engine's containers, including those started
+        before dockertap (at most once a second: it reads the engine's state directories)."""
+        if self.engine is None or self.engine.pid is None or now - self._runtimes_scanned < 1.0:
+            return
+        self._runtimes_scanned = now
+        family = getattr(getattr(self.analysis, "backend", None), "family", "unknown")
+        state = containerd_state_dir(self._containerd_pid, self.engine) if self._containerd_pid else None
+        runroot = podman_runroot(self.engine) if family == "podman" else None
+        self.correlator.trust_runtimes(runtime_parents(state, runroot, self.correlator.trusted_uids))
 
     def _refresh_sources(self) -> None:
         self.correlator.sources = {
@@ -172,9 +232,17 @@ class Observer:
         return "evidence: " + "; ".join(parts)
 
     async def finish_all(self) -> None:
-        """At shutdown: give the last evidence its settle window, then release everything."""
-        if self._stage is not None and self._stage._held:
-            await asyncio.sleep(self.settle)
+        """At shutdown: let the held exchanges that expect evidence from below the engine finish
+        their settle window (and late evidence for what would show a layer missing its patience),
+        then release everything. Others (`docker ps`) have nothing to wait for."""
+        sources_on = any(st["active"] for st in self.statuses())
+        if self._stage is not None and sources_on:
+            waiting = [due for due, ex in self._stage._held if _expects_evidence(ex)]
+            if waiting:
+                await asyncio.sleep(max(0.0, max(waiting) - time.time()))
+                while any(self.would_miss(ex, time.time()) for _due, ex in self._stage._held):
+                    await asyncio.sleep(self.settle)
+                    self._tick()
         self._tick(everything=True)
 
     async def stop(self) -> None:
@@ -197,6 +265,9 @@ class Observer:
             self.correlator.open(
                 ex.id, route.template, route.object_id, ex.started, chain, hijacked=ex.hijacked
             )
+        elif kind == "stream":
+            # the decoded gRPC methods re-keyed the chain: evidence arriving now is judged by it
+            self.correlator.rechain(ex.id, chain)
         elif kind == "end":
             self.correlator.open(
                 ex.id, route.template, route.object_id, ex.started, chain, hijacked=ex.hijacked
@@ -204,12 +275,28 @@ class Observer:
             self.correlator.close(
                 ex.id,
                 ex.ended or time.time(),
-                responded=ex.status is not None and not ex.synthetic,
+                responded=ex.status is not None and not ex.synthetic and self._recognised(),
                 hijacked=ex.hijacked,
                 query=route.query,
                 response=_response_json(ex) if self.correlator.learns_from(route.template) else None,
                 chain=chain,
             )
+
+    def _recognised(self) -> bool:
+        """A response proves the API layer (dockerd ✓) only from a backend known to be an engine."""
+        return getattr(getattr(self.analysis, "backend", None), "family", "unknown") != "unknown"
+
+    def would_miss(self, ex: Exchange, now: float) -> bool:
+        """Whether `ex` would now show a missing layer and may still wait for late evidence."""
+        if now - (ex.ended or now) >= MISSING_PATIENCE:
+            return False
+        outcome = self.correlator.outcome(ex.id, finished=True)
+        if outcome is None:
+            return False
+        return any(
+            layer.status == "missing" or "missing" in layer.operation_status.values()
+            for layer in outcome.layers
+        )
 
     def finish(self, ex: Exchange) -> None:
         """Called by the stage when an exchange leaves the settle window."""
@@ -236,6 +323,8 @@ class Observer:
         self._timer = None
         now = time.time()
         self._refresh_sources()
+        if self.correlator.has_undecided():
+            self._find_runtimes(now)  # a shim or conmon we have not met yet may vouch for them
         records = self.correlator.settle_items(now + (self.settle if everything else 0.0))
         if self._stage is not None:
             self._stage.release(now, everything=everything)
@@ -247,20 +336,25 @@ class Observer:
             self.schedule(self.settle)
 
 
+def _expects_evidence(ex: Exchange) -> bool:
+    """Whether the model expects layers below the API for this exchange (evidence could come)."""
+    chain = getattr(ex.annotation, "chain", None)
+    return chain is None or len(chain.layers) > 1
+
+
 def _response_json(ex: Exchange) -> Any:
     """The response body as JSON (decoded as mitmproxy decodes it), for the few routes whose answer
     names ids the correlator needs."""
-    from dockertap.proxy.capture import build_response
+    from dockertap.proxy.capture import response_payload
+    from dockertap.proxy.exchange import final_head, header_value
 
-    if ex.response_body.truncated or not ex.response_head:
+    if "json" not in header_value(final_head(ex.response_head), "content-type"):
         return None
-    response = ex.response if ex.response is not None and ex.ended is not None else build_response(ex)
-    if response is None:
-        return None
-    if "json" not in response.headers.get("content-type", ""):
+    payload = response_payload(ex)  # raw parsing: no mitmproxy import on `run`'s path
+    if payload is None:
         return None
     try:
-        return json.loads(response.content or b"")
+        return json.loads(payload or b"")
     except (ValueError, UnicodeDecodeError):
         return None
 
@@ -276,12 +370,16 @@ def background_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def background_json(records: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(background_record(r), ensure_ascii=False) + "\n" for r in records)
+    from dockertap.recordings.safe_text import json_safe
+
+    return "".join(json_safe(json.dumps(background_record(r), ensure_ascii=False)) + "\n" for r in records)
 
 
 def background_text(record: dict[str, Any]) -> Text:
     """A dim line: what happened below the API with no request behind it."""
     from datetime import datetime
+
+    from dockertap.recordings.safe_text import safe_line
 
     names = []
     for item in record["items"]:
@@ -296,7 +394,9 @@ def background_text(record: dict[str, Any]) -> Text:
     cid = (record.get("container_id") or "")[:12]
     line = Text(style="dim")
     line.append(datetime.fromtimestamp(record["time"]).strftime("%H:%M:%S.%f")[:-3])
-    line.append(f"  (background) {what}{' ' + cid if cid else ''}: {', '.join(dict.fromkeys(names))}")
+    # Evidence fields come from /proc and ctr output: programs and ids others may have chosen.
+    summary = f"  (background) {what}{' ' + cid if cid else ''}: {', '.join(dict.fromkeys(names))}"
+    line.append(safe_line(summary))
     if record.get("observed_by"):
         line.append("  ← seen by wait #" + ", #".join(str(k) for k in record["observed_by"]))
     return line

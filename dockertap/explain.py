@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+from dataclasses import dataclass
 from enum import StrEnum
 
 import typer
@@ -10,8 +13,18 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from dockertap.analyzers.layer_table import LayerChain, all_rows, expected_chain
-from dockertap.analyzers.routes import match_route, route_spec
+from dockertap.analyzers.commands import (
+    call_sequence,
+    call_target,
+    condition_text,
+    find_command,
+    known_commands,
+    note_in,
+)
+from dockertap.analyzers.layer_table import GRPC_TRANSPORTS, LayerChain, all_rows, expected_chain
+from dockertap.analyzers.routes import RouteMatch, match_route, route_spec
+from dockertap.i18n import Lang, default_lang, msg
+from dockertap.linebreak import wrap_text
 
 
 class BackendFamily(StrEnum):
@@ -22,11 +35,6 @@ class BackendFamily(StrEnum):
 class ImageStore(StrEnum):
     graphdriver = "graphdriver"
     containerd = "containerd"
-
-
-class Lang(StrEnum):
-    en = "en"
-    ja = "ja"
 
 
 LAYER_STYLES = {
@@ -84,10 +92,12 @@ def _print_all(console: Console, lang: str) -> None:
 
 
 def explain(
-    request: str = typer.Argument(
+    ctx: typer.Context,
+    request: list[str] = typer.Argument(
         None,
-        help='A route template ("POST /containers/{id}/start") or a concrete request '
-        '("POST /v1.41/containers/abc/start").',
+        metavar="REQUEST|docker COMMAND…",
+        help='A route template ("POST /containers/{id}/start"), a concrete request '
+        '("POST /v1.41/containers/abc/start"), or a docker command (docker run --rm -it img sh).',
     ),
     backend_family: BackendFamily = typer.Option(
         BackendFamily.dockerd, "--backend-family", help="Which backend."
@@ -95,16 +105,24 @@ def explain(
     image_store: ImageStore = typer.Option(
         ImageStore.graphdriver, "--image-store", help="dockerd's image store."
     ),
-    lang: Lang = typer.Option(Lang.en, "--lang", help="Language of the explanation."),
+    lang: Lang = typer.Option(None, "--lang", help="Language [default: ja if LANG etc. start with ja]."),
     engine_version: str = typer.Option(
         None, "--engine-version", help="Engine version, for version-dependent extras (e.g. 20.10.24)."
     ),
     runtime: str = typer.Option(None, "--runtime", help="Podman's OCI runtime (crun or runc); default crun."),
     show_all: bool = typer.Option(False, "--all", help="Print the whole layer table."),
+    grpc_methods: list[str] = typer.Option(
+        None,
+        "--grpc",
+        metavar="METHOD",
+        help="A gRPC method on POST /grpc or /session, e.g. /moby.buildkit.v1.Control/Solve (repeatable).",
+    ),
 ) -> None:
-    """Show which layers (dockerd, containerd, shim, runc, conmon, crun, host binaries) an API call reaches.
+    """Show which layers (dockerd, containerd, shim, runc, conmon, crun, host binaries) an API call reaches,
+    or which API calls a docker command makes and where each one goes.
 
-    The answer comes from dockertap's sourced layer model (layer-model.md), not from a live daemon.
+    The answer comes from dockertap's sourced layer model (layer-model.md) and its table of docker
+    commands, not from a live daemon. Put dockertap's own options before `docker`.
 
     [bold]Examples[/bold]
 
@@ -112,36 +130,88 @@ def explain(
 
       dockertap explain "POST /v1.41/containers/abc/start" --backend-family podman --lang ja
 
-      dockertap explain "GET /containers/{id}/top"
+      dockertap explain docker run --rm -it img sh
 
-      dockertap explain "POST /containers/create" --image-store containerd
+      dockertap explain "docker ps"
 
-      dockertap explain "DELETE /containers/abc?force=1"
+      dockertap explain --backend-family podman docker run --rm img echo hi
+
+      dockertap explain "POST /grpc" --grpc /moby.buildkit.v1.Control/Solve
 
       dockertap explain --all
     """
+    language = (lang or Lang(default_lang())).value
     console = Console()
     if show_all:
-        _print_all(console, lang.value)
+        _print_all(console, language)
         return
-    if not request:
-        raise typer.BadParameter('give a request like "POST /containers/{id}/start", or --all')
-    method, _, target = request.strip().partition(" ")
-    if not target.strip():
-        raise typer.BadParameter('expected "METHOD /path", e.g. "POST /containers/{id}/start"')
-    route = match_route(method, target.strip())
-    chain = expected_chain(
-        backend_family.value,
-        image_store.value,
-        route,
-        engine_version=engine_version,
-        runtime=runtime,
-    )
-    store = image_store.value if backend_family is BackendFamily.dockerd else "containers/storage"
-    title = f"{route.template}   ({backend_family.value}, {store})"
+    words = list(request or [])
+    if words and words[0] not in ("docker", "docker-compose") and "=" not in words[0]:
+        # Not a docker command: options may follow the request (`explain "GET /x" --lang ja`).
+        first_option = next((i for i, word in enumerate(words) if word.startswith("-")), None)
+        if first_option is not None:
+            reordered = [*words[first_option:], *words[:first_option]]
+            params = ctx.command.make_context(ctx.info_name, reordered, parent=ctx.parent).params
+            explain(ctx, **params)
+            return
+    if len(words) == 1 and " " in words[0].strip():
+        words = shlex.split(words[0])
+    if not words:
+        raise _usage(msg(language, "explain_give"))
+    grpc = tuple(grpc_methods) if grpc_methods else None
+    context = _Context(backend_family.value, image_store.value, engine_version, runtime, language, grpc)
+    assignments = []
+    while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
+        assignments.append(words.pop(0))  # `DOCKER_BUILDKIT=0 docker build .`
+    if words and words[0] in ("docker", "docker-compose"):
+        if words[0] == "docker-compose":
+            words = ["docker", "compose", *words[1:]]
+        _explain_command(console, words[1:], context, assignments)
+        return
+    if assignments or not words:
+        raise _usage(msg(language, "explain_give"))
+    if len(words) != 2:
+        raise _usage('expected "METHOD /path", e.g. "POST /containers/{id}/start", or a docker command')
+    route = match_route(words[0], words[1].strip())
+    if grpc_methods and route.template not in GRPC_TRANSPORTS:
+        where = " and ".join(sorted(GRPC_TRANSPORTS))
+        raise _usage(f"--grpc applies to {where}, not {route.template}")
     if not route.known:
-        title += "   [unknown route]"
-    console.print(_chain_tree(title, chain))
+        raise _usage(msg(language, "explain_unknown_route", route=f"{words[0]} {words[1]}"))
+    _explain_route(console, route, context)
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    family: str
+    image_store: str
+    engine_version: str | None
+    runtime: str | None
+    lang: str
+    grpc_methods: tuple[str, ...] | None = None
+
+
+def _usage(message: str) -> typer.Exit:
+    """A usage error: one line on stderr, exit 2 (never a traceback, never an answer for a wrong question)."""
+    typer.secho(f"dockertap: {message}", fg="red", err=True)
+    return typer.Exit(2)
+
+
+def _chain(route: RouteMatch, context: _Context) -> LayerChain:
+    return expected_chain(
+        context.family,
+        context.image_store,
+        route,
+        engine_version=context.engine_version,
+        runtime=context.runtime,
+        grpc_methods=context.grpc_methods,
+    )
+
+
+def _explain_route(console: Console, route: RouteMatch, context: _Context) -> None:
+    chain = _chain(route, context)
+    store = context.image_store if context.family == "dockerd" else "containers/storage"
+    console.print(_chain_tree(f"{route.template}   ({context.family}, {store})", chain))
     spec = route_spec(route.template)
     if spec is not None and (spec.hijack or spec.streaming):
         hints = ", ".join(
@@ -154,5 +224,62 @@ def explain(
         )
         console.print(Text(hints, style="dim"))
     console.print(Text.assemble(("chain: ", "dim"), _compact(chain)))
-    console.print(Text(chain.explanation[lang.value] or chain.explanation["en"]))
+    _say(console, Text(chain.explanation[context.lang] or chain.explanation["en"]), context.lang)
     console.print(Text.assemble(("source: ", "dim"), (chain.source, "dim")))
+
+
+def _say(console: Console, text: Text, lang: str) -> None:
+    """Print `text`; Japanese is broken by display width with kinsoku rules instead of at ASCII spaces."""
+    if lang == "ja":
+        console.print(wrap_text(text, console.width), soft_wrap=True)
+    else:
+        console.print(text)
+
+
+def _condition(when: str, lang: str) -> str:
+    needs, flag = condition_text(when)
+    return msg(lang, "explain_only_with" if needs else "explain_only_without", flag=flag)
+
+
+def _explain_command(console: Console, argv: list[str], context: _Context, env: list[str]) -> None:
+    """`docker …`: the calls the command makes, in order, each with the layers it reaches."""
+    found = find_command(argv)
+    if found is None:
+        raise _usage(
+            msg(
+                context.lang,
+                "explain_unknown_command",
+                command=" ".join(argv) or "",
+                known=", ".join(known_commands()),
+            )
+        )
+    row, args = found
+    calls = call_sequence(row, args, env)
+    console.print(Text(" ".join([*env, "docker", *argv]), style="bold"))
+    for n, call in enumerate(calls, 1):
+        chain = _chain(match_route(call.route.split(" ", 1)[0], call_target(call, row, args)), context)
+        line = Text(f"{n:>2}. ", style="bold")
+        line.append(call.route, style="bold")
+        if call.query:
+            line.append(f"  ?{call.query}", style="dim")
+        line.append("\n      ")
+        line.append(_compact(chain), style=LAYER_STYLES.get(chain.steps[-1].layer, "") if chain.steps else "")
+        if call.when:
+            line.append("\n      " + _condition(call.when, context.lang), style="yellow")
+        if call.terminal_only:
+            line.append("\n      " + msg(context.lang, "explain_terminal_only"), style="yellow")
+        if call.note:
+            line.append(f"\n      {note_in(context.lang, call.note)}", style="italic dim")
+        _say(console, line, context.lang)
+    for call in row.calls:
+        if call not in calls and call.when:
+            skipped = msg(
+                context.lang,
+                "explain_skipped",
+                route=call.route,
+                condition=_condition(call.when, context.lang),
+            )
+            _say(console, Text(f"    ({skipped})", style="dim"), context.lang)
+    for note in row.notes:
+        _say(console, Text("  • " + note_in(context.lang, note)), context.lang)
+    console.print(Text.assemble(("source: ", "dim"), (row.source, "dim")))

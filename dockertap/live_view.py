@@ -18,23 +18,27 @@ import time
 from collections.abc import Callable
 
 from rich.console import Console, Group, RenderableType
-from rich.json import JSON
+from rich.highlighter import JSONHighlighter
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from dockertap.analyzers.annotate import format_grpc
 from dockertap.analyzers.streams import decode_stream
 from dockertap.filters import ExchangeFilter, matches_all
+from dockertap.i18n import counted
 from dockertap.proxy.capture import body_prefix, materialize
 from dockertap.proxy.exchange import Exchange
 from dockertap.proxy.hub import Event
 from dockertap.proxy.relay import RelayStats
-from dockertap.trace_view import exchange_line, human_bytes, human_duration, short_command
+from dockertap.recordings.safe_text import safe_block, safe_line
+from dockertap.trace_view import client_of, exchange_line, human_bytes, human_duration, short_command
 
 #: An exchange still open after this long is shown in the panel (a quick `ps` never is).
 SHOW_OPEN_AFTER = 0.3
 MAX_BODY_LINES = 24
 _STREAM_STYLE = {"stdout": "green", "stderr": "red", "systemerr": "bold red", "stdin": "cyan"}
+_JSON_HIGHLIGHTER = JSONHighlighter()
 
 
 def _json_renderable(raw: bytes) -> RenderableType | None:
@@ -42,12 +46,16 @@ def _json_renderable(raw: bytes) -> RenderableType | None:
         data = json.loads(raw)
     except ValueError:
         return None
-    text = json.dumps(data, indent=2, ensure_ascii=False)
+    text = safe_block(json.dumps(data, indent=2, ensure_ascii=False))  # dumps leaves C1 and bidi raw
     lines = text.splitlines()
     if len(lines) > MAX_BODY_LINES:
-        text = "\n".join(lines[:MAX_BODY_LINES]) + f"\n… ({len(lines) - MAX_BODY_LINES} more lines)"
+        text = (
+            "\n".join(lines[:MAX_BODY_LINES])
+            + f"\n… ({counted('en', len(lines) - MAX_BODY_LINES, 'line')} more)"
+        )
         return Text(text, style="dim")
-    return JSON(text)
+    # Highlighted as it is: rich's JSON() would parse and re-dump it, undoing the escapes.
+    return _JSON_HIGHLIGHTER(Text(text))
 
 
 def _frames_renderable(data: bytes, content_type: str | None) -> RenderableType | None:
@@ -62,7 +70,7 @@ def _frames_renderable(data: bytes, content_type: str | None) -> RenderableType 
                 out.append("    …\n", style="dim")
                 return out
             out.append(f"    {frame.stream:>6} │ ", style=_STREAM_STYLE.get(frame.stream, "dim"))
-            out.append(line + "\n")
+            out.append(safe_block(line) + "\n")  # container output: a line, its tabs kept
             shown += 1
     return out
 
@@ -82,7 +90,8 @@ def body_details(ex: Exchange) -> list[RenderableType]:
         output = b"".join(data for _, direction, data in ex.hijack.frames if direction == "backend")
         stdin = b"".join(data for _, direction, data in ex.hijack.frames if direction == "client")
         if stdin:
-            parts.append(Text(f"    stdin: {stdin[:200].decode('utf-8', 'replace')!r}", style="cyan"))
+            typed = safe_line(stdin[:200].decode("utf-8", "replace"))
+            parts.append(Text(f"    stdin: {typed}", style="cyan"))
         rendered = _frames_renderable(output, content_type)
         if rendered is not None:
             parts.append(rendered)
@@ -107,7 +116,7 @@ def _json_lines_renderable(raw: bytes) -> RenderableType | None:
     if not lines:
         return None
     shown = lines[:MAX_BODY_LINES]
-    text = Text("\n".join(f"    {line}" for line in shown), style="dim")
+    text = Text("\n".join(f"    {safe_line(line)}" for line in shown), style="dim")
     if len(lines) > len(shown):
         text.append(f"\n    … ({len(lines) - len(shown)} more)")
     return text
@@ -221,10 +230,12 @@ class LiveView:
                 method, target = ex.method_and_target
                 route = getattr(getattr(ex.annotation, "route", None), "template", None)
                 kind = "attach" if ex.hijacked else ("stream" if ex.response_started else "waiting")
+                request = route or f"{method} {target.split('?', 1)[0]}"
+                calls = format_grpc(getattr(ex.annotation, "grpc", None), limit=3)
                 table.add_row(
                     kind,
-                    short_command(ex.peer.command, 24),
-                    route or f"{method} {target.split('?', 1)[0]}",
+                    short_command(client_of(ex), 22),
+                    safe_line(f"{request}  {calls}" if calls else request),
                     str(ex.status or "…"),
                     human_duration(now - ex.started),
                     human_bytes(ex.response_bytes),
@@ -235,7 +246,7 @@ class LiveView:
         stats = self._stats()
         status = Text()
         status.append(" dockertap ", style="reverse bold")
-        status.append(f" {self._backend_label}  ", style="bold")
+        status.append(f" {safe_line(self._backend_label)}  ", style="bold")
         status.append(f"exchanges {stats.exchanges}  ")
         status.append(f"open connections {stats.connections_open}  ")
         status.append(f"open streams {stats.open_streams}  ")

@@ -214,6 +214,11 @@ class OtelExport:
         self._closed = threading.Event()
         self._worker.start()
 
+    def next_traceparent(self) -> str:
+        """The traceparent `--otel-propagate` adds: `dockertap run`'s trace, or (proxy) a new one."""
+        trace_id = self.trace_id if self._command is not None else f"{random.getrandbits(128) or 1:032x}"
+        return new_traceparent(trace_id)
+
     # -- on the relay's loop: copy, enqueue, never wait -------------------------------------
 
     def handle_batch(self, batch: list[Event]) -> None:
@@ -228,7 +233,7 @@ class OtelExport:
             self._offer(BackgroundJob(dict(record)))
 
     def _job(self, ex: Exchange, record: dict[str, Any]) -> SpanJob:
-        injected = bool(getattr(ex, "injected_headers", ()))
+        injected = "traceparent" in ex.added_headers
         return SpanJob(
             record=record,
             started=ex.started,

@@ -8,27 +8,25 @@ import os
 import signal
 import sys
 import time
-from enum import StrEnum
+from collections.abc import Callable
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+from rich.console import Console, RenderableType
 from rich.text import Text
 
 from dockertap.completion import recording_names
+from dockertap.i18n import Lang, counted, default_lang, msg
+from dockertap.linebreak import wrap_text
+from dockertap.proxy.discovery import default_socket_dir
 from dockertap.proxy.listener import ListenError, open_unix_listener
-from dockertap.recordings.narrate import narration, phrase
+from dockertap.recordings.narrate import NarrationItem, narration
 from dockertap.recordings.replayable import ReplaySession, bundled_recordings, load_replay
+from dockertap.recordings.safe_text import safe_line
 from dockertap.recordings.serve import ReplayServer, Served
 
 
-class Lang(StrEnum):
-    en = "en"
-    ja = "ja"
-
-
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"dockertap: {message}", fg="red", err=True)
+    typer.secho(f"dockertap: {safe_line(message)}", fg="red", err=True)
     return typer.Exit(code)
 
 
@@ -52,11 +50,11 @@ def recordings() -> None:
     """
     found = bundled_recordings()
     if not found:
-        typer.echo("no bundled recordings are installed")
+        typer.echo(msg(default_lang(), "no_bundled"))
         return
     width = max(len(name) for name in found)
     for name, path in found.items():
-        typer.echo(f"{name:<{width}}  {recording_title(path)}")
+        typer.echo(f"{name:<{width}}  {safe_line(recording_title(path))}")
 
 
 def _load(file: str) -> ReplaySession:
@@ -75,7 +73,11 @@ def replay(
         help="A session file, or the name of a bundled recording (see --list).",
         autocompletion=recording_names,
     ),
-    step: bool = typer.Option(False, "--step", help="Wait for Enter between exchanges."),
+    step: bool = typer.Option(
+        False,
+        "--step",
+        help="One exchange at a time: Enter/space next, b back, N+Enter jump, q quit, ? help.",
+    ),
     speed: float = typer.Option(
         None,
         "--speed",
@@ -86,12 +88,16 @@ def replay(
     only: list[str] = typer.Option(
         None, "--only", help="Only exchanges whose route matches this glob, e.g. 'POST /containers/*'."
     ),
-    lang: Lang = typer.Option(Lang.en, "--lang", help="Language of the explanations and the narration."),
+    lang: Lang = typer.Option(
+        None,
+        "--lang",
+        help="Language of the narration and messages [default: ja if LANG etc. start with ja].",
+    ),
     serve: bool = typer.Option(
         False, "--serve", help="Answer the real docker CLI from the recording (a fake daemon)."
     ),
     listen: str = typer.Option(
-        None, "--listen", help="Unix socket path for --serve [default: /tmp/dockertap-<uid>/replay.sock]"
+        None, "--listen", help="Unix socket path for --serve [default: replay.sock beside the proxy's socket]"
     ),
     list_bundled: bool = typer.Option(False, "--list", help="List the bundled recordings and exit."),
 ) -> None:
@@ -110,39 +116,179 @@ def replay(
     [dim]# then: docker run --rm dt-busybox echo hi[/dim]
     [cyan]dockertap replay docker-run --serve[/cyan]
     """
+    language = (lang or Lang(default_lang())).value
     if list_bundled:
         recordings()
         return
     if file is None:
-        raise _fail("which recording? dockertap replay FILE (or a bundled name: dockertap replay --list)")
+        raise _fail(msg(language, "which_recording"))
     session = _load(file)
     if serve:
-        _serve(session, listen, 1.0 if speed is None else speed)
+        _serve(session, listen, 1.0 if speed is None else speed, language)
     else:
-        _narrate(session, lang.value, only or [], step, speed or 0.0)
+        _narrate(session, language, only or [], step, speed or 0.0)
+
+
+#: Prints one renderable of the walk (wrapped for Japanese on a terminal).
+Show = Callable[[RenderableType], None]
+
+
+class _Keys:
+    """Reads the stepping keys: single keypresses on a terminal, whole lines from a pipe."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdin.isatty()
+
+    def read(self) -> str | None:
+        """`next`, `back`, `quit`, `help`, a step number as text, an unknown key, or None at end of input."""
+        if not self.tty:
+            line = sys.stdin.readline()
+            if not line:
+                return None
+            return _command(line.strip()) or "next"
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        digits = ""
+        try:
+            tty.setcbreak(fd)  # keeps ISIG: Ctrl-C still raises KeyboardInterrupt
+            while True:
+                ch = sys.stdin.read(1)
+                if not ch:
+                    return None
+                if ch.isdigit():
+                    digits += ch
+                    sys.stdout.write(ch)
+                    sys.stdout.flush()
+                    continue
+                if ch in "\r\n" and digits:
+                    return digits
+                return _command(ch if ch not in "\r\n " else "") or "next"
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _command(key: str) -> str | None:
+    if key == "":
+        return "next"
+    if key.isdigit():
+        return key
+    return {"b": "back", "q": "quit", "?": "help", "h": "help", " ": "next"}.get(key.lower(), f"key:{key}")
 
 
 def _narrate(session: ReplaySession, lang: str, only: list[str], step: bool, speed: float) -> None:
     console = Console(highlight=False)
-    previous: float | None = None
-    stepping = step
-    for item in narration(session, lang, only):
-        rec = item.exchange
-        if rec is not None:
-            if stepping and previous is not None:
-                try:
-                    console.input(f"[dim]{escape(phrase(lang, 'press_enter'))}[/dim]")
-                except (EOFError, KeyboardInterrupt):
-                    stepping = False
-            elif speed > 0 and previous is not None:
-                time.sleep(max(0.0, rec.started - previous) / speed)
-            previous = rec.started
-        console.print(item.renderable, soft_wrap=not console.is_terminal)
+    items = list(narration(session, lang, only))
+    wrap = lang == "ja" and console.is_terminal
+
+    def show(renderable: RenderableType) -> None:
+        if wrap and isinstance(renderable, Text):
+            renderable = wrap_text(renderable, console.width)
+        console.print(renderable, soft_wrap=wrap or not console.is_terminal)
+
+    try:
+        if step:
+            if not _walk_stepping(session, items, lang, console, show):
+                return  # a deliberate quit: exit 0, nothing more printed
+        else:
+            previous: float | None = None
+            for item in items:
+                rec = item.exchange
+                if rec is not None:
+                    if speed > 0 and previous is not None:
+                        time.sleep(max(0.0, rec.started - previous) / speed)
+                    previous = rec.started
+                show(item.renderable)
+        _closing_diagram(session, lang, only, show)
+    except KeyboardInterrupt:
+        console.print()
+        raise typer.Exit(130) from None
 
 
-def _serve(session: ReplaySession, listen: str | None, speed: float) -> None:
+def _closing_diagram(session: ReplaySession, lang: str, only: list[str], show: Show) -> None:
+    """The sequence diagram of what was narrated (the summary is the narration's last item)."""
+    from dockertap.recordings.diagram_term import diagram_renderable
+    from dockertap.recordings.narrate import Narrator, route_matches, session_diagram
+
+    narrator = Narrator(session, lang)
+    selected = [rec for rec in session.exchanges if route_matches(rec, only)]
+    if selected:
+        show(Text())
+        show(diagram_renderable(session_diagram(session, narrator, selected), lang))
+
+
+def _walk_stepping(
+    session: ReplaySession, items: list[NarrationItem], lang: str, console: Console, show: Show
+) -> bool:
+    """`--step`: one exchange per step; Enter/space next, b back, N+Enter jump, q quit, ? help.
+
+    Returns False when the learner quit, True when the walk reached its end.
+    """
+    steps = [i for i, item in enumerate(items) if item.exchange is not None]
+    total = len(steps)
+    keys = _Keys()
+    shown_until = -1  # index of the last item printed in order
+
+    def reveal(upto: int) -> None:
+        nonlocal shown_until
+        for item in items[shown_until + 1 : upto + 1]:
+            show(item.renderable)
+        shown_until = max(shown_until, upto)
+
+    if not steps:
+        reveal(len(items) - 1)
+        return True
+    current = 0
+    reveal(steps[0])
+    while True:
+        prompt = msg(lang, "step_prompt", step=current + 1, total=total)
+        # Off a terminal the prompt ends its line, so whatever comes next does not glue onto it.
+        console.print(Text(prompt, style="dim"), end="" if keys.tty else "\n")
+        console.file.flush()
+        command = keys.read()
+        if keys.tty:
+            console.print()
+        if command is None:  # input ended: play the rest without stopping
+            break
+        if command == "quit":
+            return False
+        if command == "help":
+            console.print(Text(msg(lang, "step_help")))
+            continue
+        if command == "back":
+            current = max(0, current - 1)
+            show(items[steps[current]].renderable)
+            continue
+        if command.isdigit():
+            wanted = int(command) - 1
+            if not 0 <= wanted < total:
+                console.print(Text(msg(lang, "step_no_such", n=command, total=total), style="yellow"))
+                continue
+            current = wanted
+            if steps[current] > shown_until:
+                reveal(steps[current])
+            else:
+                show(items[steps[current]].renderable)
+            continue
+        if command.startswith("key:"):
+            console.print(Text(msg(lang, "step_unknown_key", pressed=command[4:]), style="yellow"))
+            continue
+        if current + 1 >= total:
+            break
+        current += 1
+        if steps[current] > shown_until:
+            reveal(steps[current])
+        else:
+            show(items[steps[current]].renderable)
+    reveal(len(items) - 1)
+    return True
+
+
+def _serve(session: ReplaySession, listen: str | None, speed: float, lang: str = "en") -> None:
     private = listen is None
-    path = listen or f"/tmp/dockertap-{os.getuid()}/replay.sock"
+    path = listen or os.path.join(default_socket_dir(), "replay.sock")
     path = path.removeprefix("unix://")
     try:
         sock = open_unix_listener(path, private_parent=private)
@@ -153,13 +299,13 @@ def _serve(session: ReplaySession, listen: str | None, speed: float) -> None:
     def show(served: Served) -> None:
         line = Text()
         route = served.recorded.route if served.recorded is not None else f"{served.method} {served.target}"
-        line.append(route, style="bold")
+        line.append(safe_line(route), style="bold")  # crafted by the client or the recording
         style = "green" if served.status < 400 else "yellow" if served.status < 500 else "red"
         line.append(f"  → {served.status}", style=style)
         if served.recorded is not None:
-            line.append(f"  (recorded #{served.recorded.id})", style="dim")
+            line.append(f"  (recorded #{safe_line(served.recorded.id)})", style="dim")
         if served.note:
-            line.append(f"  {served.note}", style="yellow")
+            line.append(f"  {safe_line(served.note)}", style="yellow")
         console.print(line, soft_wrap=not console.is_terminal)
         console.file.flush()  # a log file or pipe sees each request as it is answered
 
@@ -172,12 +318,26 @@ def _serve(session: ReplaySession, listen: str | None, speed: float) -> None:
             loop.add_signal_handler(sig, stop.set)
         task = loop.create_task(server.serve(sock))
         err = sys.stderr
+        exchanges = counted(lang, len(session.exchanges), "exchange")
         err.write(
-            f"dockertap: serving {len(session.exchanges)} recorded exchanges from {session.source} "
-            f"(speed {speed:g})\n"
+            "dockertap: "
+            + msg(lang, "serving", exchanges=exchanges, source=safe_line(session.source), speed=f"{speed:g}")
+            + "\n"
         )
         for warning in session.warnings:
-            err.write(f"dockertap: warning: {warning}\n")
+            err.write("dockertap: " + msg(lang, "serve_warning", warning=safe_line(warning)) + "\n")
+        recorded = {rec.route for rec in session.exchanges}
+        backend = session.backend
+        for route in ("GET /version", "GET /info"):
+            if route not in recorded:
+                note = msg(
+                    lang,
+                    "serve_synthesised",
+                    route=route,
+                    product=safe_line(backend.get("product") or "?"),
+                    version=safe_line(backend.get("engine_version") or ""),
+                )
+                err.write(f"dockertap: {note}\n")
         err.write(f"export DOCKER_HOST=unix://{path}\n")
         err.flush()
         await stop.wait()

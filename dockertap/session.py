@@ -98,19 +98,27 @@ class Listening:
     sock: socket.socket
     url: str
     path: str | None
+    #: TCP: the names a client of this listener may put in Host besides loopback ones (lower-case).
+    host_names: frozenset[bytes] = frozenset()
 
 
 def open_listener(
-    listen: str, *, group: str | None = None, listen_public: bool = False, private_parent: bool = False
+    listen: str,
+    *,
+    group: str | None = None,
+    listen_public: bool = False,
+    allow_tcp: bool = False,
+    private_parent: bool = False,
 ) -> Listening:
     endpoint: Endpoint = parse_endpoint(listen)
     if endpoint.scheme == "unix":
         sock = open_unix_listener(endpoint.path, group=group, private_parent=private_parent)
         return Listening(sock, endpoint.url, endpoint.path)
-    sock = open_tcp_listener(endpoint, allow_public=listen_public)
+    sock = open_tcp_listener(endpoint, allow_public=listen_public, allow_tcp=allow_tcp)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    return Listening(sock, f"tcp://{shown}:{port}", None)
+    names = frozenset({endpoint.host.lower().encode("ascii", "replace"), shown.lower().encode()})
+    return Listening(sock, f"tcp://{shown}:{port}", None, names)
 
 
 class Tap:

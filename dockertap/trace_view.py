@@ -11,7 +11,9 @@ from datetime import datetime
 from rich.console import Console
 from rich.text import Text
 
-from dockertap.proxy.exchange import Exchange
+from dockertap.analyzers.clients import client_label
+from dockertap.proxy.exchange import Exchange, header_value
+from dockertap.recordings.safe_text import json_safe, safe_line
 from dockertap.recordings.trace import trace_record
 
 _STATUS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "bold red"}
@@ -35,12 +37,18 @@ def human_duration(seconds: float | None) -> str:
 
 
 def short_command(command: str | None, width: int = 28) -> str:
+    """The client's command line for one column, sanitised (argv is whatever the client chose)."""
     if not command:
         return "?"
-    words = command.split()
+    words = command.split(" ")
     words[0] = os.path.basename(words[0])
-    text = " ".join(words)
+    text = safe_line(" ".join(words))
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def client_of(ex: Exchange) -> str:
+    """The client column: program and subcommand (`docker run`, `compose up`), not a cut command line."""
+    return client_label(ex.peer.command, header_value(ex.request_head, "user-agent"))
 
 
 def exchange_line(ex: Exchange, show_chain: bool = True) -> Text:
@@ -53,13 +61,13 @@ def exchange_line(ex: Exchange, show_chain: bool = True) -> Text:
     line = Text()
     line.append(datetime.fromtimestamp(ex.started).strftime("%H:%M:%S.%f")[:-3], style="dim")
     line.append("  ")
-    line.append(f"{short_command(ex.peer.command, 24):<24}", style="magenta")
+    line.append(f"{short_command(client_of(ex), 22):<22}", style="magenta")
     line.append(" ")
-    line.append(f"{method:<6}", style="bold")
-    line.append(f" {where}")
+    line.append(f"{safe_line(method):<6}", style="bold")
+    line.append(f" {safe_line(where)}")
     object_id = getattr(getattr(annotation, "route", None), "object_id", None)
     if object_id and "{" in where:
-        line.append(f" {object_id[:12]}", style="dim")
+        line.append(f" {safe_line(object_id[:12])}", style="dim")
     line.append("  ")
     line.append(str(status) if status else "---", style=_STATUS_STYLE.get((status or 0) // 100, "red"))
     if ex.synthetic:
@@ -68,13 +76,27 @@ def exchange_line(ex: Exchange, show_chain: bool = True) -> Text:
     line.append(f"  ↑{human_bytes(ex.request_bytes)} ↓{human_bytes(ex.response_bytes)}", style="dim")
     if ex.hijacked:
         line.append("  hijacked", style="yellow")
+    for name in ex.added_headers:
+        line.append(f"  +{name}", style="yellow")  # a header dockertap added (--otel-propagate)
+    calls = _format_grpc(annotation)
+    if calls:
+        line.append(f"  {calls}", style="magenta")
     if show_chain and annotation is not None:
         chain = _format_chain(annotation)
         if chain:
-            line.append(f"  {chain}", style="blue")
+            line.append(f"  {safe_line(chain)}", style="blue")
     if ex.error and not ex.synthetic:
-        line.append(f"  ! {ex.error}", style="red")
+        line.append(f"  ! {safe_line(ex.error)}", style="red")
     return line
+
+
+def _format_grpc(annotation: object) -> str:
+    """The gRPC calls decoded from a BuildKit h2c stream, or its decoding note."""
+    from dockertap.analyzers.annotate import format_grpc
+
+    calls = format_grpc(getattr(annotation, "grpc", None))
+    note = getattr(annotation, "grpc_note", None)
+    return f"{calls} ({note})" if calls and note else calls or (f"({note})" if note else "")
 
 
 def _format_chain(annotation: object) -> str:
@@ -88,7 +110,9 @@ def _format_chain(annotation: object) -> str:
 class LineRenderer:
     """Renders exchanges to text (with colour when the target is a terminal)."""
 
-    def __init__(self, color: bool, width: int | None = None, show_chain: bool = True) -> None:
+    def __init__(
+        self, color: bool, width: int | None = None, show_chain: bool = True, bodies: bool = False
+    ) -> None:
         self._buffer = io.StringIO()
         self._console = Console(
             file=self._buffer,
@@ -99,15 +123,28 @@ class LineRenderer:
             highlight=False,
         )
         self._show_chain = show_chain
+        self._bodies = bodies
 
     def render(self, exchanges: Iterable[Exchange]) -> str:
         for ex in exchanges:
             self._console.print(exchange_line(ex, self._show_chain))
+            if self._bodies:
+                for part in _body_parts(ex):
+                    self._console.print(part)
         text = self._buffer.getvalue()
         self._buffer.seek(0)
         self._buffer.truncate()
         return text
 
 
+def _body_parts(ex: Exchange) -> list:
+    """`--bodies`: the same JSON bodies and demultiplexed stdout/stderr as the live view shows."""
+    from dockertap.live_view import body_details
+    from dockertap.proxy.capture import materialize
+
+    materialize(ex)  # the pipeline builds no mitmproxy objects of its own
+    return body_details(ex)
+
+
 def json_lines(exchanges: Iterable[Exchange]) -> str:
-    return "".join(json.dumps(trace_record(ex), ensure_ascii=False) + "\n" for ex in exchanges)
+    return "".join(json_safe(json.dumps(trace_record(ex), ensure_ascii=False)) + "\n" for ex in exchanges)

@@ -6,11 +6,13 @@ microseconds per exchange, which the relay must not pay per request.
 
 from __future__ import annotations
 
-from mitmproxy import http
-from mitmproxy.net.http.http1 import read_request_head, read_response_head
+from typing import TYPE_CHECKING
 
-from dockertap.proxy.exchange import Capture, Exchange, final_head
+from dockertap.proxy.exchange import Capture, Exchange, final_head, header_value
 from dockertap.proxy.framing import decode_chunked
+
+if TYPE_CHECKING:  # mitmproxy costs ~0.3 s to import: only the consumers that build its objects pay
+    from mitmproxy import http
 
 
 def _head_lines(head: bytes) -> list[bytes]:
@@ -24,8 +26,31 @@ def body_prefix(capture: Capture, chunked: bool) -> bytes:
     return decode_chunked(raw) if chunked else raw
 
 
+def response_fields(ex: Exchange) -> dict[str, str]:
+    """The final response head's headers as a dict (repeated names joined by ", "), no mitmproxy."""
+    head = final_head(ex.response_head)
+    fields: dict[str, str] = {}
+    for line in (head or b"").split(b"\r\n")[1:]:
+        name, colon, _ = line.partition(b":")
+        if colon and line[:1] not in (b" ", b"\t"):
+            key = name.strip().decode("latin-1")
+            fields.setdefault(key, header_value(head, key))
+    return fields
+
+
+def response_payload(ex: Exchange) -> bytes | None:
+    """The whole response payload (chunk framing removed) when it was captured complete and not
+    content-encoded; else None. Enough for the small JSON answers analysis learns from."""
+    if not ex.response_head or ex.response_body.truncated:
+        return None
+    if header_value(final_head(ex.response_head), "content-encoding").strip().lower() not in ("", "identity"):
+        return None
+    return body_prefix(ex.response_body, ex.response_chunked)
+
+
 def build_request(ex: Exchange) -> http.Request | None:
     """A mitmproxy Request for the exchange, with the captured body prefix as content."""
+    from mitmproxy.net.http.http1 import read_request_head
     try:
         request = read_request_head(_head_lines(ex.request_head))
     except ValueError:
@@ -37,6 +62,8 @@ def build_request(ex: Exchange) -> http.Request | None:
 
 
 def build_response(ex: Exchange) -> http.Response | None:
+    from mitmproxy.net.http.http1 import read_response_head
+
     head = ex.response_head
     if not head:
         return None

@@ -17,6 +17,7 @@ import glob
 import hashlib
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -107,22 +108,76 @@ WELL_KNOWN_SOCKETS: tuple[dict, ...] = (
 )
 
 
-def default_listen_path(env: Mapping[str, str] | None = None) -> str:
-    """Where dockertap listens by default: `$XDG_RUNTIME_DIR/dockertap.sock`, else a per-uid /tmp dir."""
+#: The directory dockertap makes for its default socket, inside a per-user base directory.
+SOCKET_DIR_NAME = "dockertap"
+
+
+def _private_to_us(path: str) -> bool:
+    """A real directory owned by this user that nobody else can enter (a usable XDG_RUNTIME_DIR)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
+
+
+#: `_CS_DARWIN_USER_TEMP_DIR` of macOS's <unistd.h> (Python's confstr table does not name it).
+_CS_DARWIN_USER_TEMP_DIR = 65537
+
+
+def _darwin_user_temp_dir() -> str | None:
+    """macOS's per-user temporary directory (`/var/folders/…/T`, 0700, owned by the user)."""
+    try:
+        path = os.confstr(_CS_DARWIN_USER_TEMP_DIR)
+    except (ValueError, OSError):
+        return None
+    path = path.rstrip("/") if path else ""
+    return path if path and _private_to_us(path) else None
+
+
+def default_socket_base(env: Mapping[str, str] | None = None, group: str | None = None) -> str:
+    """The per-user directory holding dockertap's socket directory; never one others can write.
+
+    `$XDG_RUNTIME_DIR` when it is set and private; as root on Linux (or with `--group` as root, where
+    the group must be able to traverse every parent) `/run`; macOS's per-user temporary directory;
+    else the docker config directory (`$DOCKER_CONFIG`, `~/.docker`). Never `/tmp`, where any local
+    user could create the path first and receive the docker CLI's requests.
+    """
     env = os.environ if env is None else env
+    linux_root = os.geteuid() == 0 and sys.platform.startswith("linux")
     runtime_dir = env.get("XDG_RUNTIME_DIR")
-    if runtime_dir:
-        return os.path.join(runtime_dir, "dockertap.sock")
-    return f"/tmp/dockertap-{os.getuid()}/docker.sock"
+    if runtime_dir and not (group and linux_root) and _private_to_us(runtime_dir):
+        return runtime_dir.rstrip("/") or "/"
+    if linux_root:
+        return "/run"
+    if sys.platform == "darwin" and (temp := _darwin_user_temp_dir()):
+        return temp
+    return docker_config_dir(env, env.get("HOME") or os.path.expanduser("~"))
+
+
+def default_socket_dir(env: Mapping[str, str] | None = None, group: str | None = None) -> str:
+    """`<base>/dockertap` (0700), or `<base>/dockertap-<group>` (0710 + that group) with `--group`."""
+    name = SOCKET_DIR_NAME if group is None else f"{SOCKET_DIR_NAME}-{group}"
+    return os.path.join(default_socket_base(env, group), name)
+
+
+def default_listen_path(env: Mapping[str, str] | None = None, group: str | None = None) -> str:
+    """Where `dockertap proxy` listens (and `context install` points) when no `--listen` is given."""
+    return os.path.join(default_socket_dir(env, group), "docker.sock")
+
+
+#: Default sockets of earlier dockertap versions: contexts installed then may still point there.
+def _legacy_socket_paths(env: Mapping[str, str]) -> list[str]:
+    paths = [f"/tmp/dockertap-{os.getuid()}/docker.sock"]
+    if env.get("XDG_RUNTIME_DIR"):
+        paths.append(os.path.join(env["XDG_RUNTIME_DIR"], "dockertap.sock"))
+    return paths
 
 
 def dockertap_socket_paths(env: Mapping[str, str] | None = None) -> list[str]:
-    """Every default location a dockertap proxy may listen on (both forms, whatever the env)."""
+    """Every default location a dockertap proxy may listen on (this version's and earlier ones')."""
     env = os.environ if env is None else env
-    paths = [f"/tmp/dockertap-{os.getuid()}/docker.sock"]
-    if env.get("XDG_RUNTIME_DIR"):
-        paths.insert(0, os.path.join(env["XDG_RUNTIME_DIR"], "dockertap.sock"))
-    return paths
+    return [default_listen_path(env), *_legacy_socket_paths(env)]
 
 
 def docker_config_dir(env: Mapping[str, str], home: str) -> str:

@@ -8,6 +8,7 @@ chunk decoding, analysis) happens later, in the sink pipeline, from these raw fa
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -69,6 +70,9 @@ class PeerInfo:
     gid: int | None = None
     #: The client's command line (`/proc/<pid>/cmdline`), or None when it could not be read.
     command: str | None = None
+    #: The same arguments as the kernel keeps them (NUL-separated), so redaction sees each
+    #: argument whole (`--password "a b"` is one argument); None when only text is known.
+    argv: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict:
         return {"pid": self.pid, "uid": self.uid, "gid": self.gid, "command": self.command}
@@ -106,6 +110,49 @@ class Capture:
 
 
 @dataclass(slots=True, eq=False)
+class StreamTap:
+    """Every byte of a hijacked stream, in order, handed on to the analysis stage.
+
+    The capture keeps only a prefix; some analyses need the whole stream (BuildKit's HTTP/2 after an
+    `h2c` upgrade). The relay appends what it forwards — nothing is parsed here — and the sink
+    pipeline takes the chunks shortly after. At most `limit` bytes wait at a time: if the pipeline
+    falls behind, further chunks are dropped and counted in `lost_*`, never held up.
+    """
+
+    limit: int
+    pending: deque[tuple[float, FrameDirection, bytes]] = field(default_factory=deque)
+    pending_bytes: int = 0
+    lost_client: int = 0
+    lost_backend: int = 0
+    #: Set when the consumer has been told there is something to take; cleared by `take`.
+    notified: bool = False
+
+    def put(self, direction: FrameDirection, chunk: bytes | memoryview) -> bool:
+        """Queue a chunk; True when the consumer should be told (nothing was announced yet)."""
+        n = len(chunk)
+        if self.pending_bytes + n > self.limit:
+            if direction == "client":
+                self.lost_client += n
+            else:
+                self.lost_backend += n
+            return False
+        self.pending.append((time.time(), direction, bytes(chunk)))
+        self.pending_bytes += n
+        if self.notified:
+            return False
+        self.notified = True
+        return True
+
+    def take(self) -> list[tuple[float, FrameDirection, bytes]]:
+        """Everything queued so far (called by the consumer, on the event loop)."""
+        chunks = list(self.pending)
+        self.pending.clear()
+        self.pending_bytes = 0
+        self.notified = False
+        return chunks
+
+
+@dataclass(slots=True, eq=False)
 class HijackCapture:
     """Timed frames of a hijacked (raw, bidirectional) stream, bounded in total size."""
 
@@ -116,8 +163,13 @@ class HijackCapture:
     backend_bytes: int = 0
     client_closed_at: float | None = None
     backend_closed_at: float | None = None
+    #: Frame index → size of a frame whose bytes redaction withheld (stdin, BuildKit sessions).
+    withheld: dict[int, int] = field(default_factory=dict)
+    #: Set by the relay for upgrades whose whole stream the analysis stage reads (`h2c`).
+    tap: StreamTap | None = None
 
-    def add(self, direction: FrameDirection, chunk: bytes | memoryview) -> None:
+    def add(self, direction: FrameDirection, chunk: bytes | memoryview) -> bool:
+        """Count and capture a chunk; True when the tap's consumer should be told about it."""
         n = len(chunk)
         if direction == "client":
             self.client_bytes += n
@@ -128,6 +180,7 @@ class HijackCapture:
             piece = bytes(chunk[:room]) if n > room else bytes(chunk)
             self.frames.append((time.time(), direction, piece))
             self.captured += len(piece)
+        return self.tap is not None and self.tap.put(direction, chunk)
 
     @property
     def truncated(self) -> bool:
@@ -163,6 +216,10 @@ class Exchange:
     error: str | None = None
     #: A response dockertap wrote itself (502 backend unreachable, 400, 431) instead of relaying.
     synthetic: bool = False
+    #: Headers dockertap added to `request_head` before relaying it (only `--otel-propagate` does);
+    #: `request_head` is the head as the engine received it, `added_bytes` what the client never sent.
+    added_headers: tuple[str, ...] = ()
+    added_bytes: int = 0
     # Filled by the sink pipeline, never by the relay:
     request: http.Request | None = None
     response: http.Response | None = None
@@ -176,7 +233,7 @@ class Exchange:
     def request_bytes(self) -> int:
         """Bytes the client sent in this exchange: head, body and hijacked stdin."""
         hijacked = self.hijack.client_bytes if self.hijack else 0
-        return len(self.request_head) + self.request_body.total + hijacked
+        return len(self.request_head) - self.added_bytes + self.request_body.total + hijacked
 
     @property
     def response_bytes(self) -> int:

@@ -18,8 +18,9 @@ from dockertap.proxy.exchange import Exchange
 
 log = logging.getLogger(__name__)
 
-#: `request`: request head seen; `response`: response head seen; `end`: exchange over.
-EventKind = Literal["request", "response", "end"]
+#: `request`: request head seen; `response`: response head seen; `stream`: a hijacked stream's
+#: tap has bytes to take (`HijackCapture.tap`); `end`: exchange over.
+EventKind = Literal["request", "response", "stream", "end"]
 Event = tuple[EventKind, Exchange]
 BatchHandler = Callable[[list[Event]], None]
 

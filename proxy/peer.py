@@ -24,7 +24,9 @@ def peer_info(sock: socket.socket) -> PeerInfo:
     try:
         if sys.platform.startswith("linux"):
             pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, _SO_PEERCRED, 12))
-            return PeerInfo(pid=pid or None, uid=uid, gid=gid, command=read_command(pid))
+            argv = read_argv(pid)
+            command = " ".join(argv) if argv else None
+            return PeerInfo(pid=pid or None, uid=uid, gid=gid, command=command, argv=argv)
         if sys.platform == "darwin":
             (pid,) = struct.unpack("i", sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERPID, 4))
             return PeerInfo(pid=pid or None)
@@ -33,8 +35,8 @@ def peer_info(sock: socket.socket) -> PeerInfo:
     return PeerInfo()
 
 
-def read_command(pid: int) -> str | None:
-    """The command line of `pid` from /proc, or None if it cannot be read (never guessed)."""
+def read_argv(pid: int) -> tuple[str, ...] | None:
+    """The arguments of `pid` from /proc (split at the kernel's NULs), or None if unreadable."""
     if not pid:
         return None
     try:
@@ -42,5 +44,5 @@ def read_command(pid: int) -> str | None:
             raw = f.read(4096)
     except OSError:
         return None
-    args = [a.decode("utf-8", "replace") for a in raw.rstrip(b"\0").split(b"\0") if a]
-    return " ".join(args) if args else None
+    args = tuple(a.decode("utf-8", "replace") for a in raw.rstrip(b"\0").split(b"\0") if a)
+    return args or None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import ipaddress
 import itertools
 import json
 import logging
@@ -29,11 +30,19 @@ import os
 import select
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from dockertap.proxy.endpoints import Endpoint
-from dockertap.proxy.exchange import Capture, Exchange, FrameDirection, HijackCapture, PeerInfo
+from dockertap.proxy.exchange import (
+    Capture,
+    Exchange,
+    FrameDirection,
+    HijackCapture,
+    PeerInfo,
+    StreamTap,
+    header_value,
+)
 from dockertap.proxy.framing import (
     MAX_HEAD_SIZE,
     Body,
@@ -42,6 +51,7 @@ from dockertap.proxy.framing import (
     Hijack,
     ProtocolError,
     RequestFrame,
+    check_line_endings,
     find_head_end,
     parse_request_head,
     parse_response_head,
@@ -62,10 +72,19 @@ SEND_BUFFER = 4 * 1024 * 1024
 
 _REASONS = {
     400: "Bad Request",
+    403: "Forbidden",
     408: "Request Timeout",
     431: "Request Header Fields Too Large",
     502: "Bad Gateway",
+    503: "Service Unavailable",
 }
+
+#: Defaults of `dockertap proxy --idle-timeout/--head-timeout/--max-connections`.
+DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_HEAD_TIMEOUT = 30.0
+DEFAULT_MAX_CONNECTIONS = 4096
+#: Refusals over the cap being answered at once; beyond this a refused connection is just closed.
+MAX_REFUSING = 64
 
 
 class PeerClosed(Exception):
@@ -77,12 +96,50 @@ class RelayConfig:
     backend: Endpoint
     #: Bytes of each body (and of each hijacked stream) kept for the sinks.
     capture_limit: int = 64 * 1024
-    #: Once a request head has started arriving, it must be complete within this time.
-    head_timeout: float = 30.0
+    #: Once a request head has started arriving, it must be complete within this time (else 408).
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    #: A connection with no exchange in flight that sends no byte for this long is closed (None: never).
+    #: Streams being relayed (events, logs -f, attach) are in flight, never idle.
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+    #: Client connections open at once; more are answered 503 and closed (None: no cap).
+    max_connections: int | None = DEFAULT_MAX_CONNECTIONS
+    #: The listener is TCP: refuse (403) requests a browser page could make, or whose Host is not
+    #: loopback (DNS rebinding), since any web page can reach a loopback port.
+    loopback_guard: bool = False
+    #: With `loopback_guard`: host names besides loopback ones a Host may carry (the listener's own).
+    guard_allows: frozenset[bytes] = frozenset()
+    #: With `loopback_guard`: also accept any IP literal as Host (a public listener's remote clients
+    #: name the address they dialled; DNS rebinding needs a DNS name, so an IP literal is no threat).
+    guard_allows_ip: bool = False
     max_head: int = MAX_HEAD_SIZE
     #: Explains a failed backend dial: OSError -> (reason, hint). Injected so the relay
     #: itself stays free of diagnosis logic.
     describe_dial_error: Callable[[Endpoint, OSError], tuple[str, str]] | None = None
+    #: The one opt-in change to relayed bytes: (header name, value maker). A request head without
+    #: that header gets `name: value` added before it reaches the engine; the exchange records
+    #: the head as sent and names the header in `added_headers` (`--otel-propagate`).
+    add_request_header: tuple[str, Callable[[], str]] | None = None
+    #: While set, asked for each request head before it is forwarded: an awaitable to wait on
+    #: first (`run` holds requests that reach below the engine until its observers are up), or None.
+    hold: Callable[[str, str], Awaitable[object] | None] | None = None
+    #: Upgrades (the 101 response's `Upgrade` protocol) whose whole stream is handed to the sink
+    #: pipeline through a `StreamTap`, not only the capture prefix: BuildKit's HTTP/2 (`h2c`).
+    tap_upgrades: frozenset[str] = frozenset({"h2c"})
+    #: Bytes a tap may hold while the pipeline has not taken them yet.
+    tap_limit: int = 16 * 1024 * 1024
+
+
+def add_header_if_absent(
+    head: bytes, name: str, make_value: Callable[[], str]
+) -> tuple[bytes, tuple[str, ...]]:
+    """The head with `name: value` added before its blank line unless it already has that header.
+
+    Framing never depends on the added header, and the value is checked like any received byte."""
+    if header_value(head, name):
+        return head, ()
+    line = f"{name}: {make_value()}\r\n".encode("latin-1")
+    check_line_endings(line, complete=True)
+    return head[:-2] + line + b"\r\n", (name,)
 
 
 @dataclass(slots=True)
@@ -95,6 +152,10 @@ class RelayStats:
     bytes_from_backend: int = 0
     errors: int = 0
     synthetic: dict[int, int] = field(default_factory=dict)
+    #: Connections answered 503 because `max_connections` were open.
+    refused_over_cap: int = 0
+    #: Connections closed after `idle_timeout` with no byte and no exchange in flight.
+    idle_closed: int = 0
 
 
 def _tune(sock: socket.socket) -> None:
@@ -138,6 +199,36 @@ def _head_end(buf: bytes | bytearray, searched: int = 0) -> int:
     return find_head_end(buf, max(skip, searched)) if len(buf) > skip else -1
 
 
+def _host_name(host: bytes) -> bytes:
+    """The name in a Host value, lower-cased, without its port (`[::1]:2375` -> `[::1]`)."""
+    name = host.lower()
+    if name.startswith(b"["):
+        return name.split(b"]", 1)[0] + b"]"
+    return name.rsplit(b":", 1)[0] if name.count(b":") == 1 else name
+
+
+def _is_loopback_host(name: bytes) -> bool:
+    """A Host name for this machine: localhost, *.localhost, 127.0.0.0/8 or [::1].
+
+    A browser sends the page's own host name, so a DNS-rebinding page (evil.example resolving to
+    127.0.0.1) is told apart from the docker CLI, which sends the address it dialled.
+    """
+    if name == b"[::1]":
+        return True
+    if name == b"localhost" or name.endswith(b".localhost"):
+        return True
+    parts = name.split(b".")
+    return len(parts) == 4 and parts[0] == b"127" and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
+def _is_ip_literal(name: bytes) -> bool:
+    try:
+        ipaddress.ip_address(name.strip(b"[]").decode("ascii"))
+    except ValueError:
+        return False
+    return True
+
+
 def _error_response(status: int, message: str) -> bytes:
     body = json.dumps({"message": message}).encode() + b"\n"
     head = (
@@ -159,6 +250,9 @@ class Relay:
         self._connection_ids = itertools.count(1)
         self._exchange_ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
+        self._refusing: set[asyncio.Task] = set()
+        self._connections: set[_Connection] = set()
+        self._idle_task: asyncio.Task | None = None
 
     def next_exchange_id(self) -> int:
         return next(self._exchange_ids)
@@ -176,14 +270,68 @@ class Relay:
                     continue
                 raise
             client.setblocking(False)
+            cap = self.config.max_connections
+            if cap is not None and self.stats.connections_open >= cap:
+                self._refuse_over_cap(client, cap)
+                continue
             peer = peer_reader(client) if peer_reader else PeerInfo()
             self.start_connection(client, peer)
 
+    def _refuse_over_cap(self, client: socket.socket, cap: int) -> None:
+        """Answer 503 without reading a request, in a short task of its own (never the accept loop)."""
+        self.stats.refused_over_cap += 1
+        self.stats.synthetic[503] = self.stats.synthetic.get(503, 0) + 1
+        if self.stats.refused_over_cap == 1 or self.stats.refused_over_cap % 1000 == 0:
+            log.warning(
+                "dockertap: refused %d connection(s) with 503: %d open (--max-connections %d)",
+                self.stats.refused_over_cap,
+                self.stats.connections_open,
+                cap,
+            )
+        if len(self._refusing) >= MAX_REFUSING:  # a flood: no answer at all, the descriptor goes now
+            client.close()
+            return
+        message = f"dockertap: too many client connections ({cap} open, --max-connections); try again later"
+        task = asyncio.get_running_loop().create_task(self._send_and_close(client, 503, message))
+        self._refusing.add(task)
+        task.add_done_callback(self._refusing.discard)
+
+    async def _send_and_close(self, client: socket.socket, status: int, message: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(1.0):
+                await loop.sock_sendall(client, _error_response(status, message))
+                client.shutdown(socket.SHUT_WR)
+                # Read what the client sent, so closing does not reset the answer away (TCP RST).
+                while await loop.sock_recv(client, HEAD_RECV):
+                    pass
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            client.close()
+
+    async def _close_idle(self) -> None:
+        """Every few seconds, close connections waiting for a first byte longer than `idle_timeout`."""
+        idle = self.config.idle_timeout
+        assert idle is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(idle / 4, 5.0))
+            cutoff = loop.time() - idle
+            for conn in list(self._connections):
+                if conn.waiting_since is not None and conn.waiting_since < cutoff and not conn.open_exchanges:
+                    conn.close_idle()
+
     def start_connection(self, client: socket.socket, peer: PeerInfo) -> asyncio.Task:
         conn = _Connection(self, next(self._connection_ids), client, peer)
-        task = asyncio.get_running_loop().create_task(conn.run())
+        loop = asyncio.get_running_loop()
+        if self.config.idle_timeout is not None and self._idle_task is None:
+            self._idle_task = loop.create_task(self._close_idle())
+        task = loop.create_task(conn.run())
         self._tasks.add(task)
+        self._connections.add(conn)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _task: self._connections.discard(conn))
         return task
 
     @property
@@ -191,10 +339,13 @@ class Relay:
         return len(self._tasks)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            self._idle_task = None
+        for task in [*self._tasks, *self._refusing]:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks or self._refusing:
+            await asyncio.gather(*self._tasks, *self._refusing, return_exceptions=True)
 
 
 class _Connection:
@@ -221,6 +372,17 @@ class _Connection:
         self.client_gone = False
         self.stdin_task: asyncio.Task | None = None
         self.loop = asyncio.get_running_loop()
+        #: loop.time() since when the request pump waits for the first byte of a head, else None.
+        self.waiting_since: float | None = None
+        #: Exchanges started and not yet ended (an idle connection has none in flight).
+        self.open_exchanges = 0
+        self.closed_idle = False
+
+    def close_idle(self) -> None:
+        """The idle timer fired: end the wait for a head as if the client had closed."""
+        self.closed_idle = True
+        self.stats.idle_closed += 1
+        _shutdown(self.client, socket.SHUT_RD)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -257,6 +419,7 @@ class _Connection:
     def _end(self, ex: Exchange, error: str | None = None) -> None:
         if ex.ended is not None:
             return
+        self.open_exchanges -= 1
         if error and not ex.error:
             ex.error = error
         ex.ended = time.time()
@@ -285,10 +448,19 @@ class _Connection:
         """
         end = _head_end(buf)
         if end < 0:
-            if len(buf) == _stray_crlfs(buf) and not await self._fill(sock, buf):
-                return None
+            if len(buf) == _stray_crlfs(buf):
+                if sock is self.client:
+                    self.waiting_since = self.loop.time()
+                try:
+                    if not await self._fill(sock, buf):
+                        return None
+                finally:
+                    self.waiting_since = None
             end = _head_end(buf)
             if end < 0:
+                # An unfinished head: refuse a bare CR/LF now, not after the head timeout. Only the
+                # new bytes are checked (plus a CR that may pair with a new LF): linear in the head.
+                check_line_endings(buf, complete=False)
                 async with asyncio.timeout(timeout):
                     while end < 0:
                         if len(buf) > self.config.max_head:
@@ -297,6 +469,9 @@ class _Connection:
                         if not await self._fill(sock, buf):
                             raise PeerClosed("connection closed in the middle of a head")
                         end = _head_end(buf, searched)
+                        if end < 0:
+                            checked = searched - 1 if buf[searched - 1 : searched] == b"\r" else searched
+                            check_line_endings(buf[checked:], complete=False)
         if end > self.config.max_head:
             raise HeadTooLarge(f"head larger than {self.config.max_head} bytes")
         head = bytes(buf[:end])
@@ -307,6 +482,7 @@ class _Connection:
 
     def _new_exchange(self, head: bytes) -> Exchange:
         self.sequence += 1
+        self.open_exchanges += 1
         limit = self.config.capture_limit
         self.stats.exchanges += 1
         return Exchange(
@@ -350,6 +526,20 @@ class _Connection:
             ex.error = f"{message}; the {status} answer could not be delivered: {failed.strerror or failed}"
         self._end(ex)
 
+    def _guard(self, frame: RequestFrame) -> str | None:
+        """On TCP: why this request is refused (a browser page or a rebound DNS name), or None."""
+        if frame.from_browser:
+            return (
+                "refused: the request comes from a web browser (Origin or Sec-Fetch-* header); "
+                "a web page must never reach the Docker API"
+            )
+        name = _host_name(frame.host)
+        allowed = _is_loopback_host(name) or name in self.config.guard_allows
+        if frame.host and not allowed and not (self.config.guard_allows_ip and _is_ip_literal(name)):
+            host = frame.host.decode("latin-1")
+            return f"refused: Host {host!r} is not a loopback name or address (DNS rebinding?)"
+        return None
+
     async def _finish_responses(self) -> None:
         """Let in-flight responses complete before we write anything of our own to the client."""
         if self.response_task is not None:
@@ -381,6 +571,10 @@ class _Connection:
             except HeadTooLarge as exc:
                 await self._reject(431, str(exc), bytes(self.client_buf[:1024]))
                 return
+            except ProtocolError as exc:  # a bare CR/LF in an unfinished head
+                pending = bytes(self.client_buf[:1024])
+                await self._reject(exc.status_hint, f"malformed request: {exc}", pending)
+                return
             except TimeoutError:
                 await self._reject(408, "request head not completed in time", bytes(self.client_buf[:1024]))
                 return
@@ -390,15 +584,30 @@ class _Connection:
             if raw is None:
                 await self._client_eof()
                 return
-            head = raw[_stray_crlfs(raw) :]
+            head = raw  # stray CRLFs before a request are refused by the grammar (Go answers 400 too)
             try:
                 frame = parse_request_head(head)
             except ProtocolError as exc:
                 await self._reject(exc.status_hint, f"malformed request: {exc}", head[:1024])
                 return
+            refusal = self._guard(frame) if self.config.loopback_guard else None
+            if refusal is not None:
+                await self._reject(403, refusal, head[:1024])
+                return
 
+            received = len(head)
+            added: tuple[str, ...] = ()
+            if self.config.add_request_header is not None:
+                head, added = add_header_if_absent(head, *self.config.add_request_header)
+                raw = head
             ex = self._new_exchange(head)
+            if added:
+                ex.added_headers, ex.added_bytes = added, len(head) - received
             self.hub.emit("request", ex)
+            if self.config.hold is not None:
+                waiting = self.config.hold(*ex.method_and_target)
+                if waiting is not None:
+                    await waiting
             if self.backend is None and not await self._connect_backend(ex):
                 return
             body_here = frame.body is Body.NONE or (
@@ -577,6 +786,7 @@ class _Connection:
     ) -> bool:
         """Relay one response. Returns False when the connection must end after it."""
         informational = b""
+        raw: bytes | None = None
         try:
             while True:
                 raw = await self._read_head(backend, self.backend_buf, None)
@@ -600,8 +810,14 @@ class _Connection:
                 _shutdown(client, socket.SHUT_RDWR)
                 return False
             sent = bytes(self.backend_buf[:32])
-            garbled = isinstance(exc, ProtocolError) or not b"HTTP/".startswith(sent[:5])
-            what = "did not answer with HTTP" if garbled else "failed"
+            # The head is out of the buffer once read whole: look at it, or at what is buffered.
+            http_like = (raw or sent).lstrip(b"\r\n").startswith(b"HTTP/")
+            if isinstance(exc, ProtocolError) and http_like:
+                what = "sent a response head a client could read differently (refused)"
+            elif isinstance(exc, ProtocolError) or not b"HTTP/".startswith(sent[:5]):
+                what = "did not answer with HTTP"
+            else:
+                what = "failed"
             message = f"dockertap: the backend at {self.config.backend.url} {what}: {exc}"
             if sent and not isinstance(exc, ProtocolError):
                 message += f" (it sent {sent!r})"  # non-HTTP bytes, then closed: say what they were
@@ -622,6 +838,12 @@ class _Connection:
 
         if response.hijack is not Hijack.NONE:
             ex.hijack = HijackCapture(self.config.capture_limit)
+            if (
+                self.config.tap_upgrades
+                and response.status == 101
+                and header_value(head, "upgrade").strip().lower() in self.config.tap_upgrades
+            ):
+                ex.hijack.tap = StreamTap(self.config.tap_limit)
             self.hijacked = ex
             self.stats.open_streams += 1
             relayed.set_result(response.hijack)
@@ -820,7 +1042,8 @@ class _Connection:
         """One direction of a hijacked stream; EOF becomes a half-close toward `dst`."""
         try:
             if leftover:
-                capture.add(direction, leftover)
+                if capture.add(direction, leftover) and self.hijacked is not None:
+                    self.hub.emit("stream", self.hijacked)
                 await self._send(dst, leftover)
             size = HEAD_RECV
             while True:
@@ -832,7 +1055,8 @@ class _Connection:
                     break
                 if len(data) == size and size < BULK_RECV:
                     size = BULK_RECV
-                capture.add(direction, data)
+                if capture.add(direction, data) and self.hijacked is not None:
+                    self.hub.emit("stream", self.hijacked)
                 await self._send(dst, data)
         except OSError:
             # The receiving side is gone: stop reading from the sender too.

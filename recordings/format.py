@@ -1,9 +1,10 @@
 """The session file: versioned, append-only JSON Lines, one record per line.
 
 A session file is written while the tap runs and must stay useful after a crash, so every record
-is a complete line handed to the kernel with one `write()` as soon as the exchange ends: `kill -9`
-of the proxy loses at most the exchange in flight, and the reader tolerates (and reports) a
-truncated last line.
+is a complete line handed to the kernel with one `write()` a few milliseconds after the exchange
+ends (the hub's batch delay, then the recorder thread): `kill -9` of the proxy loses the exchanges
+in flight and those that ended in the last few milliseconds (measured in
+tests/test_recorder_cost.py), and the reader tolerates (and reports) a truncated last line.
 
 Records (`type` field):
 
@@ -13,6 +14,8 @@ Records (`type` field):
   raw request/response heads, captured body prefixes (wire bytes, chunk framing included, as text
   or base64, with arrival marks), and for hijacked streams the timed raw frames per direction and
   a demultiplexed `streams` view.
+- `settled` — with observation on: the `layers`, `evidence` and `mismatches` an exchange had once
+  its settle window closed; the reader applies them to the `exchange` record with the same `id`.
 - `backend` — the backend fingerprint, whenever it changes after the header was written.
 - `evidence` — background evidence (containerd events, runtime execs), any JSON object.
 - `footer` — last line when the session closed cleanly: end time, exchange and drop counts.
@@ -34,7 +37,9 @@ import json
 import os
 import platform
 import socket
+import stat
 import struct
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,17 +118,18 @@ def is_multiplexed(content_type_value: str, data: bytes, complete: bool) -> bool
 def timed_demux(pieces: list[tuple[float, bytes]]) -> list[dict[str, Any]]:
     """Decode framed stdio into `{t, stream, encoding, data}`; t is when the frame was complete."""
     data = b"".join(chunk for _, chunk in pieces)
-    ends: list[tuple[int, float]] = []  # (end offset of piece, time)
+    ends: list[int] = []  # end offset of each piece, ascending
+    times: list[float] = []
     offset = 0
     for t, chunk in pieces:
         offset += len(chunk)
-        ends.append((offset, t))
+        ends.append(offset)
+        times.append(t)
 
     def time_at(byte_end: int) -> float:
-        for end, t in ends:
-            if end >= byte_end:
-                return t
-        return ends[-1][1] if ends else 0.0
+        # a binary search: a stream of 1-byte frames has as many pieces as frames
+        i = bisect_left(ends, byte_end)
+        return times[i] if i < len(times) else (times[-1] if times else 0.0)
 
     out: list[dict[str, Any]] = []
     pos = 0
@@ -156,18 +162,21 @@ def _timed_slices(capture: Capture, base: float) -> list[tuple[float, bytes]]:
 def _dechunk_timed(slices: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
     """Payload pieces of a chunked body, each stamped with the arrival time of its wire bytes."""
     raw = b"".join(chunk for _, chunk in slices)
-    starts: list[tuple[int, float]] = []
+    starts: list[int] = []
     offset = 0
-    for t, chunk in slices:
-        starts.append((offset, t))
+    for _, chunk in slices:
+        starts.append(offset)
         offset += len(chunk)
     out: list[tuple[float, bytes]] = []
     for _, start, stop, _ in iter_chunks(raw):
-        for i, (slice_start, t) in enumerate(starts):
-            slice_end = starts[i + 1][0] if i + 1 < len(starts) else len(raw)
-            lo, hi = max(start, slice_start), min(stop, slice_end)
+        # only the slices that overlap [start, stop): found by binary search, not by a scan
+        i = max(0, bisect_right(starts, start) - 1)
+        while i < len(starts) and starts[i] < stop:
+            slice_end = starts[i + 1] if i + 1 < len(starts) else len(raw)
+            lo, hi = max(start, starts[i]), min(stop, slice_end)
             if lo < hi:
-                out.append((t, raw[lo:hi]))
+                out.append((slices[i][0], raw[lo:hi]))
+            i += 1
     return out
 
 
@@ -198,17 +207,18 @@ def _offset(t: float | None, base: float) -> float | None:
 def _hijack_record(hijack: HijackCapture, base: float, response_type: str) -> dict[str, Any]:
     frames = []
     backend_pieces: list[tuple[float, bytes]] = []
-    for t, direction, chunk in hijack.frames:
+    for i, (t, direction, chunk) in enumerate(hijack.frames):
         encoding, data = encode_bytes(chunk)
-        frames.append(
-            {
-                "t": round(t - base, 6),
-                "dir": direction,
-                "stream": "stdin" if direction == "client" else "raw",
-                "encoding": encoding,
-                "data": data,
-            }
-        )
+        frame: dict[str, Any] = {
+            "t": round(t - base, 6),
+            "dir": direction,
+            "stream": "stdin" if direction == "client" else "raw",
+            "encoding": encoding,
+            "data": data,
+        }
+        if i in hijack.withheld:
+            frame["withheld"] = hijack.withheld[i]  # redaction kept its size, not its bytes
+        frames.append(frame)
         if direction == "backend":
             backend_pieces.append((round(t - base, 6), chunk))
     backend_data = b"".join(chunk for _, chunk in backend_pieces)
@@ -312,6 +322,25 @@ def _dumps(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
 
 
+def private_fd(path: str | os.PathLike[str]) -> int:
+    """Create (or truncate) a file only its owner can read, for writing: recordings, exports and
+    traces hold what crossed a root-equivalent socket. A file that existed loses others' access too."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_private(path: str | os.PathLike[str], *, binary: bool = False) -> IO[Any]:
+    """`private_fd` as a file object (text UTF-8, or binary)."""
+    fd = private_fd(path)
+    return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
+
+
 class SessionWriter:
     """Writes a session file record by record, each one a single `write()` to the kernel.
 
@@ -332,6 +361,7 @@ class SessionWriter:
     ) -> None:
         from dockertap import __version__
 
+        self.path = str(target) if isinstance(target, str | os.PathLike) else None
         if isinstance(target, str | os.PathLike):
             self._fd: int | None = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             self._file: IO[bytes] | None = None
@@ -358,9 +388,15 @@ class SessionWriter:
 
     def write_record(self, record: dict[str, Any]) -> None:
         """Append one record as one line; it reaches the kernel before this returns."""
+        self.write_records([record])
+
+    def write_records(self, records: list[dict[str, Any]]) -> None:
+        """Append records as whole lines with one `write()`: a crash never splits them."""
         if self.closed:
             raise ValueError("session writer is closed")
-        line = _dumps(record)
+        if not records:
+            return
+        line = b"".join(_dumps(record) for record in records)
         if self._fd is not None:
             view = memoryview(line)
             while view:
@@ -593,6 +629,11 @@ class Session:
         return self.footer is not None and not self.warnings
 
 
+def in_request_order(session: Session) -> list[RecordedExchange]:
+    """Exchanges in the order their requests started (the file has them in the order they ended)."""
+    return sorted(session.exchanges, key=lambda rec: (rec.get("t_start") or 0.0, rec.get("id") or 0))
+
+
 def _parse_lines(lines: Iterable[bytes], source: str) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
     """(line number, record or None, problem) — a bad line is reported, not fatal."""
     for number, line in enumerate(lines, 1):
@@ -637,6 +678,7 @@ def read_session(source: str | os.PathLike[str] | IO[bytes]) -> Session:
     last_index = len(lines) if not ends_cleanly else len(lines) - 1
     session: Session | None = None
     pending_warnings: list[str] = []
+    by_id: dict[Any, dict[str, Any]] = {}
     for number, record, problem in _parse_lines(lines, name):
         if record is None:
             if number == last_index and not ends_cleanly:
@@ -655,6 +697,11 @@ def read_session(source: str | os.PathLike[str] | IO[bytes]) -> Session:
         kind = record.get("type")
         if kind == "exchange":
             session.exchanges.append(RecordedExchange(record))
+            by_id[record.get("id")] = record
+        elif kind == "settled":
+            recorded = by_id.get(record.get("id"))
+            if recorded is not None:
+                recorded.update({k: record[k] for k in SETTLED_FIELDS if k in record})
         elif kind == "evidence":
             session.evidence.append(record)
         elif kind == "backend":
@@ -676,14 +723,29 @@ def read_session(source: str | os.PathLike[str] | IO[bytes]) -> Session:
 _UNSEEN = object()
 
 
+#: What the recorder thread is handed: ("exchange" | "settled" | "evidence" | "backend", payload).
+_Job = tuple[str, Any]
+
+
 class RecorderSink:
     """Pipeline sink: appends each ended exchange to a session file, and backend changes as they come.
+
+    Encoding and writing run on a thread of their own: the event loop hands over one list per
+    batch, so a stream of a million 1-byte frames costs the relay nothing while it is recorded.
+    The thread writes each batch with one `write()`, a few milliseconds after the exchanges end.
+
+    With observation on, exchanges are written as they end (before the settle window), and a
+    `settled` record with the evidence follows when the window closes: a `kill -9` inside the
+    window loses that exchange's evidence, never the exchange.
 
     `backend` is a callable returning the current fingerprint (e.g. `lambda: analysis.backend`); a
     `backend` record is written whenever its value changes after the header.
     """
 
     def __init__(self, writer: SessionWriter, backend: Any = None) -> None:
+        import queue
+        import threading
+
         self.writer = writer
         self._backend = backend
         self._last_backend = writer.header.get("backend")
@@ -691,33 +753,119 @@ class RecorderSink:
         #: have changed, and its `to_dict` is not rebuilt for every exchange.
         self._last_backend_object: Any = _UNSEEN
         self.errors = 0
+        self.last_error: str | None = None
+        self._jobs: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="dockertap-recorder", daemon=True)
+        self._thread.start()
 
     def handle_batch(self, batch: list[tuple[str, Exchange]]) -> None:
+        jobs: list[_Job] = []
         for kind, ex in batch:
             if kind != "end":
                 continue
-            self._note_backend()
-            self.writer.write_exchange(ex)
+            backend = self._backend_change()
+            if backend is not None:
+                jobs.append(("backend", backend))
+            jobs.append(("exchange", ex))
+        if jobs:
+            self._jobs.put(jobs)
 
-    def _note_backend(self) -> None:
+    def settled_sink(self) -> SettledRecorder:
+        """The sink to put behind the settle window: it records the evidence each exchange got."""
+        return SettledRecorder(self)
+
+    def _backend_change(self) -> Any:
         if self._backend is None:
-            return
+            return None
         backend = self._backend()
         if backend is self._last_backend_object and not isinstance(backend, dict):
-            return
+            return None
         self._last_backend_object = backend
         current = _to_jsonable(backend)
         if current is not None and current != self._last_backend:
             self._last_backend = current
-            self.writer.write_backend(current)
+            return current
+        return None
 
     def write_evidence(self, item: Any) -> None:
-        self.writer.write_evidence(item)
+        self._jobs.put([("evidence", item)])
 
     def handle_background(self, records: list[dict]) -> None:
         """Evidence no exchange caused (exit clean-up, restarts): kept as `evidence` records."""
-        for record in records:
-            self.writer.write_evidence(record)
+        self._jobs.put([("evidence", record) for record in records])
+
+    def _settled(self, exchanges: list[Exchange]) -> None:
+        self._jobs.put([("settled", ex) for ex in exchanges])
+
+    def _run(self) -> None:
+        while True:
+            jobs = self._jobs.get()
+            if jobs is None:
+                return
+            while not self._jobs.empty():  # everything handed over meanwhile: one write
+                more = self._jobs.get()
+                if more is None:
+                    self._write(jobs)
+                    return
+                jobs.extend(more)
+            self._write(jobs)
+
+    def _write(self, jobs: list[_Job]) -> None:
+        records = []
+        for kind, payload in jobs:
+            try:
+                records.append(self._record(kind, payload))
+            except Exception as exc:  # one bad exchange must not stop the recording
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+        try:
+            self.writer.write_records(records)
+        except OSError as exc:
+            self.errors += len(records)
+            self.last_error = f"cannot write {self.writer.path or 'the recording'}: {exc.strerror or exc}"
+            return
+        self.writer.exchanges += sum(1 for kind, _ in jobs if kind == "exchange")
+        self.writer.evidence += sum(1 for kind, _ in jobs if kind == "evidence")
+
+    @staticmethod
+    def _record(kind: str, payload: Any) -> dict[str, Any]:
+        if kind == "exchange":
+            return exchange_record(payload)
+        if kind == "settled":
+            return settled_record(payload)
+        if kind == "backend":
+            return {"type": "backend", "at": rfc3339(_now()), "backend": payload}
+        return dict(_to_jsonable(payload), type="evidence")
 
     def close(self, dropped: int = 0) -> None:
+        """Write out everything handed over, then the footer."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
         self.writer.close(dropped=dropped)
+
+
+class SettledRecorder:
+    """The recorder's sink behind the settle window: one `settled` record per exchange."""
+
+    def __init__(self, recorder: RecorderSink) -> None:
+        self._recorder = recorder
+
+    def handle_batch(self, batch: list[tuple[str, Exchange]]) -> None:
+        ended = [ex for kind, ex in batch if kind == "end"]
+        if ended:
+            self._recorder._settled(ended)
+
+    def handle_background(self, records: list[dict]) -> None:
+        self._recorder.handle_background(records)
+
+
+#: Annotation fields a `settled` record carries: what the settle window can still change.
+SETTLED_FIELDS = ("layers", "evidence", "mismatches")
+
+
+def settled_record(ex: Exchange) -> dict[str, Any]:
+    """The evidence an exchange gathered in its settle window, to update its `exchange` record."""
+    annotation = ex.annotation
+    fields = annotation.to_dict() if annotation is not None and hasattr(annotation, "to_dict") else {}
+    return {"type": "settled", "id": ex.id, **{k: fields[k] for k in SETTLED_FIELDS if k in fields}}

@@ -1,8 +1,10 @@
 """HAR 1.2 export of a session, so browser devtools, mitmproxy and HAR viewers can open it.
 
 HAR has no place for Docker layers or hijacked streams, so they go in underscore-prefixed custom
-fields, which HAR 1.2 allows (`_route`, `_layers`, `_client`, `_hijack`, plus `_id`, `_object_id`,
-`_error`, `_streams`). Bodies are the captured prefixes, payload only (chunk framing removed).
+fields, which HAR 1.2 allows (`_route`, `_layers`, `_evidence`, `_mismatches`, `_client`, `_hijack`
+with the exact `frames` each way, plus `_id`, `_started`, `_object_id`, `_error`, `_streams`), and
+`dockertap import` reads them back, so a session survives the round trip. Bodies are the captured
+prefixes, payload only (chunk framing removed). Entries are in request order.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from dockertap.proxy.capture import materialize
-from dockertap.recordings.format import RecordedExchange, Session, decode_bytes
+from dockertap.recordings.format import (
+    RecordedExchange,
+    Session,
+    decode_bytes,
+    in_request_order,
+    open_private,
+)
 
 #: Origin-form targets get this authority in URLs (the docker CLI sends `Host: api.moby.localhost`).
 DEFAULT_HOST = "docker"
@@ -96,9 +104,12 @@ def har_entry(rec: RecordedExchange) -> dict[str, Any]:
             "receive": max(duration - (head_ms or duration), 0),
         },
         "_id": record.get("id"),
+        "_started": record.get("t_start"),
         "_route": record.get("route"),
         "_object_id": record.get("object_id"),
         "_layers": record.get("layers", []),
+        "_evidence": record.get("evidence", []),
+        "_mismatches": record.get("mismatches", []),
         "_client": record.get("client"),
         "_error": record.get("error"),
         "_hijack": None,
@@ -110,18 +121,38 @@ def har_entry(rec: RecordedExchange) -> dict[str, Any]:
     hijack = record.get("hijack")
     if hijack is not None:
         entry["_hijack"] = {
-            "client_bytes": hijack["client_bytes"],
-            "backend_bytes": hijack["backend_bytes"],
-            "multiplexed": hijack.get("multiplexed"),
+            **{key: hijack.get(key) for key in HIJACK_FACTS},
             "streams": _streams(hijack.get("streams")),
+            # the exact bytes each way, so an import replays the stream as it was relayed
+            "frames": [
+                {"t": t, "dir": direction, **_text(data)} for t, direction, data in rec.hijack_frames()
+            ],
         }
     elif (record.get("response") or {}).get("streams") is not None:
         entry["_streams"] = _streams(record["response"]["streams"])
     return entry
 
 
+#: The hijack record's facts besides its bytes, carried as they are by both export formats.
+HIJACK_FACTS = (
+    "client_bytes", "backend_bytes", "captured", "truncated", "client_closed", "backend_closed", "multiplexed"
+)  # fmt: skip
+
+
 def _only_encoding(content: dict[str, Any]) -> dict[str, str]:
     return {"_encoding": content["encoding"]} if "encoding" in content else {}
+
+
+def session_facts(session: Session) -> dict[str, Any]:
+    """What a session knows beyond its exchanges, for an import to give back: when it started, the
+    backend, and the evidence no exchange caused (container exits)."""
+    return {
+        "backend": session.backend,
+        "backend_url": session.header.get("backend_url"),
+        "redacted": session.header.get("redacted"),
+        "started": session.header.get("started"),
+        "evidence": [{k: v for k, v in record.items() if k != "type"} for record in session.evidence],
+    }
 
 
 def session_to_har(session: Session) -> dict[str, Any]:
@@ -132,18 +163,14 @@ def session_to_har(session: Session) -> dict[str, Any]:
             "version": "1.2",
             "creator": {"name": "dockertap", "version": __version__},
             "pages": [],
-            "entries": [har_entry(rec) for rec in session.exchanges],
-            "_dockertap": {
-                "backend": session.backend,
-                "backend_url": session.header.get("backend_url"),
-                "redacted": session.header.get("redacted"),
-            },
+            "entries": [har_entry(rec) for rec in in_request_order(session)],
+            "_dockertap": session_facts(session),
         }
     }
 
 
 def write_har(session: Session, path: str) -> int:
     har = session_to_har(session)
-    with open(path, "w", encoding="utf-8") as out:
+    with open_private(path) as out:
         json.dump(har, out, ensure_ascii=False, indent=1)
     return len(har["log"]["entries"])

@@ -18,7 +18,7 @@ from typing import Any
 
 from dockertap.analyzers.routes import match_route
 from dockertap.proxy.exchange import Exchange, final_head, header_value, status_of
-from dockertap.proxy.framing import decode_chunked
+from dockertap.proxy.framing import decode_chunked, iter_chunks
 
 #: Where bundled teaching recordings live inside the installed package.
 BUNDLED_PACKAGE = "dockertap.recordings"
@@ -97,13 +97,26 @@ def payload_slices(wire: bytes, marks: Sequence[tuple[float, int]], chunked: boo
         return []
     marks = list(marks) or [(0.0, 0)]
     bounds = [offset for _, offset in marks[1:]] + [len(wire)]
+    payload = decode_chunked(wire) if chunked else wire
+    # One pass over the chunks, not a decode per mark: a stream of 1-byte frames has a mark per frame.
+    chunks = [(start, stop) for _, start, stop, _ in iter_chunks(wire)] if chunked else []
     slices: list[TimedSlice] = []
     done = 0
+    whole = 0  # payload bytes of the chunks wholly before the current bound
+    next_chunk = 0
     for (at, _), end in zip(marks, bounds, strict=True):
-        payload_end = len(decode_chunked(wire[:end])) if chunked else end
+        if chunked:
+            while next_chunk < len(chunks) and chunks[next_chunk][1] <= end:
+                whole += chunks[next_chunk][1] - chunks[next_chunk][0]
+                next_chunk += 1
+            partial = 0
+            if next_chunk < len(chunks) and chunks[next_chunk][0] < end:
+                partial = end - chunks[next_chunk][0]  # a chunk cut by the bound
+            payload_end = whole + partial
+        else:
+            payload_end = end
         if payload_end > done:
-            payload = decode_chunked(wire[:end])[done:payload_end] if chunked else wire[done:payload_end]
-            slices.append(TimedSlice(at, payload))
+            slices.append(TimedSlice(at, payload[done:payload_end]))
             done = payload_end
     return slices
 
@@ -180,9 +193,8 @@ def load_replay(name_or_path: str | os.PathLike[str]) -> ReplaySession:
         replayable = from_exchange(recorded.to_exchange())
         record = recorded.record
         replayable.record = record
-        replayable.annotation = {
-            k: record[k] for k in ("route", "layers", "evidence", "backend") if k in record
-        }
+        kept = ("route", "layers", "evidence", "backend", "grpc", "grpc_note")
+        replayable.annotation = {k: record[k] for k in kept if k in record}
         replayable.route = _template_of(record.get("route")) or replayable.route
         replayable.evidence = list(record.get("evidence") or [])
         exchanges.append(replayable)

@@ -13,6 +13,12 @@ stay in step whatever the speed.
 Bodies are re-framed from their captured payload, which keeps every answer well-formed even when the
 recording kept only a prefix: a truncated Content-Length body is announced with its captured length, a
 truncated chunked body is terminated properly, and both carry an `X-Dockertap-Replay-Warning` header.
+
+For a classroom: a request the lesson has no answer for gets 501 with a JSON message naming the lesson and
+the closest recorded request (the CLI prints it; a 404 would read as "No such container"); a body that differs
+from the recorded one (another image or command) is answered as recorded, with the difference on the serve's
+terminal and in `X-Dockertap-Replay-Warning`; `/version` and `/info` missing from the recording are
+synthesised from its backend fingerprint, and say so.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ import asyncio
 import difflib
 import json
 import logging
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockertap.analyzers.routes import match_route
+from dockertap.i18n import counted
 from dockertap.proxy.exchange import final_head
 from dockertap.proxy.framing import (
     MAX_HEAD_SIZE,
@@ -34,6 +42,7 @@ from dockertap.proxy.framing import (
     Hijack,
     ProtocolError,
     RequestFrame,
+    decode_chunked,
     find_head_end,
     parse_request_head,
     parse_response_head,
@@ -46,6 +55,8 @@ WARNING_HEADER = "X-Dockertap-Replay-Warning"
 #: Longest a backend frame waits for the client's stdin to catch up before it is sent anyway.
 STDIN_CATCH_UP_TIMEOUT = 5.0
 READ_SIZE = 64 * 1024
+#: Longest a container's start waits for the CLI's concurrently sent wait request to arrive.
+WAIT_BEFORE_START = 0.5
 
 RequestKey = tuple[str, str, tuple[tuple[str, tuple[str, ...]], ...]]
 
@@ -58,10 +69,11 @@ def request_key(method: str, target: str) -> RequestKey:
 
 
 def describe_request(method: str, target: str) -> str:
-    """`GET /containers/json?all=1`: the request without its API version prefix."""
+    """`GET /containers/json?all=1`: the request without its API version prefix, full ids shortened."""
     match = match_route(method, target)
     query = target.split("?", 1)[1] if "?" in target else ""
-    return f"{match.method} {match.path}" + (f"?{query}" if query else "")
+    text = f"{match.method} {match.path}" + (f"?{query}" if query else "")
+    return re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1…", text)
 
 
 @dataclass
@@ -118,6 +130,112 @@ class AnswerBook:
             )
 
         return max(candidates, key=likeness)
+
+
+def lesson_name(session: ReplaySession) -> str:
+    """How a message names the recording: its file stem, with its title when it has one."""
+    stem = session.source.rsplit("/", 1)[-1].removesuffix(".jsonl")
+    title = session.header.get("title")
+    return f"{stem!r} ({title})" if title else repr(stem)
+
+
+def _json_or_none(data: bytes) -> object | None:
+    try:
+        return json.loads(data) if data.strip() else None
+    except ValueError:
+        return None
+
+
+#: Fields named first in a difference: what a learner changes (another image, another command).
+_FIRST_FIELDS = ("Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Tty", "OpenStdin", "AttachStdin")
+
+
+def _shown(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal as the engine decodes them: Go reads an absent field as its zero value."""
+    zero: tuple[object, ...] = (None, "", False, 0, [], {})
+    return a == b or (a in zero and b in zero)
+
+
+def body_difference(recorded: bytes, received: bytes, limit: int = 300) -> str | None:
+    """What differs between the recorded request body and this one (e.g. another image or command).
+
+    JSON bodies are compared field by field (top level; absent equals the zero value), the fields a learner
+    changes first; other bodies by bytes. None when they agree.
+    """
+    if recorded == received:
+        return None
+    old, new = _json_or_none(recorded), _json_or_none(received)
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = [k for k in dict.fromkeys([*old, *new]) if not _same(old.get(k), new.get(k))]
+        if not keys:
+            return None
+        keys.sort(key=lambda k: _FIRST_FIELDS.index(k) if k in _FIRST_FIELDS else len(_FIRST_FIELDS))
+        parts = [f"{k}: recorded {_shown(old.get(k))}, got {_shown(new.get(k))}" for k in keys]
+        text = "; ".join(parts)
+    else:
+        text = (
+            f"body of {counted('en', len(received), 'byte')}, recorded {counted('en', len(recorded), 'byte')}"
+        )
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+#: Answered even when the recording lacks them, synthesised from the recorded backend fingerprint.
+SYNTHESISABLE = ("GET /version", "HEAD /version", "GET /info", "HEAD /info")
+
+
+def synthesised_document(session: ReplaySession, template: str) -> dict[str, object]:
+    """A `/version` or `/info` answer consistent with the recording's backend fingerprint.
+
+    Only what the fingerprint knows is filled in; the rest is empty, never invented.
+    """
+    backend = session.backend
+    version = str(backend.get("engine_version") or "")
+    api = str(backend.get("api_version") or "1.41")
+    podman = backend.get("family") == "podman"
+    host = session.header.get("host") if isinstance(session.header.get("host"), dict) else {}
+    kernel = str((host or {}).get("kernel") or "")
+    if template.endswith("/version"):
+        components: list[dict[str, object]] = [
+            {"Name": "Podman Engine" if podman else "Engine", "Version": version, "Details": {}}
+        ]
+        if backend.get("containerd_version"):
+            components.append({"Name": "containerd", "Version": backend["containerd_version"], "Details": {}})
+        if backend.get("runc_version"):
+            components.append({"Name": "runc", "Version": backend["runc_version"], "Details": {}})
+        return {
+            "Platform": {"Name": str(backend.get("product") or "")},
+            "Components": components,
+            "Version": version,
+            "ApiVersion": api,
+            "MinAPIVersion": "1.12" if not podman else "1.24",
+            "Os": "linux",
+            "Arch": "amd64",
+            "KernelVersion": kernel,
+            "GitCommit": "",
+            "GoVersion": "",
+            "BuildTime": "",
+        }
+    return {
+        "ID": "",
+        "Containers": 0,
+        "ContainersRunning": 0,
+        "ContainersPaused": 0,
+        "ContainersStopped": 0,
+        "Images": 0,
+        "Driver": str(backend.get("storage_driver") or ""),
+        "ServerVersion": version,
+        "OSType": "linux",
+        "Architecture": "x86_64",
+        "KernelVersion": kernel,
+        "OperatingSystem": str(backend.get("product") or ""),
+        "Name": str((host or {}).get("hostname") or ""),
+        "DefaultRuntime": str(backend.get("default_runtime") or ("crun" if podman else "runc")),
+        "Warnings": ["dockertap replay: synthesised from the recording's backend fingerprint, not recorded"],
+    }
 
 
 # -- heads ----------------------------------------------------------------------------------------
@@ -224,6 +342,10 @@ class ReplayServer:
         self.on_served = on_served or (lambda served: None)
         self.served: list[Served] = []
         self._tasks: set[asyncio.Task] = set()
+        #: Containers (by the id the client used) with a request that got no recorded answer → that request.
+        self._failed: dict[str, str] = {}
+        self._waited: set[str] = set()
+        self._created: set[str] = set()
 
     async def serve(self, sock: socket.socket) -> None:
         server = await asyncio.start_unix_server(self._track, sock=sock, limit=READ_SIZE)
@@ -264,17 +386,30 @@ class ReplayServer:
             request = await conn.read_request()
             if request is None:
                 return
-            head, frame, _body = request
+            head, frame, body = request
             method, target = frame.method.decode("latin-1"), frame.target.decode("latin-1")
-            keep_open = await self._answer(conn, method, target, frame)
+            if frame.body is Body.CHUNKED:
+                body = decode_chunked(body)
+            keep_open = await self._answer(conn, method, target, frame, body)
             await conn.writer.drain()
             if not keep_open or frame.close:
                 return
 
-    async def _answer(self, conn: _Connection, method: str, target: str, frame: RequestFrame) -> bool:
+    async def _answer(
+        self, conn: _Connection, method: str, target: str, frame: RequestFrame, body: bytes = b""
+    ) -> bool:
         """Write the answer to one request; False when the connection must close afterwards."""
+        route = match_route(method, target)
+        container = route.object_id if route.object_kind == "container" else None
+        if container and route.template == "POST /containers/{id}/start":
+            refused = await self._earlier_failure(container)
+            if refused:
+                return self._unmatched(conn, method, target, refused)
         rec = self.book.take(method, target)
-        is_ping = match_route(method, target).template.endswith(" /_ping")
+        if container and route.template == "POST /containers/{id}/wait":
+            self._waited.add(container)
+
+        is_ping = route.template.endswith(" /_ping")
         if rec is None and is_ping:
             rec = self.book.ping_answer(method)
             if rec is None:
@@ -283,27 +418,82 @@ class ReplayServer:
                     conn.writer.write(b"OK")
                 self._record(Served(method, target, 200, None, "synthesized ping"))
                 return True
+        if rec is None and match_route(method, target).template in SYNTHESISABLE:
+            return self._synthesised(conn, method, target)
         if rec is None:
+            if container:
+                self._failed.setdefault(container, describe_request(method, target))
             return self._unmatched(conn, method, target)
+        if rec.route == "POST /containers/create":
+            answer = _json_or_none(rec.response_body)
+            if isinstance(answer, dict) and isinstance(answer.get("Id"), str):
+                # A new `docker run` reuses the recorded id: what failed for the last one is forgotten.
+                self._created.add(answer["Id"])
+                self._failed.pop(answer["Id"], None)
+                self._waited.discard(answer["Id"])
         if rec.response_head is None:
             message = f"dockertap replay: the recorded request got no answer ({rec.error or 'unknown error'})"
             body = json.dumps({"message": message}).encode()
             conn.writer.write(_json_head(502, "Bad Gateway", body) + body)
             self._record(Served(method, target, 502, rec, "recorded without answer"))
             return True
-        return await self._replay(conn, rec, frame, method)
+        return await self._replay(conn, rec, frame, method, body_difference(rec.request_body, body))
 
-    def _unmatched(self, conn: _Connection, method: str, target: str) -> bool:
+    async def _earlier_failure(self, container: str) -> str | None:
+        """The request for this container that got no recorded answer, if any, before its start.
+
+        The docker CLI opens the wait and sends the start on two connections at once; the wait is issued
+        first, so a start briefly waits for it (at most WAIT_BEFORE_START seconds) to learn its fate.
+        """
+        if container not in self._created:
+            return self._failed.get(container)  # not this run's container: no wait is coming
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_BEFORE_START
+        while container not in self._waited and container not in self._failed and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return self._failed.get(container)
+
+    def _unmatched(self, conn: _Connection, method: str, target: str, earlier: str | None = None) -> bool:
+        """501 Not Implemented with a JSON message the docker CLI prints (a 404 would read as "No such …").
+
+        `earlier`: this request has an answer, but an earlier request for the same container had none, so
+        going on would pretend the rest of the command worked (`docker run -d` would print an id, exit 0).
+        """
         closest = self.book.closest(method, target)
-        message = f"dockertap replay: no recorded answer for {describe_request(method, target)}"
+        lesson = lesson_name(self.session)
+        if earlier:
+            message = (
+                f"dockertap replay: the lesson {lesson} has no recorded answer for {earlier}, so "
+                f"{describe_request(method, target)} for the same container is refused too"
+            )
+        else:
+            message = (
+                f"dockertap replay: the lesson {lesson} has no recorded answer for "
+                f"{describe_request(method, target)}"
+            )
         message += f" — closest recorded request: {closest}" if closest else " — the recording is empty"
         body = json.dumps({"message": message}, ensure_ascii=False).encode()
-        conn.writer.write(_json_head(404, "Not Found", body) + body)
-        self._record(Served(method, target, 404, None, message))
+        conn.writer.write(_json_head(501, "Not Implemented", body) + body)
+        self._record(Served(method, target, 501, None, message))
+        return True
+
+    def _synthesised(self, conn: _Connection, method: str, target: str) -> bool:
+        """`/version` or `/info` the recording lacks, built from its backend fingerprint (and saying so)."""
+        template = match_route(method, target).template
+        document = synthesised_document(self.session, template)
+        note = f"no {template} in the recording: synthesised from its backend fingerprint"
+        body = json.dumps(document).encode() if method != "HEAD" else b""
+        conn.writer.write(_json_head(200, "OK", body, {WARNING_HEADER: note}) + body)
+        self._record(Served(method, target, 200, None, note))
         return True
 
     async def _replay(
-        self, conn: _Connection, rec: RecordedExchange, frame: RequestFrame, method: str
+        self,
+        conn: _Connection,
+        rec: RecordedExchange,
+        frame: RequestFrame,
+        method: str,
+        difference: str | None = None,
     ) -> bool:
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -330,6 +520,10 @@ class ReplayServer:
             head = _set_header(head, WARNING_HEADER, note)
             if response.body is Body.LENGTH:
                 head = _set_header(head, "Content-Length", str(captured))
+        if difference:
+            differs = f"this request differs from the recorded one: {difference}"
+            head = _set_header(head, WARNING_HEADER, json.dumps(differs)[1:-1])
+            note = "; ".join(n for n in (note, differs) if n)
         conn.writer.write(head)
         await conn.writer.drain()
         self._record(Served(method, rec.target, status, rec, note))

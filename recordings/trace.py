@@ -9,7 +9,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from dockertap.proxy.exchange import Exchange
+from dockertap.analyzers.clients import client_label
+from dockertap.proxy.exchange import Exchange, header_value
 
 _second_text: tuple[float, str] = (math.nan, "")
 
@@ -50,11 +51,18 @@ def trace_record(ex: Exchange) -> dict[str, Any]:
         "request_bytes": ex.request_bytes,
         "response_bytes": ex.response_bytes,
         "hijacked": ex.hijack is not None,
-        "client": {"pid": peer.pid, "uid": peer.uid, "command": peer.command},
+        "client": {
+            "pid": peer.pid,
+            "uid": peer.uid,
+            "command": peer.command,
+            "label": client_label(peer.command, header_value(ex.request_head, "user-agent")),
+        },
         "backend_url": ex.backend,
         "synthetic": ex.synthetic,
         "error": ex.error,
     }
+    if ex.added_headers:
+        record["added_headers"] = list(ex.added_headers)  # bytes dockertap put in (--otel-propagate)
     annotation = ex.annotation
     if annotation is not None and hasattr(annotation, "to_dict"):
         record.update(annotation.to_dict())

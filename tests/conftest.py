@@ -35,6 +35,7 @@ cgroup layout) is skipped with the reason in both cases.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -69,6 +70,10 @@ def engines_required() -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "engines(*ids): run this test only on these engine ids")
+    with contextlib.suppress(FileNotFoundError, OSError):
+        # One docker CLI for every test, also those that run `dockertap run -- docker …`: the testing
+        # root's 28.5 (whatever the host has, or lacks).
+        engines.put_docker_cli_on_path()
 
 
 def selected_engines(candidates: tuple[str, ...], marker: pytest.Mark | None = None) -> list[str]:

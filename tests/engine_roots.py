@@ -73,8 +73,17 @@ RECIPES: dict[str, Recipe] = {
         "testing",
         (*_COMMON_PACKAGES, "docker-cli", "docker-buildx"),
         apt_options=('Acquire::Check-Valid-Until "false"',),
-        reported=("docker.io", "docker-cli", "containerd", "runc", "docker-buildx", "docker-compose",
-                  "podman", "crun", "netavark"),
+        reported=(
+            "docker.io",
+            "docker-cli",
+            "containerd",
+            "runc",
+            "docker-buildx",
+            "docker-compose",
+            "podman",
+            "crun",
+            "netavark",
+        ),
     ),  # fmt: skip
 }
 

@@ -96,7 +96,8 @@ _ENGINE_ENV = {
 
 # Run by the host's sh inside fresh mount + network namespaces (``unshare``): make the overlay of the
 # root the root mount (pivot_root, not chroot: a chroot would let `docker exec` escape to the host's
-# root), then exec the engine from the root's own binaries.
+# root), then exec the engine from the root's own binaries.  sysfs is mounted afresh so /sys/class/net
+# shows the engine's network namespace; the cgroup hierarchies are the host's.
 _ENTER_ROOT = r"""
 set -eu
 base=$1 lower=$2 layer=$3 data_dir=$4
@@ -109,7 +110,8 @@ mount --bind "$base/run" "$new/run"
 mkdir -p "$new$data_dir"
 mount --bind "$base/data" "$new$data_dir"
 mount -t proc proc "$new/proc"
-mount --rbind /sys "$new/sys"
+mount -t sysfs sysfs "$new/sys"
+mount --rbind /sys/fs/cgroup "$new/sys/fs/cgroup"
 mount --rbind /dev "$new/dev"
 cd "$new"
 mkdir -p .oldroot
@@ -260,13 +262,19 @@ def start_engine(engine_id: str, base: str | os.PathLike[str]) -> Engine:
 
 
 def start_dockerd(
-    base: str | os.PathLike[str], storage_driver: str | None = None, *, engine_id: str = DEFAULT_DOCKERD
+    base: str | os.PathLike[str],
+    storage_driver: str | None = None,
+    *,
+    engine_id: str = DEFAULT_DOCKERD,
+    env: Mapping[str, str] | None = None,
+    debug: bool = False,
 ) -> Engine:
     """Start a dockerd (with its own containerd) from its root; socket at ``<base>/run/docker.sock``.
 
-    No default bridge and no iptables rules (nothing to route to), but user-defined bridge networks
-    work.  overlay2 is tried first and vfs is the fallback when the host filesystem cannot carry
-    overlay; with the containerd image store (``dockerd-28.5-c8d``) containerd's snapshotter is used.
+    Networking is dockerd's default (docker0, iptables rules): both live in the engine's own network
+    namespace, so neither the host's docker0 nor its iptables are ever touched.  overlay2 is tried
+    first and vfs is the fallback when the host filesystem cannot carry overlay; with the containerd
+    image store (``dockerd-28.5-c8d``) containerd's snapshotter is used.
     """
     spec = ENGINE_SPECS[engine_id]
     base = Path(base)
@@ -277,7 +285,7 @@ def start_dockerd(
     failures = []
     for driver in drivers:
         try:
-            return _start_dockerd_once(base, spec, driver)
+            return _start_dockerd_once(base, spec, driver, env, debug)
         except EngineStartError as err:
             failures.append(f"[{driver or spec.image_store}] {err}")
             _empty_directory(base)  # the next driver starts from a clean data root
@@ -294,12 +302,17 @@ def _empty_directory(path: Path) -> None:
             child.unlink(missing_ok=True)
 
 
-def _start_dockerd_once(base: Path, spec: EngineSpec, storage_driver: str | None) -> Engine:
+def _start_dockerd_once(
+    base: Path,
+    spec: EngineSpec,
+    storage_driver: str | None,
+    env: Mapping[str, str] | None = None,
+    debug: bool = False,
+) -> Engine:
+    """``debug`` adds ``--debug``: the log then holds one ``Calling METHOD TARGET`` line per API
+    request the engine handled (the fuzzer's engine oracle)."""
     config: dict[str, object] = {
         "group": "root",  # the socket is the owner's only (the root's docker gid means nothing here)
-        "bridge": "none",
-        "iptables": False,
-        "ip6tables": False,
         "shutdown-timeout": 5,
     }
     if storage_driver:
@@ -309,7 +322,8 @@ def _start_dockerd_once(base: Path, spec: EngineSpec, storage_driver: str | None
     layer = _prepare_base(base, spec)
     (layer / "upper/etc/docker").mkdir(parents=True)
     (layer / "upper/etc/docker/daemon.json").write_text(json.dumps(config, indent=1) + "\n")
-    engine = _spawn_in_root(base, spec, layer, ["dockerd"], base / "dockerd.log")
+    argv = ["dockerd", *(["--debug"] if debug else [])]
+    engine = _spawn_in_root(base, spec, layer, argv, base / "dockerd.log", env)
     engine.containerd_socket = base / "run" / CONTAINERD_SOCKET_INSIDE.removeprefix("/run/")
     _wait_ready(engine)
     if not engine.containerd_socket.exists():
@@ -384,11 +398,18 @@ def _prepare_base(base: Path, spec: EngineSpec) -> Path:
     return layer
 
 
-def _spawn_in_root(base: Path, spec: EngineSpec, layer: Path, argv: Sequence[str], log_path: Path) -> Engine:
+def _spawn_in_root(
+    base: Path,
+    spec: EngineSpec,
+    layer: Path,
+    argv: Sequence[str],
+    log_path: Path,
+    extra_env: Mapping[str, str] | None = None,
+) -> Engine:
     root = engine_roots.root_path(spec.suite)
     unshare = ["unshare", "--mount", "--net", "--propagation", "private", "--"]
     script = ["sh", "-c", _ENTER_ROOT, "enter-root", str(base), str(root), str(layer), _DATA_DIR[spec.family]]
-    env = {**_ENGINE_ENV, "HOME": "/root", "LANG": "C.UTF-8", BASE_ENV: str(base)}
+    env = {**_ENGINE_ENV, "HOME": "/root", "LANG": "C.UTF-8", BASE_ENV: str(base), **(extra_env or {})}
     with open(log_path, "ab") as log:
         # A new session: a Ctrl-C aimed at pytest must not kill the engine before teardown does.
         process = subprocess.Popen(
@@ -620,19 +641,72 @@ def docker_config_dir() -> Path:
     return _docker_config_dir
 
 
+_plugin_config_dir: Path | None = None
+CLIENT_SUITE = "testing"  # the root whose docker CLI, buildx and compose v2 the tests use
+CLI_PLUGINS_INSIDE = "usr/libexec/docker/cli-plugins"
+CLI_PLUGINS = ("docker-buildx", "docker-compose")
+
+
+def plugin_config_dir() -> Path:
+    """A private DOCKER_CONFIG whose ``cli-plugins`` are the testing root's buildx and compose v2.
+
+    Separate from ``docker_config_dir`` on purpose: with buildx installed, ``docker build`` switches
+    to BuildKit, and the tests that mean the classic builder must keep getting it.
+    """
+    global _plugin_config_dir
+    if _plugin_config_dir is None or not _plugin_config_dir.exists():
+        root = engine_roots.ensure_root(CLIENT_SUITE)
+        _plugin_config_dir = short_base("dtplg")
+        (_plugin_config_dir / "config.json").write_text("{}\n")
+        (_plugin_config_dir / "cli-plugins").mkdir()
+        for plugin in CLI_PLUGINS:
+            (_plugin_config_dir / "cli-plugins" / plugin).symlink_to(root / CLI_PLUGINS_INSIDE / plugin)
+        atexit.register(shutil.rmtree, _plugin_config_dir, True)
+    return _plugin_config_dir
+
+
 def docker_binary() -> str:
+    """The docker CLI the tests use: ``$DOCKERTAP_DOCKER_CLI``, else the testing root's (28.5; a Go
+    binary needing only libc, so it runs on the host), else ``docker`` on PATH."""
+    chosen = os.environ.get("DOCKERTAP_DOCKER_CLI")
+    if chosen:
+        return chosen
+    if engine_roots.is_current(CLIENT_SUITE):
+        return str(engine_roots.root_path(CLIENT_SUITE) / "usr/bin/docker")
     found = shutil.which("docker")
     if found is None:
         raise FileNotFoundError("the docker CLI is not on PATH")
     return found
 
 
-def docker_env(engine_url: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a docker CLI aimed at ``engine_url`` (and nothing else)."""
+def put_docker_cli_on_path() -> str:
+    """Make ``docker`` on PATH (for tests that run ``dockertap run -- docker …``) the CLI that
+    ``docker_binary`` names; returns it.  A private directory holds the one link."""
+    cli = docker_binary()
+    bin_dir = short_base("dtbin")
+    (bin_dir / "docker").symlink_to(cli)
+    atexit.register(shutil.rmtree, bin_dir, True)
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    return cli
+
+
+def compose_v1_binary() -> str:
+    """compose v1 (1.29, Python): bookworm's ``docker-compose`` on the host (``.ci/run`` installs it)."""
+    found = shutil.which("docker-compose")
+    if found is None:
+        raise FileNotFoundError("docker-compose (v1) is not installed (apt-get install docker-compose)")
+    return found
+
+
+def docker_env(
+    engine_url: str, env: Mapping[str, str] | None = None, plugins: bool = False
+) -> dict[str, str]:
+    """The environment for a docker CLI aimed at ``engine_url`` (and nothing else); with ``plugins``
+    its config dir carries buildx and compose v2."""
     merged = {k: v for k, v in os.environ.items() if k not in _DOCKER_ENV_TO_DROP}
     merged.update(
         DOCKER_HOST=engine_url,
-        DOCKER_CONFIG=str(docker_config_dir()),
+        DOCKER_CONFIG=str(plugin_config_dir() if plugins else docker_config_dir()),
         DOCKER_CLI_HINTS="false",
     )
     merged.update(env or {})
@@ -647,22 +721,63 @@ def docker(
     timeout: float = 120,
     text: bool | None = None,
     check: bool = False,
+    plugins: bool = False,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run the real docker CLI against ``engine_url``; output is captured.
 
-    ``text`` defaults to True unless ``input`` is bytes (binary pipelines stay binary).
+    ``text`` defaults to True unless ``input`` is bytes (binary pipelines stay binary).  With
+    ``plugins`` the CLI has buildx and compose v2: ``docker(url, "compose", ..., plugins=True)``,
+    ``docker(url, "buildx", "build", ..., plugins=True)``.
     """
     if text is None:
         text = not isinstance(input, bytes)
     return subprocess.run(
         [docker_binary(), *args],
         input=input,
-        env=docker_env(engine_url, env),
+        cwd=cwd,
+        env=docker_env(engine_url, env, plugins=plugins),
         capture_output=True,
         text=text,
         timeout=timeout,
         check=check,
     )
+
+
+def compose_v1(
+    engine_url: str, project_dir: str | os.PathLike[str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run compose v1 (``docker-compose``, docker-py inside) in ``project_dir`` against ``engine_url``."""
+    return subprocess.run(
+        [compose_v1_binary(), "--no-ansi", *args],
+        cwd=project_dir,
+        env=docker_env(engine_url),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def compose_v2(
+    engine_url: str, project_dir: str | os.PathLike[str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run compose v2 (the ``docker compose`` plugin) in ``project_dir`` against ``engine_url``."""
+    return docker(
+        engine_url, "compose", "--ansi", "never", *args, cwd=project_dir, timeout=timeout, plugins=True
+    )
+
+
+def buildx(engine_url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``docker buildx`` (BuildKit through the daemon's /grpc and /session) against ``engine_url``."""
+    return docker(engine_url, "buildx", *args, timeout=timeout, plugins=True)
+
+
+def sdk_client(engine_url: str, timeout: int = 120):  # -> docker.DockerClient (import is lazy)
+    """The docker SDK for Python on ``engine_url``, API version negotiated (20.10 stops at 1.41)."""
+    import docker as docker_sdk  # the PyPI package; not to be confused with this module's docker()
+
+    return docker_sdk.DockerClient(base_url=engine_url, version="auto", timeout=timeout)
 
 
 # --------------------------------------------------------------------------------------------
@@ -829,7 +944,7 @@ class Tap:
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def stop(self) -> int:
-        """SIGTERM (dockertap's normal shutdown); returns its exit status."""
+        """SIGTERM (dockertap's normal shutdown: exit 143, as a shell reports it); returns its exit status."""
         if self.process.poll() is None:
             self.process.terminate()
             try:

@@ -98,9 +98,12 @@ def ping_ok(path: str, timeout: float = 5.0) -> bool:
 class StreamingEngine:
     """Answers every request with an endless chunked stream (like `/events` or `logs -f`), one
     chunk every `interval` seconds, and records when each connection was closed from the far side.
-    `reply` overrides the whole answer for a request head (then the connection closes)."""
+    `reply` overrides the whole answer for a request head (then the connection closes); where it
+    returns None, the request is streamed to as usual."""
 
-    def __init__(self, path: str, interval: float = 0.02, reply: Callable[[bytes], bytes] | None = None):
+    def __init__(
+        self, path: str, interval: float = 0.02, reply: Callable[[bytes], bytes | None] | None = None
+    ) -> None:
         self.path = path
         self.url = f"unix://{path}"
         self.interval = interval
@@ -140,8 +143,9 @@ class StreamingEngine:
                     return
                 head += data
             self.received.append(head)
-            if self.reply is not None:
-                conn.sendall(self.reply(head))
+            answer = self.reply(head) if self.reply is not None else None
+            if answer is not None:
+                conn.sendall(answer)
                 return
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"

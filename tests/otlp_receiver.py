@@ -9,6 +9,7 @@ import threading
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import ThreadingMixIn, UnixStreamServer
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -48,6 +49,9 @@ class OtlpReceiver:
     spans: list[ReceivedSpan] = field(default_factory=list)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     fail_with: int | None = None
+    #: Also listen on this Unix socket (an engine in its own network namespace reaches it through
+    #: a forwarder there, e.g. socat from its 127.0.0.1:4318).
+    unix_path: str | None = None
 
     def __post_init__(self) -> None:
         receiver = self
@@ -79,9 +83,12 @@ class OtlpReceiver:
                 pass
 
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._servers: list[Any] = [ThreadingHTTPServer(("127.0.0.1", 0), Handler)]
+        if self.unix_path:
+            self._servers.append(_UnixHTTPServer(self.unix_path, Handler))
+        self._server = self._servers[0]
+        for server in self._servers:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
 
     @property
     def endpoint(self) -> str:
@@ -112,5 +119,10 @@ class OtlpReceiver:
                         )
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+
+
+class _UnixHTTPServer(ThreadingMixIn, UnixStreamServer):
+    daemon_threads = True

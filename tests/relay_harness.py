@@ -174,18 +174,22 @@ class Conversation:
 class RelayRig:
     """One relay, one scripted backend and one event loop, reused for many conversations."""
 
-    def __init__(self, head_timeout: float = 2.0, capture_limit: int = 64 * 1024) -> None:
+    def __init__(
+        self, head_timeout: float = 2.0, capture_limit: int = 64 * 1024, engine_socket: str | None = None
+    ) -> None:
+        """`engine_socket`: relay to a real engine there instead of the scripted backend."""
         factory = install_fast_loop()
         self.loop = factory() if factory else asyncio.new_event_loop()
         self.loop_errors: list[dict] = []
         self.loop.set_exception_handler(lambda _loop, context: self.loop_errors.append(context))
         self.dir = tempfile.mkdtemp(prefix="dtf-", dir="/tmp")
         self.backend = ScriptedBackend(os.path.join(self.dir, "engine.sock"))
+        self.engine_socket = engine_socket
         self.events: list[tuple[str, Exchange]] = []
         self.hub = EventHub(self.events.extend, delay=0.001)
         self.relay = Relay(
             RelayConfig(
-                backend=Endpoint("unix", path=self.backend.path),
+                backend=Endpoint("unix", path=engine_socket or self.backend.path),
                 head_timeout=head_timeout,
                 capture_limit=capture_limit,
             ),
@@ -197,6 +201,8 @@ class RelayRig:
 
     async def _start(self) -> None:
         await self.backend.start()
+        if self.engine_socket:
+            return  # no control connection: a real engine has no /__control
         client, relay_side = socket.socketpair()
         client.setblocking(False)
         relay_side.setblocking(False)
@@ -219,17 +225,21 @@ class RelayRig:
             buf += data
         return buf
 
+    def _connect(self) -> tuple[socket.socket, asyncio.Task, int]:
+        """A client socket the relay serves as if accepted: (client end, its task, event index)."""
+        client, relay_side = socket.socketpair()
+        client.setblocking(False)
+        relay_side.setblocking(False)
+        before = len(self.events)
+        return client, self.relay.start_connection(relay_side, PeerInfo()), before
+
     async def converse(
         self, client_pieces: list[bytes], backend_pieces: list[bytes], timeout: float = 8.0
     ) -> Conversation:
         """Play one client connection against one scripted backend connection, to the end."""
         loop = asyncio.get_running_loop()
         record = self.backend.expect(backend_pieces)
-        client, relay_side = socket.socketpair()
-        client.setblocking(False)
-        relay_side.setblocking(False)
-        before = len(self.events)
-        task = self.relay.start_connection(relay_side, PeerInfo())
+        client, task, before = self._connect()
         received = bytearray()
 
         async def send() -> None:
@@ -266,6 +276,42 @@ class RelayRig:
             backend_connected=record.connected,
             exchanges=ended,
         )
+
+    async def send(self, client_pieces: list[bytes], quiet: float = 0.3, timeout: float = 10.0):
+        """Play one client connection against whatever the relay dials; returns (bytes received,
+        exchanges). Stops writing after `quiet` seconds without an answer byte (a request the
+        engine still waits a body for), then reads to EOF."""
+        loop = asyncio.get_running_loop()
+        client, task, before = self._connect()
+        received = bytearray()
+        try:
+            async with asyncio.timeout(timeout):
+                try:
+                    for piece in client_pieces:
+                        await loop.sock_sendall(client, piece)
+                        await asyncio.sleep(0)
+                except OSError:
+                    pass  # the relay refused and closed: read its answer
+                while True:
+                    try:
+                        async with asyncio.timeout(quiet):
+                            data = await _recv(loop, client)
+                    except TimeoutError:
+                        try:
+                            client.shutdown(socket.SHUT_WR)
+                        except OSError:
+                            pass
+                        continue
+                    if not data:
+                        break
+                    received += data
+                await task
+        finally:
+            client.close()
+        self.hub.drain()
+        ended = [ex for kind, ex in self.events[before:] if kind == "end"]
+        del self.events[before:]
+        return bytes(received), ended
 
     def close(self) -> None:
         async def shutdown() -> None:
@@ -312,7 +358,8 @@ def bulk_roundtrip(rig: RelayRig, size: int, framing: str) -> dict:
         )
     else:
         client = (
-            b"POST /containers/c/attach?stdin=1 HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + up
+            b"POST /containers/c/attach?stdin=1 HTTP/1.1\r\nHost: d\r\n"
+            b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + up
         )
         backend = b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n" + down
     mib = 1 << 20

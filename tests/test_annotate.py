@@ -39,7 +39,7 @@ def test_dockerd_start_trace_fields() -> None:
 
 def test_podman_uses_its_runtime() -> None:
     ann = annotate("POST", "/v1.41/containers/abc/start", PODMAN)
-    assert [ls.layer for ls in ann.layers] == ["compat-api", "conmon", "runc"]
+    assert [ls.layer for ls in ann.layers] == ["compat-api", "conmon", "runc", "host"]
 
 
 def test_exec_start_detach_from_body() -> None:

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -58,7 +59,7 @@ def target(request: pytest.FixtureRequest, engine_pool: EnginePool) -> Iterator[
     status = tap.stop()
     stderr_tail = engines.log_tail(tap.stderr_path)
     shutil.rmtree(base, ignore_errors=True)
-    assert status in (0, -15), f"dockertap proxy exited with {status}:\n{stderr_tail}"
+    assert status in (0, 143, -15), f"dockertap proxy exited with {status}:\n{stderr_tail}"
 
 
 # Why Podman 4.3 fails some scenarios directly (shown in the skip reason; the skip itself is decided
@@ -577,7 +578,7 @@ def test_conformance(target: Target, name: str, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_save_and_load_of_a_256_mib_image(target: Target, tmp_path: Path) -> None:
-    """``docker save`` streams the same bytes through dockertap; ``load`` through it restores them."""
+    """``docker save`` streams the same archive through dockertap; ``load`` through it restores it."""
     engine, tap = target.engine, target.tap
     tag = f"dt-big-{uuid.uuid4().hex[:6]}:latest"
     seed = Path("/var/tmp") / f"{tag.split(':')[0]}.bin"
@@ -593,12 +594,11 @@ def test_save_and_load_of_a_256_mib_image(target: Target, tmp_path: Path) -> Non
         assert saved.returncode == 0, saved.stderr
         assert proxied_tar.stat().st_size >= BIG_IMAGE_BYTES
         if _file_sha256(proxied_tar) != _file_sha256(direct_tar):
-            # Only acceptable if the engine itself does not save byte-identically twice in a row.
-            again = tmp_path / "again.tar"
-            engines.docker(engine.url, "save", "--output", str(again), tag, timeout=300)
-            assert _file_sha256(again) != _file_sha256(direct_tar), "dockertap changed the saved bytes"
-            direct_tar.unlink()
-            again.unlink()
+            # Docker >= 25 stamps the archive's own entries with the time of the save, so two saves
+            # differ in those bytes; every entry's name, type, mode and content must still be equal.
+            changed = "dockertap changed the archive"
+            assert _archive_contents(proxied_tar) == _archive_contents(direct_tar), changed
+        direct_tar.unlink()
         removed = engines.docker(tap.url, "rmi", tag)
         assert removed.returncode == 0, removed.stderr
         loaded = engines.docker(tap.url, "load", "--input", str(proxied_tar), timeout=300)
@@ -609,6 +609,19 @@ def test_save_and_load_of_a_256_mib_image(target: Target, tmp_path: Path) -> Non
     finally:
         engines.docker(engine.url, "rmi", "--force", tag)
         seed.unlink(missing_ok=True)
+
+
+def _archive_contents(path: Path) -> list[tuple[str, bytes, int, str]]:
+    """Each entry of a tar archive without its timestamps: (name, type, mode, sha256 of the data)."""
+    entries = []
+    with tarfile.open(path, mode="r|") as archive:
+        for member in archive:
+            digest = hashlib.sha256()
+            data = archive.extractfile(member) if member.isfile() else None
+            while data is not None and (chunk := data.read(1 << 20)):
+                digest.update(chunk)
+            entries.append((member.name, member.type, member.mode, member.linkname + digest.hexdigest()))
+    return sorted(entries)
 
 
 def _file_sha256(path: Path) -> str:

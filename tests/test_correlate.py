@@ -30,16 +30,18 @@ def runc(pid: int, command: str, cid: str | None, *extra: str, ppid: int = SHIM,
     if cid:
         argv.append(cid)
     return {
-        "source": "exec", "time": T0 + t, "pid": pid, "ppid": ppid, "program": "runc", "layer": "runc",
-        "argv": argv, "runtime_command": command, "container_id": cid, "unreadable": False,
+        "source": "exec", "time": T0 + t, "pid": pid, "ppid": ppid, "uid": 0, "ancestors": [ppid],
+        "program": "runc", "layer": "runc", "argv": argv, "runtime_command": command, "container_id": cid,
+        "unreadable": False,
     }  # fmt: skip
 
 
 def execd(pid: int, program: str, command: str | None, layer: str, *, ppid: int, t: float, cid=None) -> dict:
     argv = [program] + ([command] if command else [])
     return {
-        "source": "exec", "time": T0 + t, "pid": pid, "ppid": ppid, "program": program, "layer": layer,
-        "argv": argv, "runtime_command": command, "container_id": cid, "unreadable": False,
+        "source": "exec", "time": T0 + t, "pid": pid, "ppid": ppid, "uid": 0, "ancestors": [ppid],
+        "program": program, "layer": layer, "argv": argv, "runtime_command": command, "container_id": cid,
+        "unreadable": False,
     }  # fmt: skip
 
 
@@ -55,10 +57,11 @@ class Session:
 
     def __init__(self, **sources: bool) -> None:
         self.c = Correlator(
-            engine_pids={DOCKERD},
-            containerd_address=SOCK,
+            engine_pids={DOCKERD, CONTAINERD},
             sources=sources or {"exec": True, "containerd": True},
         )
+        # the container's shim, as found in the engine's state dir
+        self.c.trust_runtimes({SHIM: (CID, "containerd-shim-runc-v2")})
         self.annotations = {}
 
     def open(self, key: int, method: str, target: str, t: float) -> None:
@@ -245,7 +248,7 @@ def test_names_resolve_to_ids_from_inspect_and_exec_ids_from_exec_create():
 
 def test_finished_exchanges_are_bounded_by_count_and_age_and_late_items_become_background() -> None:
     c = Correlator(
-        engine_pids={DOCKERD}, containerd_address=SOCK, sources={"containerd": True}, max_finished=50
+        engine_pids={DOCKERD, CONTAINERD}, sources={"containerd": True}, max_finished=50
     )
     ping = annotate("GET", "/v1.41/_ping", BACKEND)
     start = annotate("POST", f"/v1.41/containers/{CID}/start", BACKEND)
@@ -266,3 +269,85 @@ def test_finished_exchanges_are_bounded_by_count_and_age_and_late_items_become_b
     ] == "/tasks/start"
     c.prune(T0 + 400.0)
     assert c._exchanges == {} and not c._finished  # and every one goes after the horizon
+
+
+def test_forged_runtime_execs_are_not_the_engines() -> None:
+    """argv proves nothing: a `runc` by another user, by a root process outside the engine's tree,
+    or inside a container (another mount namespace) is dropped, whatever its command line says."""
+    c = Correlator(
+        engine_pids={DOCKERD, CONTAINERD}, engine_namespaces={"mnt:[1]"}, sources={"exec": True}
+    )
+    c.trust_runtimes({SHIM: (CID, "containerd-shim-runc-v2")})
+    top = annotate("GET", f"/v1.41/containers/{CID}/top", BACKEND)
+    c.open(1, top.route.template, top.route.object_id, T0, top.chain)
+    log = ["--log", SOCK.rsplit("/", 1)[0] + "/forged.json"]  # under containerd's state dir
+    genuine = {**runc(50001, "ps", CID, "--format", "json", t=0.002), "mount_ns": "mnt:[1]"}
+    by_nobody = {**runc(50002, "ps", CID, *log, ppid=SHIM, t=0.003), "uid": 65534}
+    outside_tree = {**runc(50003, "ps", CID, *log, ppid=4242, t=0.004), "ancestors": [4242, 4000, 1]}
+    in_container = {**runc(50004, "ps", CID, *log, ppid=SHIM, t=0.005), "mount_ns": "mnt:[2]"}
+    no_uid = {**runc(50005, "ps", CID, *log, ppid=SHIM, t=0.006)}
+    del no_uid["uid"]
+    c.add([genuine, by_nobody, outside_tree, in_container, no_uid])
+    c.close(1, T0 + 0.01, responded=True)
+    assert c.settle_items(T0 + 1) == []
+    outcome = c.outcome(1, finished=True)
+    assert outcome is not None
+    assert [i["pid"] for i in outcome.items] == [50001]
+    assert c.foreign == 4
+
+
+def test_a_child_of_an_accepted_runtime_exec_follows_it_but_container_processes_do_not() -> None:
+    """`runc init` belongs to the `runc exec` that started it (not to a resize open at the time);
+    what the container then runs (its pid was `runc init`) is never the engine's."""
+    s = Session()
+    s.open(1, "POST", f"/v1.41/exec/{EXEC_ID}/start", 0.0)
+    s.c.close(1, T0 + 5.0, responded=True, hijacked=True)  # the hijacked stream is long-lived
+    s.open(2, "POST", f"/v1.41/containers/{CID}/resize?h=40&w=120", 0.001)
+    s.c.add(
+        [
+            runc(60001, "exec", CID, "--detach", t=0.002),
+            execd(60002, "runc", "init", "runc", ppid=60001, t=0.003),
+            {**runc(60003, "ps", CID, t=0.004, ppid=60002)},  # forked by the container's process
+        ]
+    )
+    s.close(2, 0.010)
+    assert s.c.settle_items(T0 + 6) == []
+    resize = s.result(2)
+    assert resize.evidence == [] and resize.mismatches == []
+    start = s.result(1)
+    assert [i["pid"] for i in start.evidence] == [60001, 60002]
+    assert s.c.foreign == 1
+
+
+def test_kill_with_a_signal_that_does_not_end_the_container_marks_nothing_missing() -> None:
+    """`kill?signal=WINCH` (a terminal resize under `docker run -it`): `runc kill` runs, and the
+    exit clean-up the model lists as optional does not follow; nothing is missing."""
+    s = Session()
+    s.c.add([event("/tasks/start", -5.0)])
+    s.c.settle_items(T0 - 4)
+    s.open(1, "POST", f"/v1.41/containers/{CID}/kill?signal=WINCH", 0.0)
+    s.c.add([runc(61001, "kill", CID, "28", t=0.003)])
+    s.close(1, 0.010)
+    s.c.settle_items(T0 + 1)
+    kill = s.result(1)
+    assert kill.mismatches == []
+    assert {ls.layer: ls.operation_status for ls in kill.layers}["runc"] == {"kill": "observed"}
+    assert "✗" not in format_chain(kill)
+
+
+def test_force_removing_an_exited_container_expects_nothing_below_dockerd() -> None:
+    s = Session()
+    s.c.add([event("/tasks/start", -5.0), event("/tasks/exit", -4.0)])
+    s.c.settle_items(T0 - 3)
+    s.open(1, "DELETE", f"/v1.41/containers/{CID}?force=1", 0.0)
+    s.close(1, 0.010)
+    s.c.settle_items(T0 + 1)
+    removal = s.result(1)
+    assert removal.mismatches == [] and "✗" not in format_chain(removal)
+    # the same removal of a running container does expect the kill
+    s.c.add([event("/tasks/start", 0.5)])
+    s.c.settle_items(T0 + 2)
+    s.open(2, "DELETE", f"/v1.41/containers/{CID}?force=1", 1.0)
+    s.close(2, 1.010)
+    s.c.settle_items(T0 + 3)
+    assert "✗" in format_chain(s.result(2))

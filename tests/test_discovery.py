@@ -349,9 +349,9 @@ def test_discover_never_loops_to_its_own_socket(base):
 
 def test_discover_skips_dockertap_default_socket_even_when_not_ours(base):
     xdg = f"{base}/xdg"
-    os.makedirs(xdg)
-    assert default_listen_path({"XDG_RUNTIME_DIR": xdg}) == f"{xdg}/dockertap.sock"
-    assert default_listen_path({}) == f"/tmp/dockertap-{os.getuid()}/docker.sock"
+    os.makedirs(xdg, 0o700)
+    assert default_listen_path({"XDG_RUNTIME_DIR": xdg}) == f"{xdg}/dockertap/docker.sock"
+    assert not default_listen_path({}).startswith("/tmp/")
     root = f"{base}/root"
     os.makedirs(f"{root}/var/run")
     with (
@@ -400,3 +400,26 @@ def test_discover_nothing_answers_lists_everything_tried(base):
     assert found.reason.startswith("no Docker API endpoint answers /_ping")
     assert "not-http" in found.reason and "not-socket" in found.reason
     assert found.to_dict()["tried"][0]["probe"]["kind"] == "not-http"
+
+
+def test_shared_directory_reason_follows_your_symlinks_and_checks_modes(base):
+    from dockertap.proxy.listener import shared_directory_reason
+
+    private = f"{base}/private"
+    os.mkdir(private, 0o700)
+    os.symlink(private, f"{base}/dotfile-link")  # e.g. ~/.docker managed by a dotfiles repo
+    assert shared_directory_reason(f"{base}/dotfile-link") is None
+    assert shared_directory_reason(f"{base}/dotfile-link/not-yet/created") is None
+    os.mkdir(f"{base}/open")
+    os.chmod(f"{base}/open", 0o777)
+    assert "writable by other users (mode 0777)" in shared_directory_reason(f"{base}/open")
+    assert "writable by other users" in shared_directory_reason(f"{base}/open/missing")
+    os.mkdir(f"{base}/sticky")
+    os.chmod(f"{base}/sticky", 0o1777)
+    os.mkdir(f"{base}/sticky/mine", 0o700)
+    assert shared_directory_reason(f"{base}/sticky/mine") is None  # a sticky parent cannot rename it
+    assert "mode 1777" in shared_directory_reason(f"{base}/sticky")
+    if os.geteuid() == 0:
+        os.symlink(private, f"{base}/foreign-link")
+        os.lchown(f"{base}/foreign-link", 65534, 65534)
+        assert "symlink owned by uid 65534" in shared_directory_reason(f"{base}/foreign-link")

@@ -426,15 +426,17 @@ def test_install_refuses_to_clobber_a_foreign_context_and_remove_keeps_other_con
 
 
 def test_context_install_default_socket_path(base):
+    os.mkdir(f"{base}/xdg", 0o700)
     env = {"HOME": base, "DOCKER_CONFIG": f"{base}/cfg", "XDG_RUNTIME_DIR": f"{base}/xdg"}
     done = run_cli("context", "install", env=env)
     assert done.returncode == 0, done.stderr
     meta = json.load(open(context_meta_path(f"{base}/cfg", "dockertap")))
-    assert meta["Endpoints"]["docker"]["Host"] == f"unix://{base}/xdg/dockertap.sock"
+    assert meta["Endpoints"]["docker"]["Host"] == f"unix://{base}/xdg/dockertap/docker.sock"
     env.pop("XDG_RUNTIME_DIR")
     done = run_cli("context", "install", "--name", "dt2", env=env)
     meta = json.load(open(context_meta_path(f"{base}/cfg", "dt2")))
-    assert meta["Endpoints"]["docker"]["Host"] == f"unix:///tmp/dockertap-{os.getuid()}/docker.sock"
+    fallback = "/run" if os.geteuid() == 0 else f"{base}/cfg"  # never /tmp: others could squat it
+    assert meta["Endpoints"]["docker"]["Host"] == f"unix://{fallback}/dockertap/docker.sock"
 
 
 def test_running_engine_command_lines_are_read_like_their_flag_parsers():

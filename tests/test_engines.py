@@ -56,9 +56,27 @@ def test_engine_runs_in_its_own_root_and_network_namespace(engine: engines.Engin
     assert engine.root is not None
     release = engine.host_path("/etc/os-release").read_text()
     assert release == (engine.root / "etc/os-release").read_text()
-    # The host's network devices (a docker0 of the host's own Docker, say) are invisible to it.
-    links = engine.run("cat", "/proc/net/dev").stdout
-    assert [line.split(":")[0].strip() for line in links.splitlines()[2:]] == ["lo"]
+    # The host's network devices are invisible to it, and its own bridge (docker0 or podman's) is not
+    # on the host: its network namespace is its own.
+    inside = _links(engine.run("cat", "/proc/net/dev").stdout)
+    host = _links(open("/proc/self/net/dev").read())
+    assert "lo" in inside
+    assert inside & host <= {"lo", "docker0"}, inside & host
+    if engine.name == "dockerd":
+        assert "docker0" in inside
+        assert _bridge_id("docker0", engine.run) != _bridge_id("docker0", None)
+
+
+def _links(proc_net_dev: str) -> set[str]:
+    return {line.split(":")[0].strip() for line in proc_net_dev.splitlines()[2:]}
+
+
+def _bridge_id(name: str, run_inside) -> str:
+    """The bridge's MAC address in the engine's namespace (``run_inside``) or on the host ("" if none)."""
+    path = f"/sys/class/net/{name}/address"
+    if run_inside is None:
+        return open(path).read().strip() if os.path.exists(path) else ""
+    return run_inside("cat", path).stdout.strip()
 
 
 @EVERY_ENGINE
@@ -137,8 +155,8 @@ def test_stop_leaves_no_process_or_mount(short_tmp, engine_id: str) -> None:
     assert engines.processes_under(engine.base) == []
     assert engines.mounts_under(engine.base) == []
     assert not engine.base.exists()
-    alive = [p for p in os.listdir("/proc") if p.isdigit() and _mount_namespace(p) == namespace]
-    assert alive == []
+    in_namespace = [p for p in os.listdir("/proc") if p.isdigit() and _mount_namespace(p) == namespace]
+    assert [(p, _state(p)) for p in in_namespace if _state(p) not in ("Z", "")] == []
 
 
 def _mount_namespace(pid: str) -> str | None:
@@ -146,6 +164,14 @@ def _mount_namespace(pid: str) -> str | None:
         return os.readlink(f"/proc/{pid}/ns/mnt")
     except OSError:
         return None
+
+
+def _state(pid: str) -> str:
+    """The process state letter ("Z": a zombie, already dead), "" if it is gone."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()[0]
+    except OSError:
+        return ""
 
 
 @EVERY_ENGINE

@@ -39,7 +39,8 @@ def test_top_and_containerd_store() -> None:
 
 def test_hijack_hint_and_unknown_route() -> None:
     assert "hijack: tcp" in run("POST /v1.41/containers/abc/attach?stream=1")
-    assert "unknown route" in run("GET /not/a/route")
+    unknown = runner.invoke(app, ["explain", "GET /not/a/route"])
+    assert unknown.exit_code == 2 and "unknown route" in unknown.output
 
 
 def test_all_lists_the_table() -> None:
@@ -50,3 +51,14 @@ def test_all_lists_the_table() -> None:
 def test_bad_request() -> None:
     result = runner.invoke(app, ["explain", "POST"])
     assert result.exit_code != 0
+
+
+def test_grpc_methods_key_the_buildkit_chain() -> None:
+    out = run("POST /grpc", "--grpc", "/moby.buildkit.v1.Control/ListWorkers")
+    assert "chain: dockerd\n" in out and "runc" not in out  # runs nothing below dockerd
+    out = run("POST /grpc", "--grpc", "/moby.buildkit.v1.Control/Solve", "--image-store", "containerd")
+    assert "runc run" in out and "runc init" in out and "/snapshot/prepare" in out
+    assert "control.go: Solve" in out and "executor_linux.go" in out
+    assert "gRPC /moby.buildkit.v1.Control/Solve" in run("--all")
+    bad = runner.invoke(app, ["explain", "GET /_ping", "--grpc", "/x.Y/Z"], env={"COLUMNS": "200"})
+    assert bad.exit_code == 2 and "--grpc applies to POST /grpc and POST /session" in bad.output

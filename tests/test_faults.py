@@ -21,10 +21,12 @@ import engines
 import pytest
 from fakesock import FakeServer, garbage, silent, stale_socket
 from faultkit import (
+    DOCKERTAP,
     PING,
     LiveRelay,
     ProxyProcess,
     StreamingEngine,
+    connect,
     exchange,
     fd_count,
     json_message,
@@ -145,10 +147,29 @@ def ok_engine(workdir):
     [
         b"GET /_ping\r\n\r\n",
         b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n",  # TLS ClientHello at a plain-HTTP socket
-        b"GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",  # smuggling shape
+        b"GET / HTTP/1.1\r\nHost: d\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",  # smuggling shape
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",  # HTTP/2 prior knowledge
+        # issue 10: Go ends a line at a bare LF, so this GET would carry a second request to the engine
+        b"GET /_ping HTTP/1.1\r\nHost: docker\r\nX-Trace: a\n\n"
+        b"POST /containers/create HTTP/1.1\r\nHost: d\r\n\r\n",
+        # issue 10: Go ignores TE on HTTP/1.0 and frames by Content-Length
+        b"POST /containers/web/stop HTTP/1.0\r\nHost: docker\r\nConnection: keep-alive\r\n"
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        b"POST /x HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        b"GET /_ping HTTP/1.1\r\nHost: docker\r\nX-A: 1\r\n folded\r\n\r\n",
+        b"GET /_ping HTTP/1.1\r\nHost: docker\r\nX-Esc: \x1b]0;title\x07\r\n\r\n",
     ],
-    ids=["no-version", "tls", "conflicting-length", "h2-preface"],
+    ids=[
+        "no-version",
+        "tls",
+        "conflicting-length",
+        "h2-preface",
+        "bare-lf-smuggling",
+        "http10-te-and-cl",
+        "te-and-cl",
+        "obs-fold",
+        "control-byte",
+    ],  # fmt: skip
 )
 def test_malformed_request_gets_400_and_proxy_keeps_serving(workdir, ok_engine, request_bytes):
     with ProxyProcess(workdir, ok_engine.url) as px:
@@ -224,10 +245,26 @@ def _closes_at_once(head: bytes) -> bytes:
     return b""
 
 
+def _ambiguous_te_and_cl(head: bytes) -> bytes:
+    if head.startswith(b"HEAD "):  # docker's first HEAD /_ping: no body, so no framing to disagree on
+        return b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\n"
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"
+
+
+def _bare_lf_head(head: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\nContent-Length: 2\n\nOK"
+
+
 @pytest.mark.parametrize(
     ("answer", "expected"),
-    [(garbage, "did not answer with HTTP"), (_closes_at_once, "closed the connection without responding")],
-    ids=["garbage", "closes-without-answer"],
+    [
+        (garbage, "did not answer with HTTP"),
+        (_closes_at_once, "closed the connection without responding"),
+        # framing a client could read differently from dockertap: refused, never relayed
+        (_ambiguous_te_and_cl, "could read differently (refused): both Transfer-Encoding and Content-Length"),
+        (_bare_lf_head, "could read differently (refused): bare LF"),
+    ],
+    ids=["garbage", "closes-without-answer", "te-and-cl", "bare-lf"],
 )
 def test_backend_not_http_gives_a_502_the_docker_cli_prints(workdir, answer, expected):
     with FakeServer(f"{workdir}/engine.sock", answer) as engine, ProxyProcess(workdir, engine.url) as px:
@@ -520,3 +557,129 @@ def test_docker_cli_killed_mid_stream_frees_the_backend_connection(dockerd):
     finally:
         engines.docker(dockerd.url, "rm", "-f", container)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- idle connections and the connection cap ----------------------------------------------------
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
+    """Read until EOF; (bytes received, seconds it took)."""
+    sock.settimeout(seconds)
+    started, received = time.monotonic(), b""
+    while data := sock.recv(65536):
+        received += data
+    return received, time.monotonic() - started
+
+
+def test_idle_connections_are_closed_streams_are_not(workdir):
+    engine = StreamingEngine(
+        f"{workdir}/engine.sock",
+        interval=0.05,
+        reply=lambda head: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK" if b"/_ping" in head else None,
+    )
+    relay = LiveRelay(f"{workdir}/dt.sock", engine.path, idle_timeout=1.0, head_timeout=5.0)
+    try:
+        silent_client = connect(relay.path, 5)  # never sends a byte
+        keep_alive = connect(relay.path, 5)  # one request, then idle between requests
+        keep_alive.sendall(PING)
+        answer = b""
+        while not answer.endswith(b"OK"):
+            answer += keep_alive.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200")
+        stream = connect(relay.path, 5)  # /events: the client says nothing for seconds, but it is in flight
+        stream.sendall(b"GET /events HTTP/1.1\r\nHost: docker\r\n\r\n")
+        # The two-pump path: a chunked upload, then a streamed answer while the request pump waits for a head.
+        upload = connect(relay.path, 5)
+        upload.sendall(
+            b"POST /events HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+
+        received, after = _closed_within(silent_client, 5)
+        assert received == b"" and 0.9 < after < 4, after  # closed quietly: no request was started
+        received, after = _closed_within(keep_alive, 5)
+        assert received == b"" and after < 4
+        for streaming in (stream, upload):
+            streaming.settimeout(2)
+            first = streaming.recv(65536)
+            time.sleep(2.5)  # well past the idle timeout
+            later = streaming.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200") and b"tick" in later, (first[:80], later[:80])
+        assert relay.call(lambda: relay.relay.stats.idle_closed) == 2
+        assert relay.relay.stats.errors == 0
+        for sock in (silent_client, keep_alive, stream, upload):
+            sock.close()
+    finally:
+        relay.close()
+        engine.close()
+
+
+def test_stalled_head_gets_408_json_after_the_head_timeout(workdir, ok_engine):
+    relay = LiveRelay(f"{workdir}/dt.sock", ok_engine.path, idle_timeout=30.0, head_timeout=1.0)
+    try:
+        sock = connect(relay.path, 5)
+        sock.sendall(b"GET /_ping HTTP/1.1\r\nHost: do")  # and then nothing
+        received, after = _closed_within(sock, 5)
+        status, body = status_and_body(received)
+        assert status == 408 and "not completed in time" in json_message(body) and 0.9 < after < 3
+        sock.close()
+        assert relayed_requests(ok_engine) == []
+    finally:
+        relay.close()
+
+
+def test_connection_cap_answers_503_and_recovers(workdir, ok_engine):
+    relay = LiveRelay(f"{workdir}/dt.sock", ok_engine.path, max_connections=3)
+    try:
+        held = [connect(relay.path, 5) for _ in range(3)]
+        assert wait_for(lambda: relay.call(lambda: relay.relay.stats.connections_open) == 3, 5)
+        over = connect(relay.path, 5)
+        over.sendall(PING)
+        status, body = status_and_body(_closed_within(over, 5)[0])
+        assert status == 503 and "too many client connections" in json_message(body)
+        assert "--max-connections" in json_message(body)
+        assert relay.call(lambda: relay.relay.stats.refused_over_cap) == 1
+        for sock in held:  # the held ones were not disturbed: they are still served
+            sock.sendall(PING)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        held.pop().close()
+        assert wait_for(lambda: relay.call(lambda: relay.relay.stats.connections_open) == 2, 5)
+        assert ping_ok(relay.path)  # room again
+        for sock in held:
+            sock.close()
+        over.close()
+    finally:
+        relay.close()
+
+
+def test_connection_cap_message_reaches_the_docker_cli_and_the_summary(workdir, ok_engine):
+    with ProxyProcess(workdir, ok_engine.url, "--max-connections", "2") as px:
+        held = [connect(px.path, 5) for _ in range(2)]
+        time.sleep(0.3)
+        result = docker_ps(px.url)
+        assert result.returncode != 0
+        assert "dockertap: too many client connections (2 open, --max-connections)" in result.stderr, (
+            result.stderr
+        )
+        for sock in held:
+            sock.close()
+        px.stop()
+        assert "connection(s) refused with 503 (--max-connections 2)" in px.log()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--idle-timeout", "-1"), ("--idle-timeout", "nan"), ("--idle-timeout", "soon"),
+        ("--head-timeout", "0"), ("--head-timeout", "inf"), ("--max-connections", "-5"),
+        ("--max-connections", "many"),
+    ],
+)  # fmt: skip
+def test_bad_limit_values_are_usage_errors(workdir, option, value):
+    result = subprocess.run(
+        [DOCKERTAP, "proxy", "--listen", f"unix://{workdir}/dt.sock", "--backend", "unix:///nonexistent.sock",
+         option, value],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert option in result.stderr and "Traceback" not in result.stderr
+    assert not os.path.exists(f"{workdir}/dt.sock")

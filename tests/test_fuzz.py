@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
+import time
 
 import pytest
-from hypothesis import given
+from go_oracle import GoOracle, GoUnavailable
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from relay_harness import CONTROL_RESPONSE, Conversation, RelayRig, bulk_roundtrip, split_at
 
@@ -56,10 +59,12 @@ def chunked_body(draw) -> bytes:
 
 
 @st.composite
-def request(draw, last: bool) -> tuple[bytes, bytes]:
+def request(draw, last: bool, routes: list[tuple[bytes, bytes]] | None = None) -> tuple[bytes, bytes]:
     """(request bytes, method)."""
-    method = draw(st.sampled_from(METHODS))
-    target = draw(st.sampled_from(TARGETS))
+    if routes:
+        method, target = draw(st.sampled_from(routes))
+    else:
+        method, target = draw(st.sampled_from(METHODS)), draw(st.sampled_from(TARGETS))
     headers = [b"Host: docker", b"User-Agent: Docker-Client/28.2.2 (linux)"]
     kind = draw(st.sampled_from(["none", "length", "chunked"]))
     body = b""
@@ -336,3 +341,298 @@ def test_bulk_bytes_arrive_with_equal_sha256_both_ways(rig, framing):
     outcome = bulk_roundtrip(rig, 32 << 20, framing)
     assert outcome["client_to_backend_equal"] and outcome["backend_to_client_equal"], outcome
     assert outcome["errors"] == [] and rig.relay.stats.errors == 0
+
+
+# -- differential oracle 1: Go's own parser (net/http.ReadRequest, as in dockerd and Podman) ----------
+#
+# Request streams built from the fields and body shapes where HTTP/1 parsers are known to disagree
+# (bare LF/CR, obs-fold, TE with CL, TE on HTTP/1.0, TE variants, CL lists and duplicates, whitespace
+# before the colon, odd chunk lines), sent through the real relay. Go then parses exactly the bytes
+# the backend received: every request Go finds must be one the trace shows, at the same byte
+# boundaries, with the same method and target. Anything else dockertap must have refused.
+
+SMUGGLING_FIELDS = [
+    b"Transfer-Encoding: chunked", b"Transfer-Encoding: Chunked", b"Transfer-Encoding: chunked, chunked",
+    b"Transfer-Encoding:  chunked ", b"Transfer-Encoding: gzip, chunked", b"Transfer-Encoding: identity",
+    b"Content-Length: 5", b"Content-Length: 0", b"Content-Length: 12", b"Content-Length: 5, 5",
+    b"Content-Length: +5", b"Content-Length:5", b"Content-Length : 5", b"Content-Length:\t5\t",
+    b"Content-Length: 05", b"Content-Length: ", b"X-Trace: a\n", b"X-Trace: a\nContent-Length: 5",
+    b"X-Trace: a\r", b"X: a\x00b", b" folded", b"\tContent-Length: 5", b"Connection: close",
+    b"Connection: keep-alive", b"Expect: 100-continue", b"Host: docker", b"host: localhost",
+    b"Connection: Upgrade\r\nUpgrade: tcp", b"X-Empty:", b"X-Obs: caf\xc3\xa9", b"Transfer_Encoding: chunked",
+    b"\nGET /v1.41/containers/json HTTP/1.1", b"Content-Length: 99999999999999999999",
+]  # fmt: skip
+CHUNKED_SHAPES = [
+    b"5\r\nhello\r\n0\r\n\r\n", b"5\nhello\n0\n\n", b"5\r\nhello\r\n0\r\n\n", b"5 \r\nhello\r\n0\r\n\r\n",
+    b"5;x=1\r\nhello\r\n0\r\n\r\n", b"05\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXY0\r\n\r\n",
+    b"0\r\nX-T: 1\r\n\r\n", b"0\r\nX-T: 1\n\r\n", b"A\r\n0123456789\r\n0\r\n\r\n",
+    b"0x5\r\nhello\r\n0\r\n\r\n",
+    b"5\r\nhello\r\n0\r\n\r\nGET /v1.41/_ping HTTP/1.1\r\nHost: docker\r\n\r\n",
+]  # fmt: skip
+ORACLE_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+@st.composite
+def suspicious_request(draw, routes: list[tuple[bytes, bytes]] | None = None) -> bytes:
+    if routes:
+        method, target = draw(st.sampled_from(routes))
+    else:
+        method, target = draw(st.sampled_from(METHODS)), draw(st.sampled_from(TARGETS))
+    version = draw(st.sampled_from([b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.0"]))
+    fields = [b"Host: docker"] if draw(st.integers(0, 9)) else []
+    fields += draw(st.lists(st.sampled_from(SMUGGLING_FIELDS), max_size=draw(st.sampled_from([1, 1, 2, 4]))))
+    body = draw(
+        st.one_of(st.just(b""), st.sampled_from([b"hello", b"hello world!"]), st.sampled_from(CHUNKED_SHAPES))
+    )
+    return b"%s %s %s\r\n%s\r\n\r\n%s" % (
+        method,
+        target,
+        version,
+        b"".join(f + b"\r\n" for f in fields),
+        body,
+    )
+
+
+@st.composite
+def suspicious_stream(draw) -> bytes:
+    stream = b"".join(draw(st.lists(st.one_of(suspicious_request(), request(last=False).map(lambda r: r[0])),
+                                    min_size=1, max_size=4)))  # fmt: skip
+    return draw(mutated(stream)) if draw(st.integers(0, 4)) == 0 else stream
+
+
+@pytest.fixture(scope="module")
+def go_parser():
+    try:
+        oracle = GoOracle()
+    except GoUnavailable as err:
+        if os.environ.get("DOCKERTAP_REQUIRE_ENGINES") == "1":  # CI installs golang-go: never skip there
+            pytest.fail(str(err), pytrace=False)
+        pytest.skip(str(err))
+    try:
+        yield oracle
+    finally:
+        oracle.close()
+
+
+def traced_requests(result: Conversation) -> list[tuple]:
+    """What the trace says the backend was sent: (method, target, start, head end, end, complete)."""
+    rows, offset = [], 0
+    # dockertap's own refusals (400/403/408/431) never reach the backend; a synthetic 502 answers a
+    # request that did (the backend failed or was cut off after it).
+    relayed = (ex for ex in result.exchanges if not (ex.synthetic and ex.status != 502))
+    for ex in sorted(relayed, key=lambda ex: ex.sequence):
+        method, target = ex.method_and_target
+        head_end = offset + len(ex.request_head)
+        end = head_end + ex.request_body.total
+        rows.append((method, target, offset, head_end, end, ex.request_ended is not None))
+        offset = end
+    assert offset == len(result.backend_received), "the backend received bytes no traced request accounts for"
+    return rows
+
+
+def assert_go_agrees(go_view: dict, traced: list[tuple]) -> None:
+    seen = [(m["method"], m["target"], m["start"], m["head_end"], m["end"], m["complete"])
+            for m in go_view["messages"]]  # fmt: skip
+    assert len(seen) <= len(traced), ("Go finds a request the trace does not show", seen, traced)
+    assert len(seen) == len(traced), ("dockertap relayed a request Go cannot parse", go_view["error"], traced)
+    for go_row, our_row in zip(seen, traced, strict=True):
+        if our_row[5]:
+            assert go_row == our_row, (go_row, our_row)
+        else:  # cut short (client gone, bad chunk): same request, same head; the body was never whole
+            assert go_row[:4] == our_row[:4] and not go_row[5], (go_row, our_row)
+
+
+SMUGGLED_CREATE = b'{"Image":"dt-busybox:latest","HostConfig":{"Privileged":true,"Binds":["/:/host"]}}'
+HIDDEN_DELETE = b"DELETE /containers/dt-victim?force=1&oracle=1 HTTP/1.1\r\nHost: docker\r\n\r\n"
+ISSUE_10_REPRODUCERS = [
+    # bare-LF smuggling: Go ends the GET at "\n\n" and runs the hidden POST; a CRLF-only reader
+    # saw one GET with an odd header, and took the client's next request for the smuggled 201's
+    b"GET /_ping?oracle=1 HTTP/1.1\r\nHost: docker\r\nX-Trace: a\n\n"
+    b"POST /containers/create?name=dt-smuggled&oracle=1 HTTP/1.1\r\nHost: docker\r\n"
+    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    b"GET /containers/json?oracle=1 HTTP/1.1\r\nHost: docker\r\n\r\n"
+    % (len(SMUGGLED_CREATE), SMUGGLED_CREATE),
+    # HTTP/1.0 with TE and CL: Go ignores TE there and frames by Content-Length, so the "body"
+    # holds a complete DELETE request that Go then runs as the next request
+    b"POST /containers/dt-web/stop?oracle=1 HTTP/1.0\r\nHost: docker\r\nConnection: keep-alive\r\n"
+    b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + HIDDEN_DELETE,
+]
+
+
+@example(stream=ISSUE_10_REPRODUCERS[0], client_splits=[])
+@example(stream=ISSUE_10_REPRODUCERS[1], client_splits=[])
+@given(stream=suspicious_stream(), client_splits=splits(300))
+def test_go_frames_every_relayed_request_as_the_trace_shows(rig, go_parser, stream, client_splits):
+    result = rig.run(rig.converse(split_at(stream, client_splits), [ORACLE_RESPONSE] * 8))
+    assert result.client_sent.startswith(result.backend_received)
+    assert_go_agrees(go_parser.frame(result.backend_received), traced_requests(result))
+    TALLY.add("go-oracle", "flagged" if result.flagged else "complete", len(result.backend_received))
+
+
+def test_go_oracle_detects_a_smuggled_request(go_parser):
+    """The oracle can fail: a CRLF-only reader's view of the bare-LF reproducer disagrees with Go's."""
+    stream = ISSUE_10_REPRODUCERS[0]
+    naive_head_end = stream.index(b"\r\n\r\n") + 4  # what dockertap used to take as the GET's head
+    naive = [("GET", "/_ping", 0, naive_head_end, naive_head_end, True)]
+    with pytest.raises(AssertionError, match="Go finds a request the trace does not show"):
+        assert_go_agrees(go_parser.frame(stream[:naive_head_end]), naive)
+
+
+# -- differential oracle 2: the engine itself --------------------------------------------------------
+#
+# dockerd started with --debug logs one `Calling METHOD TARGET` line per API request its router
+# hands to a handler. Byte streams with the same suspicious shapes go through the real relay to a
+# real dockerd: the engine's list must equal the trace's, in order. Routes are ones dockerd has
+# and whose handlers change nothing (or fail: no JSON Content-Type, no such container), so every
+# request that reaches a handler is logged; a final `Connection: close` ping ends each case.
+
+# Every target carries `oracle=1`, replaced per case by a fresh number: the engine's log is compared
+# only on lines carrying it (other local tools may probe the engine's socket meanwhile).
+ENGINE_ROUTES = [
+    (b"GET", b"/_ping?oracle=1"), (b"HEAD", b"/_ping?oracle=1"), (b"GET", b"/v1.41/version?oracle=1"),
+    (b"GET", b"/containers/json?all=1&oracle=1"), (b"GET", b"/v1.41/images/json?oracle=1"),
+    (b"POST", b"/containers/create?name=dt-oracle&oracle=1"),
+    (b"DELETE", b"/containers/dt-oracle-none?oracle=1"),
+    (b"POST", b"/v1.41/containers/dt-oracle-none/stop?oracle=1"),
+]  # fmt: skip
+LAST_PING = b"GET /_ping?last=1&oracle=1 HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
+ROUTER_NOT_FOUND = b'{"message":"page not found"}'  # moby's router: no handler ran, nothing logged
+_CALLING = re.compile(rb'level=debug msg="Calling ([A-Z]+) ([^"\s]*)"')
+
+
+@pytest.fixture(scope="module")
+def debug_dockerd():
+    import engines
+
+    try:
+        engine = engines.start_dockerd(engines.short_base("dto"), debug=True)
+    except engines.EngineStartError as err:
+        if os.environ.get("DOCKERTAP_REQUIRE_ENGINES") == "1":
+            pytest.fail(f"engine required but unavailable: {err}", pytrace=False)
+        pytest.skip(f"engine unavailable: {err}")
+    try:
+        engines.import_busybox(engine)
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="module")
+def engine_rig(debug_dockerd):
+    rig = RelayRig(head_timeout=2.0, engine_socket=str(debug_dockerd.socket))
+    try:
+        yield rig
+    finally:
+        rig.close()
+
+
+class EngineCalls:
+    """The `Calling` lines dockerd logs from one point on."""
+
+    def __init__(self, engine) -> None:
+        self.path = engine.log_path
+        self.offset = self.path.stat().st_size
+
+    def since(self) -> list[tuple[str, str]]:
+        with open(self.path, "rb") as log:
+            log.seek(self.offset)
+            text = log.read()
+        return [(m.group(1).decode(), m.group(2).decode()) for m in _CALLING.finditer(text)]
+
+
+def traced_calls(exchanges) -> list[tuple[str, str]]:
+    """Requests the trace shows relayed to a handler (not refused by dockertap or the engine's router)."""
+    relayed = [
+        ex
+        for ex in exchanges
+        if not (ex.synthetic and ex.status != 502)
+        and not (ex.status == 404 and bytes(ex.response_body.data).startswith(ROUTER_NOT_FOUND))
+    ]
+    return [ex.method_and_target for ex in sorted(relayed, key=lambda ex: ex.sequence)]
+
+
+def engine_agrees(rig: RelayRig, engine, stream: bytes, splits=()) -> tuple[list, list]:
+    """Send `stream` through the relay to the engine; (what the engine ran, what the trace shows)."""
+    marker = f"oracle={random.randrange(10**8, 10**9)}"
+    stream = stream.replace(b"oracle=1", marker.encode())
+    calls = EngineCalls(engine)
+    _received, exchanges = rig.run(rig.send(split_at(stream, splits)), timeout=20)
+    traced = [call for call in traced_calls(exchanges) if marker in call[1]]
+
+    def ran() -> list[tuple[str, str]]:
+        return [call for call in calls.since() if marker in call[1]]
+
+    deadline = time.monotonic() + 1
+    while ran() != traced and time.monotonic() < deadline:
+        time.sleep(0.05)  # a request the engine got last may be logged a moment after the answer
+    return ran(), traced
+
+
+@pytest.mark.engine
+@settings(max_examples=int(os.environ.get("DOCKERTAP_ENGINE_FUZZ_CASES", "300")))
+@example(stream=ISSUE_10_REPRODUCERS[0] + LAST_PING, client_splits=[])
+@example(stream=ISSUE_10_REPRODUCERS[1] + LAST_PING, client_splits=[])
+@given(
+    stream=st.lists(
+        st.one_of(suspicious_request(ENGINE_ROUTES), request(False, ENGINE_ROUTES).map(lambda r: r[0])),
+        min_size=1,
+        max_size=3,
+    ).map(lambda r: b"".join(r) + LAST_PING),
+    client_splits=splits(300),
+)
+def test_the_engine_runs_exactly_what_the_trace_shows(engine_rig, debug_dockerd, stream, client_splits):
+    ran, traced = engine_agrees(engine_rig, debug_dockerd, stream, client_splits)
+    assert ran == traced, ("the engine ran", ran, "the trace shows", traced)
+    finished = any(target.startswith("/_ping?last=1") for _method, target in traced)
+    TALLY.add("engine-oracle", "complete" if finished else "flagged", len(stream))
+
+
+def _straight_to_engine(engine, stream: bytes) -> bytes:
+    """The reproducer without dockertap in between (proves it is live on this engine)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(10)
+        conn.connect(str(engine.socket))
+        conn.sendall(stream)
+        conn.shutdown(socket.SHUT_WR)
+        answer = b""
+        while data := conn.recv(65536):
+            answer += data
+    return answer
+
+
+def _container_names(engine) -> set[str]:
+    import engines
+
+    out = engines.docker(engine.url, "ps", "-a", "--format", "{{.Names}}", check=True).stdout
+    return set(out.split())
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("case", ["bare-lf-smuggling", "http10-te-and-cl"])
+def test_issue_10_reproducers_run_nothing_the_trace_does_not_show(engine_rig, debug_dockerd, case):
+    import engines
+
+    stream = ISSUE_10_REPRODUCERS[0 if case == "bare-lf-smuggling" else 1]
+    hidden = "dt-smuggled" if case == "bare-lf-smuggling" else "dt-victim"
+
+    def reset() -> None:
+        engines.docker(debug_dockerd.url, "rm", "-f", "dt-smuggled", "dt-victim")
+        engines.docker(debug_dockerd.url, "create", "--name", "dt-victim", "dt-busybox:latest", check=True)
+
+    # Straight at dockerd, the reproducer works: the hidden request runs.
+    reset()
+    calls = EngineCalls(debug_dockerd)
+    _straight_to_engine(debug_dockerd, stream)
+    ran_directly = [call for call in calls.since() if "oracle=1" in call[1]]
+    assert ("dt-smuggled" in _container_names(debug_dockerd)) == (hidden == "dt-smuggled")
+    assert ("dt-victim" in _container_names(debug_dockerd)) == (hidden != "dt-victim")
+    assert len(ran_directly) == 2 + (hidden == "dt-smuggled"), ran_directly
+
+    # Through dockertap: refused before a byte reaches the engine; nothing ran that the trace hides.
+    reset()
+    ran, traced = engine_agrees(engine_rig, debug_dockerd, stream)
+    assert ran == traced == []
+    assert "dt-smuggled" not in _container_names(debug_dockerd)
+    assert "dt-victim" in _container_names(debug_dockerd)

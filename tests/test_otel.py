@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -235,3 +236,82 @@ def test_without_the_extra_the_option_says_how_to_get_it(short_tmp: Path):
     assert result.returncode == 2, result.stderr
     assert "dockertap[otel]" in result.stderr and "Traceback" not in result.stderr
     assert json.dumps(result.returncode)
+
+
+def test_one_trace_holds_the_command_dockertaps_exchanges_and_dockerds_own_spans(short_tmp: Path):
+    """dockerd 28 exports its own spans (OTEL_EXPORTER_OTLP_ENDPOINT); with --otel-propagate they hang
+    under dockertap's exchange spans, all in the trace whose root is the docker command."""
+    if shutil.which("socat") is None or shutil.which("nsenter") is None:
+        pytest.skip("needs socat and nsenter")
+    base = engines.short_base("dto")
+    (base / "run").mkdir(parents=True)
+    receiver = OtlpReceiver(unix_path=str(base / "run" / "otlp.sock"))
+    engine = None
+    forward = None
+    try:
+        engine = engines.start_dockerd(
+            base,
+            engine_id="dockerd-28.5",
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_BSP_SCHEDULE_DELAY": "200",
+            },
+        )
+        # The engine has its own network namespace: its 127.0.0.1:4318 forwards to our receiver.
+        forward = subprocess.Popen(
+            [
+                "nsenter",
+                f"--net=/proc/{engine.pid}/ns/net",
+                "socat",
+                "TCP-LISTEN:4318,bind=127.0.0.1,fork,reuseaddr",
+                f"UNIX-CONNECT:{base / 'run' / 'otlp.sock'}",
+            ]
+        )
+        engines.import_busybox(engine)
+        result = _dockertap(
+            "run", "--backend", engine.url, "--otlp", receiver.endpoint, "--otel-propagate",
+            "--format", "json", "--", "docker", "run", "--rm", IMAGE, "echo", "hi",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "hi\n"
+        records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+        exchanges = [r for r in records if "method" in r]
+        assert exchanges and all(r.get("added_headers") == ["traceparent"] for r in exchanges), exchanges[:2]
+        root = next(s for s in receiver.spans if s.service == "dockertap" and s.name == "docker run")
+        ours = {
+            s.span_id: s for s in receiver.spans if s.service == "dockertap" and s.trace_id == root.trace_id
+        }
+        deadline = time.monotonic() + 30
+        theirs: list[ReceivedSpan] = []
+        while time.monotonic() < deadline:
+            theirs = [s for s in receiver.spans if s.service != "dockertap" and s.trace_id == root.trace_id]
+            if any(
+                ours.get(s.parent_span_id) and ours[s.parent_span_id].name.endswith("/start") for s in theirs
+            ):
+                break
+            time.sleep(0.5)
+        services = {s.service for s in receiver.spans}
+        assert theirs, f"no engine span joined the trace (services seen: {services})"
+        under = {ours[s.parent_span_id].name for s in theirs if s.parent_span_id in ours}
+        assert "POST /containers/{id}/start" in under and "POST /containers/create" in under, under
+        # dockerd starts its containerd with the same variables: the layers below join the trace too.
+        names = {(s.service, s.name) for s in theirs}
+        assert ("containerd", "containerd.services.tasks.v1.Tasks/Start") in names, sorted(names)
+    finally:
+        if forward is not None:
+            forward.terminate()
+            forward.wait(timeout=30)
+        if engine is not None:
+            engine.stop()
+        receiver.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_propagate_without_export_is_a_usage_error():
+    result = _dockertap("run", "--backend", "unix:///nonexistent.sock", "--otel-propagate", "--", "true")
+    assert (
+        result.returncode == 2
+        and "--otel-propagate needs" in result.stderr
+        and "Traceback" not in result.stderr
+    )

@@ -213,10 +213,16 @@ def test_no_redact_keeps_secrets_and_says_so(dockerd, tmp_path: Path) -> None:
 def test_har_and_flows_round_trip_through_mitmproxy_and_import(dockerd, tmp_path: Path) -> None:
     session_file = tmp_path / "s.jsonl"
     result = record(
-        dockerd, session_file, "sh", "-c", f"echo hi | docker run -i --rm {IMAGE} cat; docker ps -a"
+        dockerd,
+        session_file,
+        "sh",
+        "-c",
+        f"echo hi | docker run -i --rm {IMAGE} cat; docker ps -a",
+        extra=("--record-stdin",),  # stdin is withheld by default; this checks its round trip
     )
     assert result.returncode == 0, result.stderr.decode()
     session = read_session(session_file)
+    session.exchanges.sort(key=lambda ex: ex["t_start"])  # exports list exchanges in request order
     har, flows = tmp_path / "s.har", tmp_path / "s.flows"
     assert dockertap("export", str(session_file), "--har", str(har), "--flows", str(flows)).returncode == 0
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dockertap.analyzers.redact import (
     REDACTED,
     Redactor,
@@ -124,3 +126,132 @@ def test_stdio_streams_are_never_rewritten() -> None:
     )
     Redactor()("end", ex)
     assert bytes(ex.response_body.data) == frame
+
+
+def test_argv_is_redacted_from_the_real_arguments() -> None:
+    from dockertap.analyzers.redact import redact_argv
+
+    assert redact_argv(["docker", "login", f"-p{SECRET}", "r"]) == ["docker", "login", f"-p{REDACTED}", "r"]
+    assert redact_argv(["docker", "login", "--password", "a b", "reg"]) == [
+        "docker",
+        "login",
+        "--password",
+        REDACTED,
+        "reg",
+    ]
+    assert redact_argv(["docker", "login", f"--password={SECRET}"])[-1] == f"--password={REDACTED}"
+    assert redact_argv(["docker", "swarm", "join", "--token", SECRET, "m:2377"])[4] == REDACTED
+    assert redact_argv(["docker", "run", "-e", f"API_TOKEN={SECRET} x", "i"])[3] == f"API_TOKEN={REDACTED}"
+    assert redact_argv(["tool", f"--client-secret={SECRET}"])[1] == f"--client-secret={REDACTED}"
+    assert redact_argv(["docker", "run", "-p", "80:80", "img"]) == ["docker", "run", "-p", "80:80", "img"]
+    curl = redact_argv(["curl", "http://d/build?remote=https%3A%2F%2Fu%3Atok-1%40h%2Fx.git&t=a"])
+    assert "tok-1" not in curl[1] and "t=a" in curl[1]
+    assert "tok-2" not in redact_argv(["git", "clone", "https%3A%2F%2Fu%3Atok-2%40h%2Fx"])[2]
+
+
+def test_peer_argv_is_what_the_redactor_uses() -> None:
+    ex = _exchange(b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n")
+    argv = ("docker", "login", "--password", "a b")
+    ex.peer = PeerInfo(pid=1, uid=0, gid=0, command=" ".join(argv), argv=argv)
+    Redactor()("request", ex)
+    assert ex.peer.command == f"docker login --password {REDACTED}" and "b" not in ex.peer.command.split()
+
+
+def test_a_secret_value_cut_by_the_capture_limit_loses_its_prefix_too() -> None:
+    body = json.dumps({"Env": ["DB_PASSWORD=TOPSECRET-straddling-the-limit"]}).encode()
+    head = b"POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\n\r\n"
+    ex = _exchange(head)
+    ex.request_body = Capture(limit=32)
+    ex.request_body.add(body)
+    assert ex.request_body.truncated and b"TOPSEC" in bytes(ex.request_body.data)
+    Redactor()("end", ex)
+    assert b"TOPSEC" not in bytes(ex.request_body.data)
+    assert b"DB_PASSWORD=" + REDACTED.encode() in bytes(ex.request_body.data)
+
+
+def test_set_cookie_is_redacted() -> None:
+    ex = _exchange(
+        b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n",
+        response_head=b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abcdef123; HttpOnly\r\n\r\n",
+    )
+    Redactor()("end", ex)
+    head = ex.response_head or b""
+    assert b"abcdef123" not in head and b"Set-Cookie: <redacted>" in head
+
+
+def _hijacked(target: bytes) -> Exchange:
+    from dockertap.proxy.exchange import HijackCapture
+
+    ex = _exchange(
+        b"POST " + target + b" HTTP/1.1\r\nHost: d\r\nUpgrade: tcp\r\n\r\n",
+        response_head=b"HTTP/1.1 101 UPGRADED\r\nUpgrade: tcp\r\n\r\n",
+    )
+    ex.hijack = HijackCapture(limit=1 << 20)
+    ex.hijack.add("client", b"AWS_SECRET_ACCESS_KEY=" + SECRET.encode() + b"\n")
+    ex.hijack.add("backend", b"ok\n")
+    return ex
+
+
+def test_hijacked_stdin_is_withheld_with_size_and_time_kept() -> None:
+    from dockertap.recordings.format import exchange_record
+
+    ex = _hijacked(b"/v1.41/exec/abc/start")
+    t0 = ex.hijack.frames[0][0]
+    Redactor()("end", ex)
+    record = json.dumps(exchange_record(ex))
+    assert SECRET not in record and "AWS_SECRET" not in record
+    assert ex.hijack.frames[0] == (t0, "client", b"") and ex.hijack.withheld == {0: 23 + len(SECRET)}
+    assert ex.hijack.frames[1][2] == b"ok\n" and ex.hijack.client_bytes == 23 + len(SECRET)
+    kept = _hijacked(b"/v1.41/exec/abc/start")
+    Redactor(record_stdin=True)("end", kept)
+    assert SECRET.encode() in kept.hijack.frames[0][2]
+
+
+def test_buildkit_session_is_withheld_both_ways_even_with_record_stdin() -> None:
+    ex = _hijacked(b"/v1.41/session")
+    Redactor(record_stdin=True)("end", ex)
+    assert all(data == b"" for _, _, data in ex.hijack.frames) and len(ex.hijack.withheld) == 2
+
+
+def test_redaction_time_stays_linear_on_long_alphanumeric_runs() -> None:
+    """A 64 KiB base64 value next to a secret-looking name: the URL rule once took 7 s on it."""
+    import time
+
+    body = '{"token_hint": "x", "blob": "' + "Qm9va3Mg" * 8192 + '"}'
+    started = time.perf_counter()
+    redact_text(body)
+    redact_text(body[:-3])  # cut by the capture limit: the tail rules run too
+    assert time.perf_counter() - started < 1.0
+
+
+#: Every way a docker (or podman) command line carries a secret, one row each: (argv, the secret).
+ARGV_SECRETS = [
+    (["docker", "login", "-u", "u", "-p", "s3cr3t-a", "reg"], "s3cr3t-a"),
+    (["docker", "login", "-u", "u", "-ps3cr3t-b", "reg"], "s3cr3t-b"),
+    (["docker", "login", "--password", "two words-c", "reg"], "words-c"),
+    (["docker", "login", "--password=s3cr3t-d", "reg"], "s3cr3t-d"),
+    (["podman", "login", "-p", "s3cr3t-e", "reg"], "s3cr3t-e"),
+    (["docker", "swarm", "join", "--token", "SWMTKN-1-f", "10.0.0.1:2377"], "SWMTKN-1-f"),
+    (["docker", "swarm", "join", "--token=SWMTKN-1-g", "10.0.0.1:2377"], "SWMTKN-1-g"),
+    (["docker", "run", "-e", "DB_PASSWORD=s3cr3t-h", "img"], "s3cr3t-h"),
+    (["docker", "run", "-eAPI_TOKEN=s3cr3t-i", "img"], "s3cr3t-i"),
+    (["docker", "run", "--env=GITHUB_TOKEN=s3cr3t-j", "img"], "s3cr3t-j"),
+    (["docker", "exec", "-e", "AWS_SECRET_ACCESS_KEY=s3cr3t-k", "c", "sh"], "s3cr3t-k"),
+    (["docker", "service", "create", "--env", "DB_PASS=s3cr3t-l", "img"], "s3cr3t-l"),
+    (["docker", "build", "--build-arg", "NPM_TOKEN=s3cr3t-m", "."], "s3cr3t-m"),
+    (["docker", "buildx", "create", "--driver-opt", "env.AWS_SECRET_ACCESS_KEY=s3cr3t-n"], "s3cr3t-n"),
+    (["docker", "plugin", "set", "vieux/sshfs", "SSH_PASSWORD=s3cr3t-o"], "s3cr3t-o"),
+    (["docker", "-H", "tcp://admin:s3cr3t-p@10.0.0.1:2376", "ps"], "s3cr3t-p"),
+    (["docker", "swarm", "init", "--external-ca", "protocol=cfssl,url=https://u:s3cr3t-q@ca"], "s3cr3t-q"),
+    (["docker", "import", "https://u:s3cr3t-r@host/rootfs.tar"], "s3cr3t-r"),
+    (["docker", "compose", "run", "-e", "SECRET_KEY=s3cr3t-s", "web"], "s3cr3t-s"),
+    (["curl", "--unix-socket", "/s", "http://d/build?remote=https%3A%2F%2Fu%3As3cr3t-t%40h"], "s3cr3t-t"),
+]
+
+
+@pytest.mark.parametrize(("argv", "secret"), ARGV_SECRETS, ids=[" ".join(a[:3]) for a, _ in ARGV_SECRETS])
+def test_every_command_line_form_of_a_secret_is_redacted(argv: list[str], secret: str) -> None:
+    from dockertap.analyzers.redact import redact_argv
+
+    redacted = " ".join(redact_argv(argv))
+    assert secret not in redacted and "redacted" in redacted, redacted

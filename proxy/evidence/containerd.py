@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import socket
 import struct
@@ -20,12 +19,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from dockertap.proxy.children import tied_to_us
+from dockertap.proxy.evidence.engine_host import dialable
+
 Item = dict[str, Any]
 ItemsHandler = Callable[[list[Item]], None]
 
-#: Where dockerd's containerd usually listens, most specific first (moby daemon/config defaults:
-#: a supervised containerd under `<exec-root>/containerd/`, or the system one).
-DEFAULT_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/docker/containerd/containerd.sock")
 _SO_PEERCRED = getattr(socket, "SO_PEERCRED", 17)
 
 
@@ -71,80 +70,18 @@ def parse_ctr_line(line: str) -> Item | None:
 
 
 def socket_peer_pid(path: str) -> int | None:
-    """The pid of the process serving a Unix socket (the engine), via SO_PEERCRED."""
+    """The pid of the process serving a Unix socket (the engine, containerd), via SO_PEERCRED."""
+    dial, forget = dialable(path)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(1)
-            sock.connect(path)
+            sock.connect(dial)
             pid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, _SO_PEERCRED, 12))[0]
     except OSError:
         return None
+    finally:
+        forget()
     return pid or None  # 0: the engine lives in another pid namespace
-
-
-def _dockerd_settings(pid: int) -> dict[str, str]:
-    """`--containerd` and `--exec-root` of a running dockerd, from its argv or its config file."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return {}
-    found: dict[str, str] = {}
-    config_file = "/etc/docker/daemon.json"
-    for i, arg in enumerate(argv):
-        for flag in ("--containerd", "--exec-root", "--config-file"):
-            value = None
-            if arg.startswith(flag + "="):
-                value = arg.split("=", 1)[1]
-            elif arg == flag and i + 1 < len(argv):
-                value = argv[i + 1]
-            if value is None:
-                continue
-            if flag == "--config-file":
-                config_file = value
-            else:
-                found[flag.lstrip("-")] = value
-    try:
-        with open(config_file) as f:
-            config = json.load(f)
-        for key in ("containerd", "exec-root"):
-            if isinstance(config.get(key), str):
-                found.setdefault(key, config[key])
-    except (OSError, ValueError):
-        pass
-    return found
-
-
-def find_containerd_socket(
-    info: dict | None, engine_pid: int | None, exists: Callable[[str], bool] = os.path.exists
-) -> tuple[str | None, str]:
-    """Which containerd socket the engine uses, and how we know.
-
-    Order: `/info` `Containerd.Address` (engines ≥ 23); the engine's own `--containerd` /
-    `<exec-root>/containerd/containerd.sock` (dockerd 20.10's /info has no Containerd field);
-    then the usual paths.
-    """
-    address = ((info or {}).get("Containerd") or {}).get("Address")
-    candidates: list[tuple[str, str]] = []
-    if address:
-        candidates.append((address, "/info Containerd.Address"))
-    if engine_pid:
-        settings = _dockerd_settings(engine_pid)
-        if "containerd" in settings:
-            candidates.append((settings["containerd"], f"--containerd of engine pid {engine_pid}"))
-        exec_root = settings.get("exec-root", "/var/run/docker")
-        candidates.append(
-            (
-                os.path.join(exec_root, "containerd", "containerd.sock"),
-                f"exec-root of engine pid {engine_pid}",
-            )
-        )
-    candidates += [(path, "usual path") for path in DEFAULT_SOCKETS]
-    for path, how in candidates:
-        if exists(path):
-            return path, how
-    tried = ", ".join(path for path, _ in candidates)
-    return None, f"containerd socket not found (tried {tried})"
 
 
 class ContainerdEvents:
@@ -159,6 +96,7 @@ class ContainerdEvents:
         self._active = False
         self._reason = "not started" if address else "no containerd socket"
         self._stopping = False
+        self._forget_alias: Callable[[], None] = lambda: None
         self.lines = 0
         self.unparsed = 0
 
@@ -181,11 +119,13 @@ class ContainerdEvents:
         if reason:
             self._reason = reason
             return False
+        # a socket seen through /proc/<pid>/root is often longer than sun_path allows
+        dial, self._forget_alias = dialable(self.address)
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                binary, "--address", self.address, "events",
+                binary, "--address", dial, "events",
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True,
+                stderr=asyncio.subprocess.PIPE, **tied_to_us(),
             )  # fmt: skip
         except OSError as exc:
             self._reason = f"cannot run {binary}: {exc}"
@@ -209,14 +149,16 @@ class ContainerdEvents:
     async def _reachable(path: str) -> str | None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
+        dial, forget = dialable(path)
         try:
-            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, path), 1)
+            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, dial), 1)
         except PermissionError:
             return f"containerd socket {path} not reachable: permission denied (not root?)"
         except (OSError, TimeoutError) as exc:
             return f"containerd socket {path} not reachable: {exc}"
         finally:
             sock.close()
+            forget()
         return None
 
     async def _read(self) -> None:
@@ -258,6 +200,7 @@ class ContainerdEvents:
                 await asyncio.wait_for(self._pump, 1)
             except (TimeoutError, asyncio.CancelledError):
                 pass
+        self._forget_alias()
         if self._active:
             self._reason = "stopped"
         self._active = False

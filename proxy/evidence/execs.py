@@ -7,6 +7,13 @@ and `/proc/<pid>/stat` at once, while the process still exists. Only programs na
 `PROGRAMS` are kept. A command line that cannot be read any more is reported as unreadable,
 never reconstructed.
 
+A command line proves nothing (any user can `exec -a runc`), so each kept item also carries who
+ran it: `uid` (real uid from `/proc/<pid>/status`) and `ancestors`, the chain of parent pids as
+they were when each process was forked (from the connector's fork events, so a shim that
+daemonised still leads back to the containerd that exec'd it; `/proc/<pid>/stat` where the
+fork predates the reader), and `mount_ns`. The correlator trusts an exec only through these,
+never argv.
+
 The reader never touches the event loop except through `loop.call_soon_threadsafe`, once per
 batch, so the relay is never made to wait for it.
 """
@@ -26,6 +33,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from dockertap.proxy.children import tied_to_us
+from dockertap.proxy.evidence.engine_host import flag_value, ppid_in_stat, read_bytes, uid_in_status
 
 # linux/netlink.h, linux/connector.h, linux/cn_proc.h
 NETLINK_CONNECTOR = 11
@@ -132,27 +142,17 @@ def _parse_oci(argv: list[str]) -> tuple[str | None, str | None]:
     return command, (words[1] if len(words) > 1 else None)
 
 
-def _flag_value(argv: list[str], names: tuple[str, ...]) -> str | None:
-    for i, arg in enumerate(argv):
-        for name in names:
-            if arg == name and i + 1 < len(argv):
-                return argv[i + 1]
-            if arg.startswith(name + "="):
-                return arg.split("=", 1)[1]
-    return None
-
-
 def _parse_shim(argv: list[str]) -> tuple[str | None, str | None]:
     words = _positionals(argv[1:], _SHIM_VALUE_FLAGS)
     command = words[-1] if words else "serve"  # the daemonised re-exec has no action word
-    return command, _flag_value(argv, ("-id", "--id"))
+    return command, flag_value(argv, "-id", "--id")
 
 
 def _parse_conmon(argv: list[str]) -> tuple[str | None, str | None]:
     command = "exec" if any(a in _CONMON_EXEC_FLAGS for a in argv) else "create"
     if "--version" in argv:
         command = "--version"
-    return command, _flag_value(argv, _CONMON_ID_FLAGS)
+    return command, flag_value(argv, *_CONMON_ID_FLAGS)
 
 
 def _parse_podman(argv: list[str]) -> tuple[str | None, str | None]:
@@ -184,32 +184,17 @@ def describe_exec(argv: list[str], program: Program | None = None) -> dict[str, 
     command, container_id = _PARSERS[program.parser](argv)
     return {
         "program": program.name,
-        "layer": program.layer,
+        # `runc --version`, `conmon --version`: the engine probing versions (moby daemon/info_unix.go,
+        # podman libpod/info.go), a host-level act, not the runtime doing container work
+        "layer": "host" if command == "--version" else program.layer,
         "runtime_command": command,
         "container_id": container_id,
     }
 
 
-def _read(path: str, limit: int = 65536) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, limit)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _ppid_from_stat(raw: bytes | None) -> int | None:
-    if not raw:
-        return None
-    try:
-        return int(raw[raw.rindex(b")") + 2 :].split(b" ", 2)[1])
-    except (ValueError, IndexError):
-        return None
+#: How far up the parent chain an exec's ancestry is followed (runc init → runc → shim → containerd
+#: → dockerd is 5; conmon → podman → the service adds a few).
+ANCESTRY_DEPTH = 12
 
 
 def capability_reason() -> str | None:
@@ -361,15 +346,31 @@ class ProcConnector:
             self.stats.kept += 1
         return item
 
+    def _ancestry(self, ppid: int | None) -> list[int]:
+        """Parent pids up from `ppid`: the parent at fork time where the reader saw the fork,
+        the current parent from /proc otherwise; stops at pid 1 or an unreadable process."""
+        chain: list[int] = []
+        current = ppid
+        while current and current > 1 and len(chain) < ANCESTRY_DEPTH and current not in chain:
+            chain.append(current)
+            current = self._parents.get(current) or ppid_in_stat(read_bytes(f"/proc/{current}/stat", 1024))
+        return chain
+
     def _inspect(self, pid: int, when: float) -> Item | None:
         """Read the new process at once; keep it only if it is one of the programs."""
-        raw = _read(f"/proc/{pid}/cmdline")
+        raw = read_bytes(f"/proc/{pid}/cmdline")
         argv = [a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0")[:-1]] if raw else []
         program = self._programs.get(os.path.basename(argv[0])) if argv else None
         if argv and program is None:
             return None
-        stat = _read(f"/proc/{pid}/stat", 1024)
-        ppid = _ppid_from_stat(stat) or self._parents.get(pid)
+        stat = read_bytes(f"/proc/{pid}/stat", 1024)
+        uid = uid_in_status(read_bytes(f"/proc/{pid}/status", 4096))
+        ppid = self._parents.get(pid) or ppid_in_stat(stat)
+        ancestors = self._ancestry(ppid)
+        try:  # container processes live in the container's mount namespace, the engine's do not
+            mount_ns: str | None = os.readlink(f"/proc/{pid}/ns/mnt")
+        except OSError:
+            mount_ns = None
         if program is None:
             # cmdline gone or empty (exited, zombie): the name in stat may still say what it was.
             name = stat[stat.find(b"(") + 1 : stat.rfind(b")")].decode("utf-8", "replace") if stat else None
@@ -384,6 +385,9 @@ class ProcConnector:
                 "time": when,
                 "pid": pid,
                 "ppid": ppid,
+                "uid": uid,
+                "ancestors": ancestors,
+                "mount_ns": mount_ns,
                 "program": program.name,
                 "layer": program.layer,
                 "argv": None,
@@ -391,7 +395,10 @@ class ProcConnector:
                 "runtime_command": None,
                 "container_id": None,
             }
-        item: Item = {"source": "exec", "time": when, "pid": pid, "ppid": ppid, "argv": argv}
+        item: Item = {
+            "source": "exec", "time": when, "pid": pid, "ppid": ppid, "uid": uid,
+            "ancestors": ancestors, "mount_ns": mount_ns, "argv": argv,
+        }  # fmt: skip
         item.update(describe_exec(argv, program))
         item["unreadable"] = False
         return item
@@ -461,6 +468,8 @@ class ExecWatcher:
                 self._connector.close()
             self._deliver()
         elif self._proc is not None:
+            if self._proc.returncode is None and not self._active:
+                self._proc.kill()  # stopped while still starting: it has nothing to hand over
             if self._proc.returncode is None and self._proc.stdin is not None:
                 self._proc.stdin.close()  # EOF on stdin: the reader flushes, reports stats, exits
             try:
@@ -521,7 +530,7 @@ class ExecWatcher:
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "dockertap.proxy.evidence.execs", "--programs", names,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 22,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 22, **tied_to_us(),
             )  # fmt: skip
         except OSError as exc:
             self._reason = f"cannot start the exec reader process: {exc}"
@@ -596,7 +605,10 @@ def _serve(programs: tuple[Program, ...]) -> int:
     stopping = threading.Event()
 
     def watch_parent() -> None:
-        sys.stdin.buffer.read()
+        # os.read, not sys.stdin: a daemon thread blocked inside a buffered reader at interpreter
+        # exit aborts with "Fatal Python error: _enter_buffered_busy".
+        while os.read(0, 4096):
+            pass
         stopping.set()
 
     threading.Thread(target=watch_parent, daemon=True).start()
