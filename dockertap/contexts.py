@@ -134,7 +134,8 @@ def install(
     [dim]# then, while `dockertap proxy` runs: docker --context dockertap ps[/dim]
     [cyan]dockertap context install[/cyan]
 
-    [cyan]dockertap context install --name tap2 --socket /tmp/tap2.sock[/cyan]
+    [dim]# a socket in a directory only you can write (a shared /tmp is refused)[/dim]
+    [cyan]dockertap context install --name tap2 --socket "$XDG_RUNTIME_DIR/tap2.sock"[/cyan]
     """
     socket_path = os.path.abspath(socket) if socket else default_listen_path()
     try:

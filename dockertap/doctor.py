@@ -97,9 +97,10 @@ def socket_facts(path: str) -> SocketFacts:
     hops: list[str] = []
     current = path
     for _ in range(40):
-        if not os.path.islink(current):
+        try:
+            target = os.readlink(current)
+        except OSError:  # not a symlink (or it vanished while we looked)
             break
-        target = os.readlink(current)
         nxt = os.path.normpath(os.path.join(os.path.dirname(current), target))
         hops.append(f"{current} -> {target}")
         current = nxt

@@ -289,9 +289,12 @@ def in_root(root: str, path: str) -> str:
         if part == ".":
             continue
         candidate = os.path.join(root, *resolved, part)
-        if hops < 40 and os.path.islink(candidate):
+        try:
+            target = os.readlink(candidate) if hops < 40 else None
+        except OSError:  # not a symlink, or gone (an engine shutting down)
+            target = None
+        if target is not None:
             hops += 1
-            target = os.readlink(candidate)
             if target.startswith("/"):
                 resolved = []
             parts = [p for p in target.split("/") if p] + parts

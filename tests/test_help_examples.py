@@ -3,7 +3,7 @@ text a user reads and run, as written, in a private sandbox against a real docke
 
 Conventions the help text follows (and a reader sees): an example is a command line under "Examples";
 `# …` lines are comments; a comment right above an example that says "runs until Ctrl-C" marks a
-server (started, awaited until it prints its `export DOCKER_HOST=` line, then stopped with Ctrl-C),
+server (started, awaited until it says it serves, then stopped with Ctrl-C),
 and one that says "exits N" gives its exit status (else 0). The sandbox is shared and the commands run
 in the order below, as a reader following the help would (run's `--record session.jsonl` example
 makes the session that export and replay use).
@@ -42,7 +42,11 @@ COMMANDS = [
     ["replay"],
     ["export"],
     ["import"],
+    ["addon-path"],
+    ["web"],  # last: its proxy example records a fresh session.jsonl
 ]
+#: What a server example prints once it serves: dockertap's own, or mitmweb's (dockertap web).
+READY = re.compile(r"export DOCKER_HOST=|Web server listening at")
 BIN = Path(sys.executable).parent  # the venv's dockertap script lives beside its python
 
 
@@ -142,22 +146,22 @@ def run_example(example: Example, env: dict[str, str]) -> str:
         return output
     proc = subprocess.Popen(
         ["sh", "-c", f"exec {example.command}"], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
-    err = ""
+    seen = ""
     try:
         deadline = time.monotonic() + 60
-        assert proc.stderr is not None
-        while "export DOCKER_HOST=" not in err and time.monotonic() < deadline and proc.poll() is None:
-            err += proc.stderr.readline()
-        assert "export DOCKER_HOST=" in err, f"{example.command!r} never became ready:\n{err}"
+        assert proc.stdout is not None
+        while not READY.search(seen) and time.monotonic() < deadline and proc.poll() is None:
+            seen += proc.stdout.readline()
+        assert READY.search(seen), f"{example.command!r} never became ready:\n{seen}"
         proc.send_signal(signal.SIGINT)  # the Ctrl-C the help tells the user to press
-        out, rest = proc.communicate(timeout=30)
+        rest, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    output = err + rest + (out or "")
+    output = seen + (rest or "")
     assert proc.returncode in (0, 130), f"{example.command!r} ended with {proc.returncode}:\n{output}"
     assert "Traceback" not in output and "Fatal Python error" not in output, output
     return output
