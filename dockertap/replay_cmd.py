@@ -91,7 +91,7 @@ def replay(
     lang: Lang = typer.Option(
         None,
         "--lang",
-        help="Language of the narration and messages [default: ja if LANG etc. start with ja].",
+        help="Narration and messages language (default: ja when LC_ALL, LC_MESSAGES or LANG start with ja).",
     ),
     serve: bool = typer.Option(
         False, "--serve", help="Answer the real docker CLI from the recording (a fake daemon)."

@@ -80,7 +80,7 @@ class TmuxShell:
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-def test_installed_completion_completes_commands_options_and_recordings(shell: str, short_tmp: Path):
+def test_completion_of_commands_options_recordings_and_explain_words(shell: str, short_tmp: Path):
     _needs("tmux", shell)
     home = short_tmp / "home"
     home.mkdir(mode=0o700)
@@ -106,6 +106,10 @@ def test_installed_completion_completes_commands_options_and_recordings(shell: s
         term.wait_for("dockertap replay docker-run")
         term.keys("C-u", "dockertap run --for", "Tab")
         term.wait_for("dockertap run --format")
+        term.keys("C-u", "dockertap explain docker comp", "Tab")
+        term.wait_for("dockertap explain docker compose")
+        term.keys("C-u", "dockertap explain GET /containers/js", "Tab")
+        term.wait_for("dockertap explain GET /containers/json")
         term.keys("C-u", "dockertap plugin ", "Tab", "Tab")
         screen = term.wait_for("install")
         assert "remove" in screen
