@@ -116,7 +116,16 @@ def install(
     ),
     force: bool = typer.Option(False, "--force", help="Replace a context of that name pointing elsewhere."),
 ) -> None:
-    """Create a docker context pointing at the dockertap socket."""
+    """Create a docker context pointing at the dockertap socket.
+
+    [bold]Examples[/bold]
+
+    [dim]# then, while `dockertap proxy` runs: docker --context dockertap ps[/dim]
+    [cyan]dockertap context install[/cyan]
+
+    [dim]# a socket in a directory only you can write (a shared /tmp is refused)[/dim]
+    [cyan]dockertap context install --name tap2 --socket "$XDG_RUNTIME_DIR/tap2.sock"[/cyan]
+    """
     socket_path = os.path.abspath(socket) if socket else default_listen_path()
     try:
         path, replaced = install_context(_config_dir(), name, socket_path, force=force)
@@ -133,7 +142,14 @@ def install(
 def remove(
     name: str = typer.Option(DEFAULT_CONTEXT_NAME, "--name", help="Name of the docker context."),
 ) -> None:
-    """Remove the docker context created by `dockertap context install`."""
+    """Remove the docker context created by `dockertap context install`.
+
+    [bold]Examples[/bold]
+
+    [cyan]dockertap context remove[/cyan]
+
+    [cyan]dockertap context remove --name tap2[/cyan]
+    """
     removed, was_current = remove_context(_config_dir(), name)
     if not removed:
         typer.echo(f"no docker context named {name!r}", err=True)

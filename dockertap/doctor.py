@@ -100,9 +100,10 @@ def socket_facts(path: str) -> SocketFacts:
     hops: list[str] = []
     current = path
     for _ in range(40):
-        if not os.path.islink(current):
+        try:
+            target = os.readlink(current)
+        except OSError:  # not a symlink (or it vanished while we looked)
             break
-        target = os.readlink(current)
         nxt = os.path.normpath(os.path.join(os.path.dirname(current), target))
         hops.append(f"{current} -> {target}")
         current = nxt
@@ -235,7 +236,7 @@ class DoctorReport:
     def status(self) -> str:
         """works | fails | unresolved | not-checked."""
         reading = self.choice.reading
-        if reading is None:
+        if reading is None or reading.url is None:
             return "unresolved"
         if reading.not_probed and not reading.error:
             return "not-checked"
@@ -464,6 +465,7 @@ def _current_diagnoses(
 ) -> list[Diagnosis]:
     """What is wrong with the endpoint the docker CLI uses, with fixes that work."""
     reading = choice.reading
+    commands: list[str]
     if reading is None:  # the CLI fails before it has a host: a context it cannot load
         said = (cli_says or {}).get("error") or choice.error or "?"
         if choice.origin == "DOCKER_CONTEXT":
@@ -509,7 +511,9 @@ def _current_diagnoses(
     unset = "DOCKER_HOST" if choice.origin == "DOCKER_HOST" else None
     if reading.error or reading.meant or reading.base_path:
         rewrite = reading.meant or _rewrite(reading.given)
-        commands: list[str] = []
+        if reading.base_path and not reading.meant and reading.endpoint is not None:
+            rewrite = reading.endpoint.url  # the same engine without the path
+        commands = []
         fix_parts: list[str] = []
         if rewrite:
             rewritten = fixes.prober.answers(rewrite)
@@ -523,8 +527,10 @@ def _current_diagnoses(
             if answers:
                 commands.append(f"unset {unset}")
                 fix_parts.append(f"unset {unset}: {say('unset.answers', url=url)}")
-        commands += [c for c in fixes.exports(current) if c not in commands]
-        fix_parts.append(say("fix.alternatives"))
+        others = [c for c in fixes.exports(current) if c not in commands]
+        commands += others
+        if others:
+            fix_parts.append(say("fix.alternatives" if fix_parts else "fix.an-engine"))
         failure = reading.error or (current.probe.error if current.probe else current.unusable) or "?"
         if reading.error:
             said = (cli_says or {}).get("error") or reading.problem
@@ -652,7 +658,7 @@ def layer_chain(report: DoctorReport) -> list[tuple[str, str]]:
     cur = report.current
     if cur.url is None:
         return [*chain, ("endpoint", f"unresolved: {report.cli_why}")]
-    sock = cur.socket.summary if cur.socket else "tcp"
+    sock = cur.socket.summary if cur.socket else cur.url.partition("://")[0]
     chain.append(("endpoint", f"{cur.url} ({sock})"))
     probe_result = cur.probe
     if report.status == "not-checked":
@@ -822,7 +828,8 @@ def doctor(
 
     [cyan]dockertap doctor --json[/cyan]
 
-    [cyan]DOCKER_HOST=unix:///nonexistent.sock dockertap doctor --timeout 0.5[/cyan]
+    [dim]# without unix:// the docker CLI reads the path as TCP: doctor says so, with the fix (exits 1)[/dim]
+    [cyan]DOCKER_HOST=/var/run/docker.sock dockertap doctor[/cyan]
 
     [cyan]dockertap doctor --lang ja[/cyan]
     """

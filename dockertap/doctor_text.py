@@ -69,9 +69,10 @@ TEXT: dict[str, str] = {
     "base-path": (
         "{origin} has a path: the docker CLI sends every API call under {path}/ and fails: {failure}"
     ),
-    "rewrite.answers": "write it as {rewrite}",
+    "rewrite.answers": "write it with its scheme: {rewrite} (it answers)",
     "rewrite.dead": "{rewrite} would be the right spelling, but nothing answers there ({failure})",
-    "fix.alternatives": "point the docker CLI at an engine that answers",
+    "fix.alternatives": "or point the docker CLI at another engine that answers",
+    "fix.an-engine": "point the docker CLI at an engine that answers",
     "fix.start-engine": "{hint}",
     "unset.answers": "without it the docker CLI uses {url}, which answers",
     # cannot check
