@@ -297,7 +297,7 @@ ROWS: tuple[Row, ...] = (
     # libcontainerd's stdin closer calls CloseIO. Without stdin=1 there is no stdin to close.
     R("dockerd", "*", "POST /containers/{id}/attach", [
         S("dockerd", "hijack; copy StreamConfig; stdin"),
-        S("containerd", "Tasks.CloseIO", note="only when the client's stdin ends and the container has StdinOnce, no TTY")],
+        S("containerd", "Tasks.CloseIO", optional="*", note="only when the client's stdin ends and the container has StdinOnce, no TTY")],
       "Attach with stdin hijacks the connection and copies stdio; when your stdin ends (and the container was "
       "created with StdinOnce, without a TTY) dockerd asks containerd to close the container's stdin (CloseIO).",
       "stdin 付きの attach は接続をハイジャックして stdio を中継する。クライアントの stdin が終わると "
@@ -470,16 +470,16 @@ ROWS: tuple[Row, ...] = (
     R("dockerd", "*", "POST /build", [
         S("dockerd", "BuildKit solve (build session)"),
         S("runc", "run; exec; kill; delete; state", execs="runc run; runc init; runc delete",
-          note="only for uncached RUN steps: BuildKit's runc executor is exec'd by dockerd directly, not through containerd"),
+          optional="*", note="only for uncached RUN steps: BuildKit's runc executor is exec'd by dockerd directly, not through containerd"),
         S("host", "RUN network sandbox", execs="libnetwork-setkey; iptables",
-          note="only for RUN steps on the default (bridge) network (prestart hook; dockerd >= 28 endpoint rules)")],
+          optional="*", note="only for RUN steps on the default (bridge) network (prestart hook; dockerd >= 28 endpoint rules)")],
       "With BuildKit (version=2), RUN steps are `runc run` exec'd by dockerd itself — containerd is bypassed.",
       "BuildKit (version=2) では RUN は dockerd 自身が `runc run` を実行し、containerd を経由しない。",
       f"{_M} daemon/internal/builder-next/executor_linux.go: newExecutor", when="query.version=2"),
     R("dockerd", "*", "POST /grpc", [
         S("dockerd", "BuildKit controller (moby.buildkit.v1.Control)"),
         S("runc", "run; exec; kill; delete; state", execs="runc run; runc init; runc delete",
-          note="only for a Solve with uncached RUN steps: dockerd execs runc directly; no containerd task, no shim")],
+          optional="*", note="only for a Solve with uncached RUN steps: dockerd execs runc directly; no containerd task, no shim")],
       "buildx's docker driver speaks BuildKit gRPC over h2c; RUN steps are `runc run` exec'd by dockerd directly.",
       "buildx の docker ドライバは h2c で BuildKit gRPC を話す。RUN は dockerd が直接 `runc run` する。",
       f"{_M} daemon/server/router/grpc/grpc_routes.go: serveGRPC; buildkit executor/runcexecutor"),
@@ -522,23 +522,23 @@ ROWS: tuple[Row, ...] = (
     R("dockerd", "containerd", "POST /commit", [S(
         "containerd", "Snapshots.View; Snapshots.Remove; Images.Delete",
         "/snapshot/remove; /images/delete; /content/create",
-        note="only what the commit needs: Snapshots.Prepare/Commit (/snapshot/prepare, /snapshot/commit) only when "
+        optional="*", note="only what the commit needs: Snapshots.Prepare/Commit (/snapshot/prepare, /snapshot/commit) only when "
              "the container changed files (createDiff found a diff); the diff's View is removed (/snapshot/remove); "
              "the dangling placeholder image is deleted; /content/create only on containerd >= 2.1")], "", "",
       f"{_M} daemon/containerd/image_commit.go: CommitImage, createDiff, applyDiffLayer; "
       "containerd core/metadata/content.go (v2.1: content events)", add=True),
     R("dockerd", "containerd", "POST /images/load", [S(
         "containerd", "Images.Update", "/images/update; /content/create",
-        note="only what is new: /snapshot/* only for layers not yet unpacked; an existing name is updated "
+        optional="*", note="only what is new: /snapshot/* only for layers not yet unpacked; an existing name is updated "
              "(/images/update); /content/create only on containerd >= 2.1")], "", "",
       f"{_M} daemon/containerd/image_exporter.go: LoadImage; containerd core/metadata/images.go: Update", add=True),
     R("dockerd", "containerd", "POST /images/{name}/tag", [S(
         "containerd", "Images.Delete", "/images/delete",
-        note="only when the target name's old image becomes dangling: it is replaced (/images/delete)")], "", "",
+        optional="*", note="only when the target name's old image becomes dangling: it is replaced (/images/delete)")], "", "",
       f"{_M} daemon/containerd/image_tag.go: TagImage", add=True),
     R("dockerd", "containerd", "DELETE /images/{name}", [S(
         "containerd", "Content.Delete",
-        note="only what no other image shares: /content/delete and the GC's /snapshot/remove")], "", "",
+        optional="*", note="only what no other image shares: /content/delete and the GC's /snapshot/remove")], "", "",
       f"{_M} daemon/containerd/image_delete.go: ImageDelete", add=True),
     R("dockerd", "*", "POST /plugins/{name}/enable", [
         S("dockerd", "plugin manager"),
@@ -592,8 +592,9 @@ ROWS: tuple[Row, ...] = (
         S("conmon", "spawn", execs="conmon", optional="*", note="only if attach did not already init"),
         S(RUNTIME, "create; start", execs=f"{RUNTIME} start",
           optional="*", note="podman execs `start` itself; `create` (by conmon) only if not yet initialised"),
-        S("host", "network setup", execs="netavark; iptables; ip6tables; conmon --version", optional="*",
-          note="when the container has a network: netavark setup (Podman ≥ 4 default), or the CNI "
+        S("host", "network setup", execs="netavark; iptables; ip6tables; nft; conmon --version", optional="*",
+          note="when the container has a network: netavark setup (Podman ≥ 4 default; it runs nft or "
+               "iptables), or the CNI "
                "plugins' iptables calls (Podman with CNI); Podman 4.3 also probes `conmon --version`")],
       "Podman execs the OCI runtime's `start` directly; no containerd or shim is involved.",
       "Podman は OCI ランタイムの `start` を直接実行する。containerd も shim も関与しない。",
@@ -681,7 +682,7 @@ ROWS: tuple[Row, ...] = (
     # Podman's network set-up runs netavark, which execs the firewall tool of its driver: measured `nft` under
     # Podman 5.8 (netavark 1.17, nftables driver) and `iptables`/`ip6tables` under Podman 4.3 (netavark 1.4).
     *(R("podman", "*", route, [S("host", "netavark firewall", execs=f"netavark; {tool}",
-                                 note="only when this call initialises a container on a bridge network: "
+                                 optional="*", note="only when this call initialises a container on a bridge network: "
                                       "netavark and its firewall driver's tool")],
         "", "", f"{_P} vendored common/libnetwork/netavark/run.go; netavark src/firewall/mod.rs "
                 "(nftables driver default in Debian's netavark 1.17, iptables in 1.4: measured)",
@@ -767,14 +768,26 @@ _BK = f"{_M} vendor/github.com/moby/buildkit"
 _CONTROL = "/moby.buildkit.v1.Control/"
 _BRIDGE = "/moby.buildkit.v1.frontend.LLBBridge/"
 _RUN_STEPS = [
-    S("runc", "run; delete", execs="runc run; runc init; runc delete",
-      note="only for RUN steps not in the cache: BuildKit's runc executor, exec'd by dockerd itself, not via containerd"),
-    S("host", "RUN network sandbox", execs="libnetwork-setkey; iptables",
-      note="only for RUN steps on the default (bridge) network: runc runs dockerd's libnetwork-setkey prestart "
-           "hook; dockerd >= 28 adds and removes the endpoint's raw-PREROUTING rules with iptables"),
+    S(
+        "runc",
+        "run; delete",
+        execs="runc run; runc init; runc delete",
+        optional="*",
+        note="only for RUN steps not in the cache: BuildKit's runc executor, exec'd by dockerd itself, not via containerd",
+    ),
+    S(
+        "host",
+        "RUN network sandbox",
+        execs="libnetwork-setkey; iptables",
+        optional="*",
+        note="only for RUN steps on the default (bridge) network: runc runs dockerd's libnetwork-setkey prestart "
+        "hook; dockerd >= 28 adds and removes the endpoint's raw-PREROUTING rules with iptables",
+    ),
 ]
-_RUN_SOURCES = (f"{_M} daemon/internal/builder-next/executor_linux.go: newExecutor, lnInterface.Set; "
-                "daemon/libnetwork/drivers/bridge/internal/iptabler/endpoint.go: AddEndpoint, filterDirectAccess")
+_RUN_SOURCES = (
+    f"{_M} daemon/internal/builder-next/executor_linux.go: newExecutor, lnInterface.Set; "
+    "daemon/libnetwork/drivers/bridge/internal/iptabler/endpoint.go: AddEndpoint, filterDirectAccess"
+)
 
 
 def _grpc_only(method: str, what: str, en: str, ja: str, source: str) -> Row:
@@ -821,12 +834,12 @@ GRPC_ROWS: tuple[Row, ...] = (
     R("dockerd", "containerd", GRPC_PREFIX + _CONTROL + "Solve", [S(
         "containerd", "Leases.Create; Snapshots.Prepare; Snapshots.Commit; Content.Write; Images.Create",
         "/snapshot/prepare; /snapshot/commit; /images/create; /content/create",
-        note="only what the build does not find cached: the containerd worker's snapshots and the image export; "
+        optional="*", note="only what the build does not find cached: the containerd worker's snapshots and the image export; "
              "the executor is still runc")], "", "",
       f"{_M} daemon/internal/builder-next/controller.go: newSnapshotterController", add=True),
     R("dockerd", "containerd", GRPC_PREFIX + _CONTROL + "Solve", [S(
         "containerd", "Snapshots.Remove", "/snapshot/remove",
-        note="only for what the build created and released: measured on dockerd 28.5 + containerd 2.1, which also "
+        optional="*", note="only for what the build created and released: measured on dockerd 28.5 + containerd 2.1, which also "
              "writes the build record's content in namespace moby_history")], "", "",
       f"{_BK}/worker/base/worker.go; {_M} daemon/internal/builder-next/controller.go: newSnapshotterController",
       add=True),
@@ -842,7 +855,7 @@ GRPC_ROWS: tuple[Row, ...] = (
     R("dockerd", "containerd", GRPC_PREFIX + _BRIDGE + "Solve", [S(
         "containerd", "Leases.Create; Snapshots.Prepare; Snapshots.Commit; Content.Write",
         "/snapshot/prepare; /snapshot/commit; /content/create",
-        note="only for what is not cached: the containerd worker's snapshots")], "", "",
+        optional="*", note="only for what is not cached: the containerd worker's snapshots")], "", "",
       f"{_M} daemon/internal/builder-next/controller.go: newSnapshotterController", add=True),
     # /session: dockerd is the gRPC client and calls what buildx serves (payloads are never kept).
     *(R("dockerd", "*", GRPC_PREFIX + path, [S("dockerd", what)], en, ja, f"{_BK}/session/{src}")
@@ -1082,12 +1095,16 @@ def _grpc_chain(
     major = _major(engine_version)
     for method in dict.fromkeys(methods):
         key = ("dockerd", GRPC_PREFIX + method)
-        base = next((r for r in _INDEX.base.get(key, []) if r.image_store in ("*", image_store)), GRPC_DEFAULT)
+        base = next(
+            (r for r in _INDEX.base.get(key, []) if r.image_store in ("*", image_store)), GRPC_DEFAULT
+        )
         rows = [base] + [
             r
             for r in _INDEX.adds.get(key, [])
             if r.image_store in ("*", image_store)
-            and (not r.engine_major or (major is not None and r.engine_major[0] <= major <= r.engine_major[1]))
+            and (
+                not r.engine_major or (major is not None and r.engine_major[0] <= major <= r.engine_major[1])
+            )
         ]
         for row in rows:
             used.append(row)
@@ -1099,7 +1116,9 @@ def _grpc_chain(
         _merge(merged, step)
     merged.sort(key=lambda s: LAYER_ORDER.index(s.layer))
     if not explanations:
-        explanations = [("No gRPC call was made on this connection.", "この接続では gRPC 呼び出しが無かった。")]
+        explanations = [
+            ("No gRPC call was made on this connection.", "この接続では gRPC 呼び出しが無かった。")
+        ]
     return LayerChain(
         steps=tuple(merged),
         explanation={

@@ -1,6 +1,7 @@
 """What `dockertap run` adds to a docker command, measured like hyperfine: repeated wall-clock runs, medians.
 
     .venv/bin/python bench/run_overhead.py [--runs 15] [--backend unix:///path/docker.sock]
+                                           [--baseline OLD/.venv/bin/dockertap]
 
 Without --backend it starts a private dockerd (tests/engines.py) and imports busybox. Each row is
 run `--runs` times, interleaved with the others (so a noisy neighbour hits every row alike), after
@@ -25,11 +26,28 @@ import engines  # noqa: E402
 DOCKERTAP = engines.dockertap_command()
 
 
-def rows(url: str, image: str) -> list[tuple[str, list[str], str | None]]:
+def rows(url: str, image: str, baseline: str | None) -> list[tuple[str, list[str], str | None]]:
     """(label, argv, the direct row it adds to)."""
     run = [*DOCKERTAP, "run", "--backend", url]
     docker_run = ["docker", "run", "--rm", image, "true"]
-    return [
+    before = []
+    if baseline:  # another build of dockertap, measured in the same interleaved rounds
+        old = [baseline, "run", "--backend", url]
+        ps, docker_ps = "docker ps (direct)", ["docker", "ps"]
+        before = [
+            (
+                "baseline: dockertap run --no-observe -- docker ps",
+                [*old, "--no-observe", "--", *docker_ps],
+                ps,
+            ),
+            ("baseline: dockertap run -- docker ps (observing)", [*old, "--observe", "--", *docker_ps], ps),
+            (
+                "baseline: dockertap run -- docker run --rm … (observing)",
+                [*old, "--observe", "--", *docker_run],
+                "docker run --rm busybox true (direct)",
+            ),
+        ]
+    return before + [
         ("python -c pass (interpreter floor)", [sys.executable, "-c", "pass"], None),
         ("dockertap --version (CLI import floor)", [*DOCKERTAP, "--version"], None),
         ("docker ps (direct)", ["docker", "-H", url, "ps"], None),
@@ -72,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--backend", help="engine socket URL (default: start a private dockerd)")
+    parser.add_argument("--baseline", help="another build's dockertap executable to measure alongside")
     args = parser.parse_args()
     engine = None
     url = args.backend
@@ -80,7 +99,7 @@ def main() -> None:
         engines.import_busybox(engine)
         url = engine.url
     try:
-        table = rows(url, engines.BUSYBOX_TAG)
+        table = rows(url, engines.BUSYBOX_TAG, args.baseline)
         times: dict[str, list[float]] = {label: [] for label, _, _ in table}
         for _label, argv, _ in table:
             measure(argv)  # warm-up: page cache, first-run effects

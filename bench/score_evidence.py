@@ -18,7 +18,9 @@ their wait, for recall and precision alike).
 
     sudo .venv/bin/python bench/score_evidence.py [engine-id …]      # default: every engine id
 
-Prints a Markdown table (README "Observed evidence: measured against ground truth").
+Prints a Markdown table (README "Measured against an independent ground truth") on stdout, and on
+stderr the details per engine as JSON: per docker command, each request and what really ran below
+it (`commands`), the layers dockertap missed or added, and any exchange marked missing that ran.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def engine_processes(execs: list[dict], engine: engines.Engine) -> list[dict[str
         workload = item.get("mnt") != namespace and any(name in ("runc", "crun") for _, name in item["chain"])
         if not ours or workload or item.get("uid") not in (0, None):
             continue
-        what = f"{name} {' '.join(item['argv'][1:3])}"
+        what = " ".join([name, *item["argv"][1:]])[:160]
         # `runc --version`, `conmon --version`: the engine probing versions (moby daemon/info_unix.go,
         # podman libpod/info.go), not the runtime doing container work
         layer = "host" if "--version" in item["argv"][1:2] else LAYER_OF[name]
@@ -156,6 +158,21 @@ def ground_truth(windows: list[Window], happenings: list[dict]) -> dict[int, dic
         _, index = max(open_now)
         truth.setdefault(index, {}).setdefault(happening["layer"], []).append(happening["what"])
     return truth
+
+
+def per_command(
+    spans: list[tuple[str, float, float]], windows: list[Window], truth: dict[int, dict[str, list[str]]]
+) -> list[dict[str, Any]]:
+    """The ground truth written per docker command: each request it made, and what ran below it."""
+    out = []
+    for command, began, ended in spans:
+        requests = [
+            {"request": w.request_line, "ran": truth.get(i, {})}
+            for i, w in enumerate(windows)
+            if began <= w.started <= ended
+        ]
+        out.append({"command": command, "requests": requests})
+    return out
 
 
 def match(windows: list[Window], records: list[dict]) -> dict[int, dict]:
@@ -241,9 +258,12 @@ def measure(engine_id: str) -> dict[str, Any]:
         relay = Relay(str(work / "gt.sock"), str(tap.socket))
         time.sleep(0.5)
         failures = []
+        spans: list[tuple[str, float, float]] = []
         for label, commands in scenarios(engines.BUSYBOX_TAG, work):
             for argv in commands:
+                began = time.time()
                 done = engines.docker(f"unix://{relay.listen}", *argv, timeout=180)
+                spans.append((f"docker {' '.join(argv)}", began, time.time()))
                 if done.returncode != 0:
                     failures.append(f"{label}: docker {' '.join(argv)}: {str(done.stderr).strip()[:160]}")
         time.sleep(1.5)  # let the tap's settle window and the readers drain
@@ -259,8 +279,10 @@ def measure(engine_id: str) -> dict[str, Any]:
                 for e in events.events
                 if e["namespace"] == "moby"
             ]
-        result = score(relay.windows, records, ground_truth(relay.windows, happenings))
+        truth = ground_truth(relay.windows, happenings)
+        result = score(relay.windows, records, truth)
         result["failures"] = failures
+        result["commands"] = per_command(spans, relay.windows, truth)
         return result
     finally:
         if relay is not None:

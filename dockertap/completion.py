@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import typer
+
 
 def recording_names(incomplete: str) -> list[str]:
     """Bundled recordings whose name starts with what was typed; files complete as usual (the shell
@@ -10,6 +12,34 @@ def recording_names(incomplete: str) -> list[str]:
     from dockertap.recordings.replayable import bundled_recordings
 
     return sorted(name for name in bundled_recordings() if name.startswith(incomplete))
+
+
+def explain_words(ctx: typer.Context, incomplete: str) -> list[str]:
+    """`dockertap explain` takes a route (`GET /containers/json`) or a docker command
+    (`docker run …`), as separate words: complete each word from the model's route table and its
+    table of docker commands (the words typed so far are the argument's value in `ctx.params`)."""
+    words = [str(w) for w in (ctx.params.get("request") or ()) if not str(w).startswith("-")]
+    if not words:
+        from dockertap.analyzers.routes import all_routes
+
+        methods = sorted({spec.method for spec in all_routes()})
+        return [w for w in ["docker", *methods] if w.startswith(incomplete)]
+    if words[0] == "docker":
+        from dockertap.analyzers.commands import known_commands
+
+        typed = len(words) - 1
+        nexts = {
+            c.split()[typed]
+            for c in known_commands()
+            if len(c.split()) > typed and c.split()[:typed] == words[1:]
+        }
+        return sorted(w for w in nexts if w.startswith(incomplete))
+    if len(words) == 1:
+        from dockertap.analyzers.routes import all_routes
+
+        paths = {spec.path for spec in all_routes() if spec.method == words[0].upper()}
+        return sorted(p for p in paths if p.startswith(incomplete))
+    return []
 
 
 # compinit autoloads `_dockertap` from typer's file on the first Tab, but that file only *defines*

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 
 import typer
 
+from dockertap.atomic import write_atomically
 from dockertap.proxy.discovery import (
     context_dir_name,
     context_meta_path,
@@ -45,18 +45,7 @@ class SharedSocketDirError(ContextStoreError):
 
 
 def _write_json_atomically(path: str, data: dict, indent: str | None = None) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".dockertap-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=indent)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, json.dumps(data, indent=indent), 0o644)
 
 
 def install_context(
@@ -127,7 +116,16 @@ def install(
     ),
     force: bool = typer.Option(False, "--force", help="Replace a context of that name pointing elsewhere."),
 ) -> None:
-    """Create a docker context pointing at the dockertap socket."""
+    """Create a docker context pointing at the dockertap socket.
+
+    [bold]Examples[/bold]
+
+    [dim]# then, while `dockertap proxy` runs: docker --context dockertap ps[/dim]
+    [cyan]dockertap context install[/cyan]
+
+    [dim]# a socket in a directory only you can write (a shared /tmp is refused)[/dim]
+    [cyan]dockertap context install --name tap2 --socket "$XDG_RUNTIME_DIR/tap2.sock"[/cyan]
+    """
     socket_path = os.path.abspath(socket) if socket else default_listen_path()
     try:
         path, replaced = install_context(_config_dir(), name, socket_path, force=force)
@@ -144,7 +142,14 @@ def install(
 def remove(
     name: str = typer.Option(DEFAULT_CONTEXT_NAME, "--name", help="Name of the docker context."),
 ) -> None:
-    """Remove the docker context created by `dockertap context install`."""
+    """Remove the docker context created by `dockertap context install`.
+
+    [bold]Examples[/bold]
+
+    [cyan]dockertap context remove[/cyan]
+
+    [cyan]dockertap context remove --name tap2[/cyan]
+    """
     removed, was_current = remove_context(_config_dir(), name)
     if not removed:
         typer.echo(f"no docker context named {name!r}", err=True)

@@ -20,10 +20,13 @@ from dataclasses import asdict, dataclass, field
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from dockertap.analyzers.fingerprint import BackendFingerprint, fingerprint
-from dockertap.doctor_text import DIAGNOSES, say
+from dockertap.doctor_text import diagnosis, language, say, speaking
+from dockertap.i18n import Lang, default_lang
+from dockertap.linebreak import wrap_text
 from dockertap.proxy.cli_host import CliHost, read_context_host
 from dockertap.proxy.discovery import (
     Candidate,
@@ -97,9 +100,10 @@ def socket_facts(path: str) -> SocketFacts:
     hops: list[str] = []
     current = path
     for _ in range(40):
-        if not os.path.islink(current):
+        try:
+            target = os.readlink(current)
+        except OSError:  # not a symlink (or it vanished while we looked)
             break
-        target = os.readlink(current)
         nxt = os.path.normpath(os.path.join(os.path.dirname(current), target))
         hops.append(f"{current} -> {target}")
         current = nxt
@@ -232,7 +236,7 @@ class DoctorReport:
     def status(self) -> str:
         """works | fails | unresolved | not-checked."""
         reading = self.choice.reading
-        if reading is None:
+        if reading is None or reading.url is None:
             return "unresolved"
         if reading.not_probed and not reading.error:
             return "not-checked"
@@ -382,7 +386,7 @@ def _diagnose(
     )
     if origin != "*" and kind in ("missing", "refused") and _is_dockertap_socket(rep.url, env):
         kind = "dockertap-dead"
-    problem, fix = DIAGNOSES.get((origin, kind)) or DIAGNOSES[("*", kind)]
+    problem, fix = diagnosis(origin, kind)
     if kind == "permission" and rep.socket and rep.socket.exists:
         problem += f" ({rep.socket.owner}:{rep.socket.group} {rep.socket.mode})"
     name = rep.source.split("'")[1] if "'" in rep.source else rep.source
@@ -448,7 +452,7 @@ class _Fixes:
         return names
 
     def fix_text(self, text: str, commands: list[str]) -> str:
-        return text if commands else f"{text}; {self.start_hint}"
+        return text if commands else f"{text}{say('separator')}{self.start_hint}"
 
 
 def _origin_text(choice: CliChoice) -> str:
@@ -461,6 +465,7 @@ def _current_diagnoses(
 ) -> list[Diagnosis]:
     """What is wrong with the endpoint the docker CLI uses, with fixes that work."""
     reading = choice.reading
+    commands: list[str]
     if reading is None:  # the CLI fails before it has a host: a context it cannot load
         said = (cli_says or {}).get("error") or choice.error or "?"
         if choice.origin == "DOCKER_CONTEXT":
@@ -471,7 +476,7 @@ def _current_diagnoses(
             problem = say("unresolved.DOCKER_CONTEXT", name=choice.context, error=said)
             fix = say("unresolved.DOCKER_CONTEXT.fix")
             if answers:
-                fix += f"; {say('unset.answers', url=url)}"
+                fix += say("separator") + say("unset.answers", url=url)
             return [Diagnosis(problem, fixes.fix_text(fix, commands), None, commands)]
         env_default = {**fixes.env, "DOCKER_CONTEXT": "default"}
         default = cli_choice(env_default, fixes.home)
@@ -506,7 +511,9 @@ def _current_diagnoses(
     unset = "DOCKER_HOST" if choice.origin == "DOCKER_HOST" else None
     if reading.error or reading.meant or reading.base_path:
         rewrite = reading.meant or _rewrite(reading.given)
-        commands: list[str] = []
+        if reading.base_path and not reading.meant and reading.endpoint is not None:
+            rewrite = reading.endpoint.url  # the same engine without the path
+        commands = []
         fix_parts: list[str] = []
         if rewrite:
             rewritten = fixes.prober.answers(rewrite)
@@ -520,8 +527,10 @@ def _current_diagnoses(
             if answers:
                 commands.append(f"unset {unset}")
                 fix_parts.append(f"unset {unset}: {say('unset.answers', url=url)}")
-        commands += [c for c in fixes.exports(current) if c not in commands]
-        fix_parts.append(say("fix.alternatives"))
+        others = [c for c in fixes.exports(current) if c not in commands]
+        commands += others
+        if others:
+            fix_parts.append(say("fix.alternatives" if fix_parts else "fix.an-engine"))
         failure = reading.error or (current.probe.error if current.probe else current.unusable) or "?"
         if reading.error:
             said = (cli_says or {}).get("error") or reading.problem
@@ -531,7 +540,8 @@ def _current_diagnoses(
             problem = say("no-scheme", origin=origin, url=reading.url, tcp=tcp, failure=failure)
         else:
             problem = say("base-path", origin=origin, path=reading.base_path, failure=failure)
-        return [Diagnosis(problem, fixes.fix_text("; ".join(fix_parts), commands), reading.url, commands)]
+        fix = say("separator").join(fix_parts)
+        return [Diagnosis(problem, fixes.fix_text(fix, commands), reading.url, commands)]
 
     if current.probe is None or current.probe.ok:
         return []
@@ -571,9 +581,9 @@ def gather(
     prober = _Prober(timeout)
     engines = installed_engines(env.get("PATH"))
     start_hint = (
-        "installed engines: " + "; ".join(f"{e.name} ({e.where}): {e.start}" for e in engines)
+        say("start-hint.installed", engines="; ".join(f"{e.name} ({e.where}): {e.start}" for e in engines))
         if engines
-        else "no container engine found on PATH"
+        else say("start-hint.none")
     )
 
     choice = cli_choice(env, home)
@@ -648,7 +658,7 @@ def layer_chain(report: DoctorReport) -> list[tuple[str, str]]:
     cur = report.current
     if cur.url is None:
         return [*chain, ("endpoint", f"unresolved: {report.cli_why}")]
-    sock = cur.socket.summary if cur.socket else "tcp"
+    sock = cur.socket.summary if cur.socket else cur.url.partition("://")[0]
     chain.append(("endpoint", f"{cur.url} ({sock})"))
     probe_result = cur.probe
     if report.status == "not-checked":
@@ -705,23 +715,30 @@ def _backend_cell(rep: EndpointReport) -> str:
     return safe_markup(rep.unusable or "")
 
 
+def _print_long(console: Console, markup: str) -> None:
+    """A line that may wrap: Japanese breaks by display width with kinsoku rules, not at ASCII spaces."""
+    if language() == "ja":
+        console.print(wrap_text(Text.from_markup(markup), console.width), soft_wrap=True)
+    else:
+        console.print(markup)
+
+
 def render(report: DoctorReport, console: Console) -> None:
     status = report.status
     headline = say(f"headline.{status}", url=report.cli_url)
-    console.print(f"[bold {_HEADLINE_STYLE[status]}]{safe_markup(headline)}[/]")
-    console.print(safe_markup(say("why", why=report.cli_why)))
+    _print_long(console, f"[bold {_HEADLINE_STYLE[status]}]{safe_markup(headline)}[/]")
+    _print_long(console, safe_markup(say("why", why=report.cli_why)))
     said = report.cli_says
     if said and said.get("error"):
-        console.print(safe_markup(say("cli-says", said=said["error"])))
+        _print_long(console, safe_markup(say("cli-says", said=said["error"])))
     elif said and said.get("host") is not None and said["host"] != report.cli_url:
-        console.print(
-            safe_markup(say("cli-disagrees", docker=said["docker"], theirs=said["host"], ours=report.cli_url))
-        )
+        disagrees = say("cli-disagrees", docker=said["docker"], theirs=said["host"], ours=report.cli_url)
+        _print_long(console, safe_markup(disagrees))
     console.print(_tree(report))
 
     table = Table(title=say("section.candidates"), title_justify="left")
     for column in ("source", "endpoint", "state", "backend"):
-        table.add_column(column, overflow="fold")
+        table.add_column(say(f"column.{column}"), overflow="fold")
     for rep in report.endpoints:
         source = rep.source.removeprefix("well-known: ")
         table.add_row(safe_markup(source), safe_markup(rep.url or "-"), _state_cell(rep), _backend_cell(rep))
@@ -730,7 +747,7 @@ def render(report: DoctorReport, console: Console) -> None:
     if report.running:
         run_table = Table(title=say("section.running"), title_justify="left")
         for column in ("engine", "pid", "user", "endpoint", "state", "backend"):
-            run_table.add_column(column, overflow="fold")
+            run_table.add_column(say(f"column.{column}"), overflow="fold")
         for run in report.running:
             engine = run.engine
             if not engine.docker_api:
@@ -749,7 +766,7 @@ def render(report: DoctorReport, console: Console) -> None:
     if report.contexts:
         ctx_table = Table(title=say("section.contexts"), title_justify="left")
         for column in ("name", "endpoint", "current"):
-            ctx_table.add_column(column, overflow="fold")
+            ctx_table.add_column(say(f"column.{column}"), overflow="fold")
         for ctx in report.contexts:
             ctx_table.add_row(
                 safe_markup(ctx.name),
@@ -759,7 +776,7 @@ def render(report: DoctorReport, console: Console) -> None:
         console.print(ctx_table)
 
     engines = ", ".join(f"{e.name} ({e.where})" for e in report.engines) or say("none-found")
-    console.print(f"[bold]{safe_markup(say('section.installed'))}[/] {safe_markup(engines)}")
+    _print_long(console, f"[bold]{safe_markup(say('section.installed'))}[/] {safe_markup(engines)}")
     problems = [d for d in report.diagnoses if d.severity == "problem"]
     unchecked = [d for d in report.diagnoses if d.severity == "not-checked"]
     for title, entries, mark, label in (
@@ -771,12 +788,12 @@ def render(report: DoctorReport, console: Console) -> None:
         console.print(f"[bold]{safe_markup(say(title))}[/]")
         for diag in entries:
             problem, fix = safe_markup(diag.problem), safe_markup(diag.fix)
-            console.print(f"  {mark} {problem}\n    [green]{say(label)}[/] {fix}")
+            _print_long(console, f"  {mark} {problem}\n    [green]{say(label)}[/] {fix}")
             for command in diag.commands[:MAX_SHOWN_COMMANDS]:
                 console.print(f"      [cyan]{safe_markup(command)}[/]")
             if len(diag.commands) > MAX_SHOWN_COMMANDS:
                 more = len(diag.commands) - MAX_SHOWN_COMMANDS
-                console.print(f"      [dim]{safe_markup(say('more-commands', count=more))}[/]")
+                _print_long(console, f"      [dim]{safe_markup(say('more-commands', count=more))}[/]")
     if not report.diagnoses:
         console.print(f"[green]{safe_markup(say('no-problems'))}[/]")
 
@@ -786,9 +803,16 @@ EXIT_CODES = {"works": 0, "fails": 1, "unresolved": 1, "not-checked": 3}
 
 
 def doctor(
-    json_output: bool = typer.Option(False, "--json", help="Print the findings as JSON (for scripts)."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print the findings as JSON (for scripts; always English, whatever --lang)."
+    ),
     timeout: float = typer.Option(
         2.0, "--timeout", min=0.1, max=600, help="Seconds to wait for each endpoint."
+    ),
+    lang: Lang = typer.Option(
+        None,
+        "--lang",
+        help="Report language (default: ja when the first set of LC_ALL, LC_MESSAGES, LANG starts with ja).",
     ),
 ) -> None:
     """Check every Docker API endpoint on this machine and explain what the docker CLI would use.
@@ -804,11 +828,16 @@ def doctor(
 
     [cyan]dockertap doctor --json[/cyan]
 
-    [cyan]DOCKER_HOST=unix:///nonexistent.sock dockertap doctor --timeout 0.5[/cyan]
+    [dim]# without unix:// the docker CLI reads the path as TCP: doctor says so, with the fix (exits 1)[/dim]
+    [cyan]DOCKER_HOST=/var/run/docker.sock dockertap doctor[/cyan]
+
+    [cyan]dockertap doctor --lang ja[/cyan]
     """
-    report = gather(timeout=timeout)
-    if json_output:
-        sys.stdout.write(json_safe(json.dumps(report.to_dict(), indent=2, default=str)) + "\n")
-    else:
-        render(report, Console())
+    # --json is for scripts: its sentences stay English so a script's matches never depend on the locale.
+    with speaking("en" if json_output else (lang or Lang(default_lang())).value):
+        report = gather(timeout=timeout)
+        if json_output:
+            sys.stdout.write(json_safe(json.dumps(report.to_dict(), indent=2, default=str)) + "\n")
+        else:
+            render(report, Console())
     raise typer.Exit(EXIT_CODES[report.status])

@@ -2,9 +2,17 @@
 
 Keys are stable ids; values are `str.format` templates. Rich markup is added by the renderer, never
 here. `{url}`, `{path}`, `{name}`, `{given}`, `{error}`, … are filled in by the doctor.
+The Japanese tables (same keys) are in `doctor_text_ja.py`; `speaking(lang)` chooses the language
+`say` and `diagnosis` use, English when a key has no translation.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from dockertap.doctor_text_ja import DIAGNOSES_JA, TEXT_JA
 
 TEXT: dict[str, str] = {
     # headline: what the docker CLI does right now
@@ -61,9 +69,10 @@ TEXT: dict[str, str] = {
     "base-path": (
         "{origin} has a path: the docker CLI sends every API call under {path}/ and fails: {failure}"
     ),
-    "rewrite.answers": "write it as {rewrite}",
+    "rewrite.answers": "write it with its scheme: {rewrite} (it answers)",
     "rewrite.dead": "{rewrite} would be the right spelling, but nothing answers there ({failure})",
-    "fix.alternatives": "point the docker CLI at an engine that answers",
+    "fix.alternatives": "or point the docker CLI at another engine that answers",
+    "fix.an-engine": "point the docker CLI at an engine that answers",
     "fix.start-engine": "{hint}",
     "unset.answers": "without it the docker CLI uses {url}, which answers",
     # cannot check
@@ -73,6 +82,21 @@ TEXT: dict[str, str] = {
         "unix:///tmp/remote-docker.sock)"
     ),
     "not-checked.ssh.check": "run a docker command and see whether it answers",
+    # joins the parts of a fix
+    "separator": "; ",
+    # when no endpoint answers: how to start an engine
+    "start-hint.installed": "installed engines: {engines}",
+    "start-hint.none": "no container engine found on PATH",
+    # table columns
+    "column.source": "source",
+    "column.endpoint": "endpoint",
+    "column.state": "state",
+    "column.backend": "backend",
+    "column.engine": "engine",
+    "column.pid": "pid",
+    "column.user": "user",
+    "column.name": "name",
+    "column.current": "current",
 }
 
 
@@ -123,6 +147,31 @@ DIAGNOSES: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
+_TEXTS = {"en": TEXT, "ja": TEXT_JA}
+_DIAGNOSES = {"en": DIAGNOSES, "ja": DIAGNOSES_JA}
+_LANGUAGE: ContextVar[str] = ContextVar("doctor_language", default="en")
+
+
+@contextmanager
+def speaking(lang: str) -> Iterator[None]:
+    """Within this block `say` and `diagnosis` answer in `lang` (gather and render both word things)."""
+    token = _LANGUAGE.set(lang)
+    try:
+        yield
+    finally:
+        _LANGUAGE.reset(token)
+
+
+def language() -> str:
+    return _LANGUAGE.get()
+
+
 def say(key: str, **fields: object) -> str:
-    """The sentence `key`, filled in."""
-    return TEXT[key].format(**fields)
+    """The sentence `key` in the current language (English when it has no translation), filled in."""
+    return _TEXTS.get(language(), TEXT).get(key, TEXT[key]).format(**fields)
+
+
+def diagnosis(origin: str, kind: str) -> tuple[str, str]:
+    """(problem, fix) templates for a probe failure `kind` at an endpoint chosen by `origin`."""
+    key = (origin, kind) if (origin, kind) in DIAGNOSES else ("*", kind)
+    return _DIAGNOSES.get(language(), DIAGNOSES).get(key, DIAGNOSES[key])

@@ -168,8 +168,9 @@ class Observer:
             why_not = "the backend is not a local Unix socket: its host is not this one"
         else:
             info = getattr(self.analysis, "_info", None)
-            if info is None and getattr(backend, "containerd_address", None):
-                info = {"Containerd": {"Address": backend.containerd_address}}
+            hint = getattr(backend, "containerd_address", None)
+            if info is None and hint:
+                info = {"Containerd": {"Address": hint}}
             address, how = find_containerd_socket(info, engine)
             if address is None:
                 why_not = how

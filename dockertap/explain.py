@@ -23,6 +23,7 @@ from dockertap.analyzers.commands import (
 )
 from dockertap.analyzers.layer_table import GRPC_TRANSPORTS, LayerChain, all_rows, expected_chain
 from dockertap.analyzers.routes import RouteMatch, match_route, route_spec
+from dockertap.completion import explain_words
 from dockertap.i18n import Lang, default_lang, msg
 from dockertap.linebreak import wrap_text
 
@@ -96,6 +97,7 @@ def explain(
     request: list[str] = typer.Argument(
         None,
         metavar="REQUEST|docker COMMAND…",
+        autocompletion=explain_words,
         help='A route template ("POST /containers/{id}/start"), a concrete request '
         '("POST /v1.41/containers/abc/start"), or a docker command (docker run --rm -it img sh).',
     ),
@@ -105,7 +107,9 @@ def explain(
     image_store: ImageStore = typer.Option(
         ImageStore.graphdriver, "--image-store", help="dockerd's image store."
     ),
-    lang: Lang = typer.Option(None, "--lang", help="Language [default: ja if LANG etc. start with ja]."),
+    lang: Lang = typer.Option(
+        None, "--lang", help="Language (default: ja when LC_ALL, LC_MESSAGES or LANG starts with ja)."
+    ),
     engine_version: str = typer.Option(
         None, "--engine-version", help="Engine version, for version-dependent extras (e.g. 20.10.24)."
     ),

@@ -4,7 +4,8 @@ Each filter is `KEY=VALUE`; several filters must all match:
 
 * `route=GLOB`  — the templated route, e.g. `route='POST /containers/*'` (a bare value means this);
 * `status=CLASS` — `2xx`, `4xx`, `5xx`, an exact code (`404`), or `error` (failed/synthetic);
-* `client=GLOB` — the client's command line, e.g. `client='docker compose*'`.
+* `client=GLOB` — the client's command line or its client column, e.g. `client='docker compose*'`,
+  `client='sdk python*'`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ class ExchangeFilter:
             command = ex.peer.command or ""
             words = command.split()
             short = " ".join([os.path.basename(words[0]), *words[1:]]) if words else ""
-            return fnmatch.fnmatchcase(command, self.value) or fnmatch.fnmatchcase(short, self.value)
+            if fnmatch.fnmatchcase(command, self.value) or fnmatch.fnmatchcase(short, self.value):
+                return True
+            from dockertap.trace_view import client_of  # the client column: `compose up`, `sdk python`
+
+            return fnmatch.fnmatchcase(client_of(ex), self.value)
         return False
 
 

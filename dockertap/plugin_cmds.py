@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import tempfile
 
 import typer
 
+from dockertap.atomic import write_atomically
 from dockertap.docker_plugin import OWNER_MARKER, PLUGIN_FILE
 from dockertap.proxy.discovery import docker_config_dir
 
@@ -54,19 +54,9 @@ def install_plugin(directory: str, python: str, *, force: bool = False) -> str:
     if os.path.lexists(path) and not _is_ours(path) and not force:
         raise PluginFileError(f"{path} exists and was not written by dockertap; use --force to replace it")
     try:
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".dockertap-", dir=directory)
+        write_atomically(path, plugin_script(python), 0o755)
     except OSError as err:
         raise PluginFileError(f"cannot write to {directory}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(plugin_script(python))
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -37,6 +37,7 @@ def export(
         None,
         "--html",
         metavar="OUT",
+        callback=output_file,
         help="Write a self-contained HTML page: sequence diagram (inline SVG) and narration, no network.",
     ),
     lang: Lang = typer.Option(
@@ -47,9 +48,13 @@ def export(
 
     [bold]Examples[/bold]
 
-      dockertap export session.jsonl --har session.har
-      dockertap export session.jsonl --flows session.flows && mitmweb -r session.flows
-      dockertap export docker-run --html docker-run.html --lang ja
+    [dim]# a session you recorded: dockertap run --record session.jsonl -- …[/dim]
+    [cyan]dockertap export session.jsonl --har session.har[/cyan]
+
+    [dim]# then look at it: mitmweb -r session.flows[/dim]
+    [cyan]dockertap export session.jsonl --flows session.flows[/cyan]
+
+    [cyan]dockertap export docker-run --html docker-run.html --lang ja[/cyan]
     """
     if not (har or flows or html):
         raise _fail("nothing to do: pass --har OUT, --flows OUT and/or --html OUT")
@@ -105,9 +110,13 @@ def import_(
 
     [bold]Examples[/bold]
 
-      dockertap import capture.flows -o session.jsonl
-      dockertap import devtools.har -o session.jsonl && dockertap replay session.jsonl
-      dockertap import session.har -o session.jsonl --force    # replace an earlier import
+    [dim]# a mitmproxy capture (mitmdump -w capture.flows), or dockertap export --flows[/dim]
+    [cyan]dockertap import session.flows -o from-flows.jsonl[/cyan]
+
+    [cyan]dockertap import session.har -o from-har.jsonl && dockertap replay from-har.jsonl[/cyan]
+
+    [dim]# replace an earlier import[/dim]
+    [cyan]dockertap import session.har -o from-har.jsonl --force[/cyan]
     """
     import os
 

@@ -41,7 +41,13 @@ def recording_title(path: os.PathLike[str] | str) -> str:
 
 
 def recordings() -> None:
-    """List the teaching recordings bundled with dockertap (replay one with `dockertap replay NAME`)."""
+    """List the teaching recordings bundled with dockertap (replay one with `dockertap replay NAME`).
+
+    [bold]Examples[/bold]
+
+    [dim]# then: dockertap replay docker-run[/dim]
+    [cyan]dockertap recordings[/cyan]
+    """
     found = bundled_recordings()
     if not found:
         typer.echo(msg(default_lang(), "no_bundled"))
@@ -85,7 +91,7 @@ def replay(
     lang: Lang = typer.Option(
         None,
         "--lang",
-        help="Language of the narration and messages [default: ja if LANG etc. start with ja].",
+        help="Narration and messages language (default: ja when LC_ALL, LC_MESSAGES or LANG start with ja).",
     ),
     serve: bool = typer.Option(
         False, "--serve", help="Answer the real docker CLI from the recording (a fake daemon)."
@@ -99,10 +105,16 @@ def replay(
 
     [bold]Examples[/bold]
 
-      dockertap replay --list
-      dockertap replay docker-run --step --lang ja
-      dockertap replay session.jsonl --only 'POST /containers/*' --speed 1
-      dockertap replay docker-run --serve        # then: DOCKER_HOST=… docker run --rm dt-busybox echo hi
+    [cyan]dockertap replay --list[/cyan]
+
+    [cyan]dockertap replay docker-run --step --lang ja[/cyan]
+
+    [dim]# a session you recorded: dockertap run --record session.jsonl -- …[/dim]
+    [cyan]dockertap replay session.jsonl --only 'POST /containers/*' --speed 1[/cyan]
+
+    [dim]# runs until Ctrl-C; in another shell paste the `export DOCKER_HOST=…` line it prints,[/dim]
+    [dim]# then: docker run --rm dt-busybox echo hi[/dim]
+    [cyan]dockertap replay docker-run --serve[/cyan]
     """
     language = (lang or Lang(default_lang())).value
     if list_bundled:

@@ -540,13 +540,16 @@ def proxy(
 
     [bold]Examples[/bold]
 
-    [dim]# then, in another shell, paste the printed `export DOCKER_HOST=…` line[/dim]
+    [dim]# runs until Ctrl-C; in another shell, paste the `export DOCKER_HOST=…` line it prints[/dim]
     [cyan]dockertap proxy[/cyan]
 
-    [cyan]dockertap proxy --backend unix:///run/podman/podman.sock --format json > trace.jsonl[/cyan]
+    [dim]# runs until Ctrl-C[/dim]
+    [cyan]dockertap proxy --backend unix:///run/podman/podman.sock --format json > podman-trace.jsonl[/cyan]
 
+    [dim]# runs until Ctrl-C[/dim]
     [cyan]dockertap proxy --filter 'route=POST /containers/*' --bodies[/cyan]
 
+    [dim]# runs until Ctrl-C[/dim]
     [cyan]dockertap proxy --listen tcp://127.0.0.1:2399 --allow-tcp[/cyan]
     """
     otel = _otel_export(otlp, otel_propagate)  # before the socket exists: a refusal leaves nothing
@@ -828,9 +831,13 @@ def run(
 
     [cyan]dockertap run -- docker run --rm busybox echo hi[/cyan]
 
-    [cyan]dockertap run --format json -o trace.jsonl -- docker-compose up -d[/cyan]
+    [cyan]dockertap run --format json -o trace.jsonl -- docker ps[/cyan]
 
-    [cyan]dockertap run --live -- docker logs -f web[/cyan]
+    [dim]# trace lines while the command still runs[/dim]
+    [cyan]dockertap run --live -- docker run --rm busybox sh -c 'echo one; sleep 1; echo two'[/cyan]
+
+    [dim]# keep the session: replay it, export it as HAR[/dim]
+    [cyan]dockertap run --record session.jsonl -- docker run --rm busybox echo recorded[/cyan]
     """
     if not command:
         raise _fail("nothing to run: dockertap run -- docker ps")

@@ -28,10 +28,11 @@ def addon_path() -> None:
 
     [bold]Examples[/bold]
 
-    [cyan]mitmweb -s "$(dockertap addon-path)" --set dockertap_follow=session.jsonl[/cyan]
+    [cyan]dockertap addon-path[/cyan]
 
-    [dim]# annotate your own mitmproxy in front of a TCP Docker endpoint:[/dim]
-    [cyan]mitmweb -s "$(dockertap addon-path)" --mode reverse:http://127.0.0.1:2375[/cyan]
+    [dim]# then: mitmweb -s "$(dockertap addon-path)" --set dockertap_follow=session.jsonl[/dim]
+    [dim]# or annotate your own mitmproxy in front of a TCP Docker endpoint:[/dim]
+    [dim]# mitmweb -s "$(dockertap addon-path)" --mode reverse:http://127.0.0.1:2375[/dim]
     """
     typer.echo(addon_file())
 
@@ -48,9 +49,11 @@ def web(
 
     [bold]Examples[/bold]
 
-    [cyan]dockertap proxy --record session.jsonl[/cyan]   [dim]# in one shell[/dim]
+    [dim]# in one shell; runs until Ctrl-C[/dim]
+    [cyan]dockertap proxy --record session.jsonl[/cyan]
 
-    [cyan]dockertap web session.jsonl[/cyan]   [dim]# in another: http://127.0.0.1:8081/[/dim]
+    [dim]# in another; runs until Ctrl-C: open http://127.0.0.1:8081/[/dim]
+    [cyan]dockertap web session.jsonl[/cyan]
     """
     mitmweb = shutil.which("mitmweb") or str(Path(sys.executable).with_name("mitmweb"))
     if not os.path.exists(mitmweb):

@@ -289,9 +289,12 @@ def in_root(root: str, path: str) -> str:
         if part == ".":
             continue
         candidate = os.path.join(root, *resolved, part)
-        if hops < 40 and os.path.islink(candidate):
+        try:
+            target = os.readlink(candidate) if hops < 40 else None
+        except OSError:  # not a symlink, or gone (an engine shutting down)
+            target = None
+        if target is not None:
             hops += 1
-            target = os.readlink(candidate)
             if target.startswith("/"):
                 resolved = []
             parts = [p for p in target.split("/") if p] + parts
@@ -334,7 +337,8 @@ def running_engines(proc: str = "/proc") -> list[RunningEngine]:
             hosts, how = _dockerd(argv, proc, pid)
             if _other_mount_namespace(proc, pid):
                 hosts, how = _through_its_root(hosts, proc, pid), f"{how}; in its own mount namespace"
-            containerd = (flag_values(argv, "containerd") or [None])[-1]
+            containerd_flags = flag_values(argv, "containerd")
+            containerd = containerd_flags[-1] if containerd_flags else None
             found.append(
                 RunningEngine("dockerd", pid, _user(uid), tuple(hosts), how, containerd, tuple(argv))
             )

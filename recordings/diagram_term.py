@@ -97,7 +97,7 @@ class SequenceDiagram:
             line = Text(f"{arrow.step:>3} " if arrow.step is not None else "    ", style="bold")
             line.append_text(row)
             line.append(" ")
-            line.append(safe_line(arrow.label), style=style)
+            line.append(safe_line(arrow.label), style=style)  # labels come from the recording
             lines.append(line)
         return lines
 
@@ -160,8 +160,8 @@ def summary_lines(summary: Summary, diagram: Diagram, lang: str = "en") -> list[
 def summary_renderable(diagram: Diagram, lang: str = "en", lesson: list[str] | None = None) -> RenderableType:
     """The summary block: the computed lines, then the lesson's own closing points when it has some."""
     out: list[Text] = [Text(phrase(lang, "summary_title"), style="bold underline")]
-    out += [Text("  • " + line) for line in summary_lines(diagram.summary, diagram, lang)]
+    out += [Text("  • " + safe_line(line)) for line in summary_lines(diagram.summary, diagram, lang)]
     if lesson:
         out.append(Text(phrase(lang, "summary_lesson"), style="bold"))
-        out += [Text("  • " + line) for line in lesson]
+        out += [Text("  • " + safe_line(line)) for line in lesson]
     return Group(*out)

@@ -31,7 +31,7 @@ from dockertap.recordings.format import (
     in_request_order,
     open_private,
 )
-from dockertap.recordings.har import DEFAULT_HOST, HIJACK_FACTS, session_facts
+from dockertap.recordings.har import DEFAULT_HOST, HIJACK_FACTS, response_marks, session_facts
 
 
 def _address(url: str | None) -> tuple[str, int]:
@@ -57,6 +57,8 @@ def _metadata(rec: RecordedExchange) -> dict[str, Any]:
         "mismatches": record.get("mismatches", []),
         "client": record.get("client"),
         "error": record.get("error"),
+        "synthetic": record.get("synthetic"),
+        "response_marks": response_marks(rec),
     }
     hijack = record.get("hijack")
     if hijack is not None:
@@ -290,11 +292,16 @@ def flow_to_exchange(flow: http.HTTPFlow, number: int) -> Exchange:
         ex.response_head = _dechunked_head(_response_head(response), len(body))
         ex.response_started = response.timestamp_start or ex.request_ended
         ex.response_body = _capture(body, ex.response_started)
+        marks = meta.get("response_marks")
+        if marks and body:  # the pacing the live tap saw, from a dockertap export
+            ex.response_body.marks = [(started + float(t), int(offset)) for t, offset in marks]
         ex.ended = response.timestamp_end or ex.response_started
     else:
         ex.ended = ex.request_ended
     if flow.error is not None:
         ex.error = flow.error.msg
+    ex.error = ex.error or meta.get("error")  # also for an answer cut short (no flow error then)
+    ex.synthetic = bool(meta.get("synthetic"))
     if isinstance(meta.get("hijack"), dict):
         ex.hijack = _hijack_from(meta["hijack"], started)
     return ex

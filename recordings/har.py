@@ -112,6 +112,8 @@ def har_entry(rec: RecordedExchange) -> dict[str, Any]:
         "_mismatches": record.get("mismatches", []),
         "_client": record.get("client"),
         "_error": record.get("error"),
+        "_synthetic": record.get("synthetic"),
+        "_response_marks": response_marks(rec),
         "_hijack": None,
     }
     if request_body or rec.method in ("POST", "PUT", "PATCH"):
@@ -131,6 +133,21 @@ def har_entry(rec: RecordedExchange) -> dict[str, Any]:
     elif (record.get("response") or {}).get("streams") is not None:
         entry["_streams"] = _streams(record["response"]["streams"])
     return entry
+
+
+def response_marks(rec: RecordedExchange) -> list[list[float]]:
+    """When each piece of the response payload arrived, as [seconds after the request, payload offset]:
+    the pacing a replay of a streamed body (`logs -f`, `/events`) reproduces. Exports hold payloads,
+    so the recording's wire offsets (chunk framing included) are turned into payload offsets."""
+    from dockertap.recordings.replayable import payload_slices
+
+    body = (rec.get("response") or {}).get("body") or {}
+    marks = [(float(t), int(offset)) for t, offset in body.get("marks") or []]
+    out, offset = [], 0
+    for piece in payload_slices(rec.response_body_wire(), marks, bool(body.get("chunked"))):
+        out.append([piece.at, offset])
+        offset += len(piece.data)
+    return out
 
 
 #: The hijack record's facts besides its bytes, carried as they are by both export formats.

@@ -342,19 +342,24 @@ def _evidence_line(item: dict[str, Any], since: float | None = None) -> str:
 # -- which layers to show ---------------------------------------------------------------------------
 
 
-def reconcile_layers(model: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def reconcile_layers(
+    model: list[dict[str, Any]], recorded: list[dict[str, Any]], sometimes: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
     """The current layer model's chain, with what the recording observed.
 
     A recording keeps the chain the model expected when it was made; the model has been corrected since
     (e.g. attach without stdin does not reach containerd). Shown: every layer the model expects now, with the
     recorded status and per-operation evidence where the recording has them, plus every layer the recording
     *observed* (or saw unexpectedly) that the model does not expect — evidence is never hidden. A layer only
-    the old model expected, and nothing observed, is dropped.
+    the old model expected, and nothing observed, is dropped; so is a `sometimes` layer (a step the model
+    marks optional as a whole) that sources were watching for and never saw: it did not happen this time.
     """
     by_layer = {str(layer.get("layer")): layer for layer in recorded if isinstance(layer, dict)}
     shown: list[dict[str, Any]] = []
     for step in model:
         seen = by_layer.pop(str(step.get("layer")), None)
+        if seen is None and str(step.get("layer")) in sometimes:
+            continue
         if seen is None:
             shown.append({**step, "status": step.get("status") or "expected"})
             continue
@@ -524,7 +529,12 @@ class Narrator:
             "en", ""
         )
         model = [ls.to_dict() for ls in annotation.layers]
-        return explanation, reconcile_layers(model, list(rec.annotation.get("layers") or []))
+        recorded = list(rec.annotation.get("layers") or [])
+        watched = any(
+            layer.get("status") in ("observed", "missing") for layer in recorded if isinstance(layer, dict)
+        )
+        sometimes = frozenset(step.layer for step in annotation.chain.steps if "*" in step.optional)
+        return explanation, reconcile_layers(model, recorded, sometimes if watched else frozenset())
 
     def layers(self, rec: RecordedExchange) -> list[dict[str, Any]]:
         """The layers shown for `rec`, with operations already done for its container earlier dropped."""

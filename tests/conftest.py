@@ -20,8 +20,8 @@ and stay up for the session, so ordering never restarts one.
 Which modules run where:
 - every engine: conformance, layer annotation and evidence, recording, replay, the CLI's ``run``,
   doctor, and the engine fixtures' own tests — what they check depends on the engine's generation;
-- one engine (``@pytest.mark.engines("dockerd-28.5")``): load, faults and socket permissions, which
-  test dockertap's relay and socket rather than the engine behind it (fuzz needs no engine at all).
+- one engine (``@pytest.mark.engines("dockerd-28.5")``): load and faults, which test dockertap's
+  relay rather than the engine behind it (fuzz and socket permissions need no real engine at all).
 
 ``@pytest.mark.engines(id, ...)`` restricts a test or module to those ids (per family: a family none
 of the ids names keeps all of its engines).  ``DOCKERTAP_ENGINES=dockerd-28.5,podman-5.8`` restricts a
@@ -100,16 +100,58 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for name in (mark.args[0].split(",") if isinstance(mark.args[0], str) else mark.args[0])
     }
     for fixture, candidates in FIXTURE_ENGINES.items():
-        if fixture in metafunc.fixturenames and fixture not in explicit:
+        if fixture in metafunc.fixturenames and fixture not in explicit and _is_ours(metafunc, fixture):
             ids = selected_engines(candidates, marker)
             metafunc.parametrize(fixture, ids, indirect=True, scope="session", ids=ids)
 
 
+def _is_ours(metafunc: pytest.Metafunc, fixture: str) -> bool:
+    """False where a module defines a fixture of the same name (test_permissions' fake ``engine``)."""
+    definitions = metafunc._arg2fixturedefs.get(fixture) or ()
+    return bool(definitions) and definitions[-1].func.__module__ == __name__
+
+
+# Known gaps of dockertap itself that the current engines expose, tracked in issue 9. Strict xfail: the
+# test still runs, and the day it passes it fails until its line here is deleted.
+# (test file::name, engine ids) -> reason
+_EVIDENCE_ACROSS_NAMESPACES = (
+    "issue 9 item 2: observed evidence does not yet follow an engine into its own mount namespace "
+    "(its containerd socket and runc paths are inside the engine's root)"
+)
+KNOWN_GAPS: dict[tuple[str, tuple[str, ...]], str] = {
+    **{
+        (f"test_evidence.py::{name}", DOCKERD_IDS): _EVIDENCE_ACROSS_NAMESPACES
+        for name in (
+            "test_run_start_is_observed_in_containerd_and_runc",
+            "test_exec_is_observed_as_runc_exec",
+            "test_pause_is_observed_as_runc_pause",
+            "test_top_is_observed_as_runc_ps_then_host_ps",
+        )
+    },
+    ("test_evidence.py::test_ps_is_observed_as_dockerd_only", ("dockerd-28.5-c8d",)): (
+        "issue 9 item 4: with the containerd image store `docker ps` reaches containerd"
+    ),
+    (
+        "test_recording.py::test_har_and_flows_round_trip_through_mitmproxy_and_import",
+        ("dockerd-28.5-c8d",),
+    ): (
+        "issue 9 item 4: an imported session is annotated without the containerd-image-store rows the "
+        "live session had"
+    ),
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses an engine fixture, so ``-m 'not engine'`` selects the pure tests."""
+    """Mark every test that uses an engine fixture, so ``-m 'not engine'`` selects the pure tests;
+    mark the ``KNOWN_GAPS`` strict xfail."""
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in ENGINE_FIXTURES):
             item.add_marker(pytest.mark.engine)
+        test = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        engine_id = item.name.partition("[")[2].rstrip("]")
+        for (known_test, engine_ids), reason in KNOWN_GAPS.items():
+            if test == known_test and engine_id in engine_ids:
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
 
 
 def _unavailable(reason: str) -> None:

@@ -271,10 +271,11 @@ def start_dockerd(
 ) -> Engine:
     """Start a dockerd (with its own containerd) from its root; socket at ``<base>/run/docker.sock``.
 
-    Networking is dockerd's default (docker0, iptables rules): both live in the engine's own network
-    namespace, so neither the host's docker0 nor its iptables are ever touched.  overlay2 is tried
-    first and vfs is the fallback when the host filesystem cannot carry overlay; with the containerd
-    image store (``dockerd-28.5-c8d``) containerd's snapshotter is used.
+    Networking is dockerd's default (docker0, iptables rules; 20.10: no default bridge): all of it
+    lives in the engine's own network namespace, so the host's docker0 and iptables are never
+    touched.  overlay2 is tried first and vfs is the fallback when the host filesystem cannot carry
+    overlay; with the containerd image store (``dockerd-28.5-c8d``) containerd's snapshotter is used.
+    ``debug``: dockerd's debug log, which holds one line per API request a handler runs.
     """
     spec = ENGINE_SPECS[engine_id]
     base = Path(base)
@@ -309,12 +310,17 @@ def _start_dockerd_once(
     env: Mapping[str, str] | None = None,
     debug: bool = False,
 ) -> Engine:
-    """``debug`` adds ``--debug``: the log then holds one ``Calling METHOD TARGET`` line per API
-    request the engine handled (the fuzzer's engine oracle)."""
     config: dict[str, object] = {
         "group": "root",  # the socket is the owner's only (the root's docker gid means nothing here)
         "shutdown-timeout": 5,
     }
+    if debug:
+        config["debug"] = True
+    if spec.version_tuple < (23,):
+        # 20.10's libnetwork-setkey prestart hook intermittently fails in a private namespace under
+        # load ("error running hook #0 … no such file or directory"); without the default bridge it is
+        # not run. User-defined networks still work. (28.5 keeps its default bridge.)
+        config.update({"bridge": "none", "iptables": False, "ip6tables": False})
     if storage_driver:
         config["storage-driver"] = storage_driver
     if spec.image_store == "containerd":
@@ -322,8 +328,7 @@ def _start_dockerd_once(
     layer = _prepare_base(base, spec)
     (layer / "upper/etc/docker").mkdir(parents=True)
     (layer / "upper/etc/docker/daemon.json").write_text(json.dumps(config, indent=1) + "\n")
-    argv = ["dockerd", *(["--debug"] if debug else [])]
-    engine = _spawn_in_root(base, spec, layer, argv, base / "dockerd.log", env)
+    engine = _spawn_in_root(base, spec, layer, ["dockerd"], base / "dockerd.log", env)
     engine.containerd_socket = base / "run" / CONTAINERD_SOCKET_INSIDE.removeprefix("/run/")
     _wait_ready(engine)
     if not engine.containerd_socket.exists():

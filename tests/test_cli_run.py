@@ -6,11 +6,11 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import engines
 import pytest
+from tmuxterm import TmuxTerminal
 
 from dockertap.filters import FilterError, parse_filters
 from dockertap.tapping import bypass_flags
@@ -173,32 +173,6 @@ def test_filter_parsing():
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 
-class Tmux:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "160", "-y", "40"], check=True)
-
-    def type(self, text: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, text, "Enter"], check=True)
-
-    def screen(self) -> str:
-        return subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True, check=True
-        ).stdout
-
-    def wait_for(self, text: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared on the terminal:\n{self.screen()}")
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
-
-
 def _shell_env(dockerd) -> str:
     config = engines.docker_config_dir()
     return f"export DOCKER_CONFIG={config} PATH={os.environ['PATH']}; cd {Path(__file__).parent.parent}; "
@@ -206,7 +180,7 @@ def _shell_env(dockerd) -> str:
 
 @needs_tmux
 def test_run_keeps_an_interactive_tty_usable(dockerd):
-    term = Tmux(f"dt-it-{os.getpid()}")
+    term = TmuxTerminal(name=f"dt-it-{os.getpid()}")
     try:
         tap = " ".join(engines.dockertap_command())
         term.type(
@@ -225,7 +199,7 @@ def test_run_keeps_an_interactive_tty_usable(dockerd):
 
 @needs_tmux
 def test_live_view_shows_open_streams_in_place_and_finished_lines(dockerd, short_tmp: Path):
-    term = Tmux(f"dt-live-{os.getpid()}")
+    term = TmuxTerminal(name=f"dt-live-{os.getpid()}")
     sock = short_tmp / "live.sock"
     try:
         tap = " ".join(engines.dockertap_command())

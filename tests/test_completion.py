@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
-import uuid
 from pathlib import Path
 
 import engines
 import pytest
+from tmuxterm import TmuxTerminal
 
 SHELLS = ("bash", "zsh")
 
@@ -34,53 +33,8 @@ def _user_env(home: Path, shell: str) -> dict[str, str]:
     }
 
 
-class TmuxShell:
-    """An interactive shell in a detached tmux session: type, then read the screen."""
-
-    def __init__(self, shell: str, env: dict[str, str]) -> None:
-        self.session = f"dtc-{uuid.uuid4().hex[:8]}"
-        self.env = env
-        subprocess.run(
-            [
-                "tmux",
-                "new-session",
-                "-d",
-                "-s",
-                self.session,
-                "-x",
-                "200",
-                "-y",
-                "50",
-                shutil.which(shell) or shell,
-            ],
-            env=env,
-            check=True,
-            timeout=30,
-        )
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.session, *keys], check=True, timeout=30)
-
-    def screen(self) -> str:
-        return subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.session], capture_output=True, text=True, timeout=30
-        ).stdout
-
-    def wait_for(self, text: str, timeout: float = 20.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared on the screen:\n{self.screen()}")
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.session], capture_output=True, timeout=30)
-
-
 @pytest.mark.parametrize("shell", SHELLS)
-def test_installed_completion_completes_commands_options_and_recordings(shell: str, short_tmp: Path):
+def test_completion_of_commands_options_recordings_and_explain_words(shell: str, short_tmp: Path):
     _needs("tmux", shell)
     home = short_tmp / "home"
     home.mkdir(mode=0o700)
@@ -96,7 +50,7 @@ def test_installed_completion_completes_commands_options_and_recordings(shell: s
     )
     assert installed.returncode == 0, installed.stderr
     assert f"{shell} completion installed" in installed.stdout
-    term = TmuxShell(shell, env)
+    term = TmuxTerminal([shutil.which(shell) or shell], env=env, width=200, height=50)
     try:
         term.keys("PS1='ready> '; PROMPT='ready> '; clear", "Enter")
         term.wait_for("ready>")
@@ -106,6 +60,10 @@ def test_installed_completion_completes_commands_options_and_recordings(shell: s
         term.wait_for("dockertap replay docker-run")
         term.keys("C-u", "dockertap run --for", "Tab")
         term.wait_for("dockertap run --format")
+        term.keys("C-u", "dockertap explain docker comp", "Tab")
+        term.wait_for("dockertap explain docker compose")
+        term.keys("C-u", "dockertap explain GET /containers/js", "Tab")
+        term.wait_for("dockertap explain GET /containers/json")
         term.keys("C-u", "dockertap plugin ", "Tab", "Tab")
         screen = term.wait_for("install")
         assert "remove" in screen

@@ -457,3 +457,14 @@ def test_running_engine_command_lines_are_read_like_their_flag_parsers():
     ]
     assert flag_values(["containerd", "-a=/x.sock"], "address", "a") == ["/x.sock"]
     assert flag_values(["dockerd", "--", "-H", "x"], "host", "H") == []
+
+
+def test_doctor_tcp_host_with_a_path_and_an_upper_case_scheme(base):
+    code, data = doctor_json({"HOME": base, "DOCKER_HOST": "tcp://127.0.0.1:9/base"})
+    assert code == 1 and data["status"] == "fails"
+    assert data["cli_endpoint"]["url"] == "tcp://127.0.0.1:9/base"
+    problem = data["diagnoses"][0]
+    assert "under /base/" in problem["problem"] and "tcp://127.0.0.1:9 would be" in problem["fix"]
+    code, data = doctor_json({"HOME": base, "DOCKER_HOST": "TCP://127.0.0.1:9"})
+    assert code == 1 and data["status"] == "unresolved"  # the CLI refuses the value outright
+    assert "invalid bind address format: TCP://127.0.0.1:9" in data["diagnoses"][0]["problem"]

@@ -126,3 +126,19 @@ def test_conditions() -> None:
     assert condition_holds("body.Detach", None or {}, {"Detach": True})
     assert not condition_holds("body.Detach", {}, {"Detach": False})
     assert not condition_holds("body.Detach", {}, b"not json")
+
+
+def test_a_step_the_note_calls_conditional_is_marked_so():
+    """A note that says "only when …" must come with the structured flag the correlator reads
+    (`optional` or `if_running`): the word alone once made steps optional, and rows written that way
+    would now be reported missing whenever the condition did not hold."""
+    from dockertap.analyzers import layer_table
+
+    unmarked = [
+        (row.family, row.route, step.layer)
+        for group in (layer_table.ROWS, layer_table.GROUP_DEFAULTS, layer_table.GRPC_ROWS)
+        for row in group
+        for step in row.steps
+        if step.note.lstrip().lower().startswith("only") and not (step.optional or step.if_running)
+    ]
+    assert not unmarked, unmarked

@@ -179,12 +179,13 @@ def _run_seconds(dockerd, *args: str) -> float:
 def test_observers_add_little_to_a_docker_ps(dockerd):
     """Starting the observers (~0.5 s: a reader process, ctr) no longer happens before CMD runs."""
     observed, plain = [], []
-    for _ in range(5):
+    for _ in range(7):  # interleaved, medians: the machine is shared
         observed.append(_run_seconds(dockerd, "--observe", "--", "docker", "ps"))
         plain.append(_run_seconds(dockerd, "--no-observe", "--", "docker", "ps"))
-    added = sorted(observed)[2] - sorted(plain)[2]
-    assert added < 0.2, (
-        f"observation added {added:.2f}s (medians {sorted(observed)[2]:.2f} vs {sorted(plain)[2]:.2f})"
+    added = sorted(observed)[3] - sorted(plain)[3]
+    # before: >= 0.3 s by construction (ctr's start-up check alone), ~0.5 s measured
+    assert added < 0.25, (
+        f"observation added {added:.2f}s (medians {sorted(observed)[3]:.2f} vs {sorted(plain)[3]:.2f})"
     )
 
 

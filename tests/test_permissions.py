@@ -22,7 +22,10 @@ from dockertap.proxy.discovery import default_listen_path
 
 # These test dockertap's own socket, not the engine behind it: a fake Docker API is enough (and the
 # fixture is not called `engine`, which conftest parametrises with real engines).
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root"),
+    pytest.mark.engines("dockerd-28.5"),
+]
 
 NOBODY = 65534
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
@@ -326,10 +329,10 @@ def test_non_loopback_tcp_needs_listen_public_and_warns(fake_engine):
 # -- TCP is opt-in, and no web page gets through it ---------------------------------------------------
 
 
-def _tcp_proxy(engine, *extra: str) -> tuple[subprocess.Popen, int, str]:
+def _tcp_proxy(backend, *extra: str) -> tuple[subprocess.Popen, int, str]:
     """`dockertap proxy --listen tcp://127.0.0.1:0 --allow-tcp`: (process, port, banner)."""
     proc = subprocess.Popen(
-        [DOCKERTAP, "proxy", "--listen", "tcp://127.0.0.1:0", "--allow-tcp", "--backend", engine.url,
+        [DOCKERTAP, "proxy", "--listen", "tcp://127.0.0.1:0", "--allow-tcp", "--backend", backend.url,
          "--no-observe", "--format", "json", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -352,9 +355,9 @@ def _ask(port: int, request: bytes) -> tuple[int, dict]:
     return status, (json.loads(body) if body.startswith(b"{") else {})
 
 
-def test_tcp_listen_needs_allow_tcp(engine):
+def test_tcp_listen_needs_allow_tcp(fake_engine):
     refused = subprocess.run(
-        [DOCKERTAP, "proxy", "--listen", "tcp://127.0.0.1:0", "--backend", engine.url, "--no-observe"],
+        [DOCKERTAP, "proxy", "--listen", "tcp://127.0.0.1:0", "--backend", fake_engine.url, "--no-observe"],
         capture_output=True,
         text=True,
         timeout=20,
@@ -395,8 +398,8 @@ TCP_REQUESTS = [
 ]
 
 
-def test_tcp_refuses_browser_and_rebinding_requests_with_403(engine):
-    proc, port, _banner = _tcp_proxy(engine)
+def test_tcp_refuses_browser_and_rebinding_requests_with_403(fake_engine):
+    proc, port, _banner = _tcp_proxy(fake_engine)
     try:
         for fields, refused in TCP_REQUESTS:
             fields = fields.replace(b"{port}", b"%d" % port)
@@ -416,11 +419,11 @@ def test_tcp_refuses_browser_and_rebinding_requests_with_403(engine):
         proc.wait(10)
 
 
-def test_unix_socket_does_not_apply_the_tcp_guard(engine):
+def test_unix_socket_does_not_apply_the_tcp_guard(fake_engine):
     """On the private Unix socket only its owner connects: Origin/Host are not refused there."""
     base = str(engines.short_base("dtg"))
     try:
-        with ProxyProcess(base, engine.url, "--no-observe") as px:
+        with ProxyProcess(base, fake_engine.url, "--no-observe") as px:
             request = (
                 b"GET /_ping HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n"
                 b"Connection: close\r\n\r\n"
@@ -428,3 +431,4 @@ def test_unix_socket_does_not_apply_the_tcp_guard(engine):
             assert status_and_body(exchange(px.path, request))[0] == 200
     finally:
         shutil.rmtree(base, ignore_errors=True)
+

@@ -4,6 +4,7 @@ shows what replaying the recording shows (container stdin/stdout/stderr, clients
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from mitmproxy.io import FlowReader, FlowWriter
 from mitmproxy.io.har import request_to_flow
 
 from dockertap.recordings.format import read_session
+from dockertap.recordings.replayable import payload_slices
 
 IMAGE = engines.BUSYBOX_TAG
 MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
@@ -42,14 +44,28 @@ def _facts(path: Path) -> list[tuple]:
             ex.hijack_bytes("client"), ex.hijack_bytes("backend"), ex.streams(),
             [(layer["layer"], layer["status"]) for layer in ex.get("layers", [])],
             len(ex.get("evidence", [])),
+            _pacing(ex),
+            ex.get("error"),
         )
         for ex in sorted(session.exchanges, key=lambda ex: ex["t_start"])
     ]  # fmt: skip
 
 
+def _pacing(ex) -> list[tuple[float, bytes]]:
+    """When each piece of the response payload arrived (what `replay --speed 1` reproduces)."""
+    body = (ex.get("response") or {}).get("body") or {}
+    marks = [(round(float(t), 6), int(offset)) for t, offset in body.get("marks") or []]
+    return [(s.at, s.data) for s in payload_slices(ex.response_body_wire(), marks, bool(body.get("chunked")))]
+
+
 def test_har_and_flows_exports_import_back_into_the_same_session(dockerd, tmp_path: Path):
     session_file = tmp_path / "s.jsonl"
-    script = f"echo from-stdin | docker run -i --rm {IMAGE} sh -c 'cat; echo from-stderr >&2'; docker ps -a"
+    name = f"dt-rt-{os.getpid()}"
+    script = (
+        f"echo from-stdin | docker run -i --rm {IMAGE} sh -c 'cat; echo from-stderr >&2'; docker ps -a; "
+        f"docker run -d --name {name} {IMAGE} sh -c 'echo first; sleep 0.5; echo second' >/dev/null; "
+        f"docker logs -f {name}; docker rm {name} >/dev/null"
+    )
     done = dockertap("run", "--backend", dockerd.url, "--record", str(session_file), "--", "sh", "-c", script)
     assert done.returncode == 0, done.stderr
     har, flows = tmp_path / "s.har", tmp_path / "s.flows"
@@ -68,6 +84,8 @@ def test_har_and_flows_exports_import_back_into_the_same_session(dockerd, tmp_pa
             e["_id"] for e in entries
         ]
 
+    logs = next(ex for ex in session.exchanges if "/logs" in ex.target)
+    assert len(_pacing(logs)) >= 2  # "first", then "second" half a second later
     original = _replay(session_file)
     assert any("from-stdin" in line for line in original) and any("from-stderr" in line for line in original)
     for source in (har, flows):

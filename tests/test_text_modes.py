@@ -14,6 +14,8 @@ import engines
 import pytest
 
 from dockertap.analyzers.clients import NO_PEER_OVER_TCP, client_label
+from dockertap.filters import matches_all, parse_filters
+from dockertap.proxy.exchange import Capture, Exchange, PeerInfo
 
 IMAGE = engines.BUSYBOX_TAG
 SCRIPT = "echo from-stdout; echo from-stderr >&2"
@@ -143,8 +145,8 @@ def test_real_clients_are_named_by_program_and_subcommand(dockerd, short_tmp: Pa
 
 def test_over_tcp_the_client_is_what_its_user_agent_says_and_why_once(dockerd, short_tmp: Path):
     err = short_tmp / "err"
-    argv = [*engines.dockertap_command(), "proxy", "--listen", "tcp://127.0.0.1:0", "--backend", dockerd.url,
-            "--no-observe", "--plain"]  # fmt: skip
+    argv = [*engines.dockertap_command(), "proxy", "--listen", "tcp://127.0.0.1:0", "--allow-tcp",
+            "--backend", dockerd.url, "--no-observe", "--plain"]  # fmt: skip
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=open(err, "wb"), stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
@@ -160,3 +162,14 @@ def test_over_tcp_the_client_is_what_its_user_agent_says_and_why_once(dockerd, s
     assert err.read_text().count(NO_PEER_OVER_TCP) == 1
     lines = [line for line in out.decode().splitlines() if "/containers/json" in line]
     assert len(lines) == 2 and all(line.split()[1] == "docker" for line in lines), lines
+
+
+def test_client_filter_matches_the_client_column():
+    head = (
+        b"GET /v1.41/containers/json HTTP/1.1\r\nHost: docker\r\nUser-Agent: docker-sdk-python/7.1.0\r\n\r\n"
+    )
+    ex = Exchange(
+        1, 1, 1, PeerInfo(command="python3 deploy.py --fast"), "unix:///x", head, Capture(1), Capture(1)
+    )
+    assert matches_all(parse_filters(["client=sdk python*"]), ex)
+    assert not matches_all(parse_filters(["client=docker*"]), ex)
