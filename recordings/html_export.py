@@ -19,6 +19,7 @@ from dockertap.recordings.diagram import Diagram
 from dockertap.recordings.diagram_term import summary_lines
 from dockertap.recordings.narrate import (
     Narrator,
+    direct_commands,
     group_by_client,
     lesson_summary,
     phrase,
@@ -147,7 +148,10 @@ def render_html(session: ReplaySession, lang: str = "en", only: tuple[str, ...] 
     selected = [rec for rec in session.exchanges if route_matches(rec, only)]
     diagram = session_diagram(session, narrator, selected)
     title = str(session.header.get("title") or session.source)
-    steps: list[str] = []
+    steps: list[str] = [  # commands that reached no server: what the CLI printed
+        f'<li class="command-header"><div class="narration">{_e(narrator.direct(live).plain.strip())}</div></li>'
+        for live in direct_commands(session)
+    ]
     step = 0
     for group in group_by_client(selected):
         header = narrator.group_header(group).plain.strip()

@@ -9,6 +9,7 @@ namespace, and must print the same error.
 
 from __future__ import annotations
 
+import html
 import http.client
 import os
 import re
@@ -198,3 +199,15 @@ def test_real_docker_cli_against_served_bundled_recording(name: str, short_tmp: 
             assert stderr == live["stderr"]
     finally:
         server.stop()
+
+
+def test_html_page_shows_what_the_cli_printed_without_a_server() -> None:
+    """The projector page of backend-down carries the real CLI errors, not only dockertap's 502."""
+    from dockertap.recordings.html_export import render_html
+
+    session = load_replay(BUNDLED["backend-down"])
+    page = render_html(session)
+    direct = direct_commands(session)
+    assert len(direct) == 3
+    for live in direct:
+        assert html.escape(live["stderr"].strip(), quote=True) in page
