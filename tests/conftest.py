@@ -111,47 +111,11 @@ def _is_ours(metafunc: pytest.Metafunc, fixture: str) -> bool:
     return bool(definitions) and definitions[-1].func.__module__ == __name__
 
 
-# Known gaps of dockertap itself that the current engines expose, tracked in issue 9. Strict xfail: the
-# test still runs, and the day it passes it fails until its line here is deleted.
-# (test file::name, engine ids) -> reason
-_EVIDENCE_ACROSS_NAMESPACES = (
-    "issue 9 item 2: observed evidence does not yet follow an engine into its own mount namespace "
-    "(its containerd socket and runc paths are inside the engine's root)"
-)
-KNOWN_GAPS: dict[tuple[str, tuple[str, ...]], str] = {
-    **{
-        (f"test_evidence.py::{name}", DOCKERD_IDS): _EVIDENCE_ACROSS_NAMESPACES
-        for name in (
-            "test_run_start_is_observed_in_containerd_and_runc",
-            "test_exec_is_observed_as_runc_exec",
-            "test_pause_is_observed_as_runc_pause",
-            "test_top_is_observed_as_runc_ps_then_host_ps",
-        )
-    },
-    ("test_evidence.py::test_ps_is_observed_as_dockerd_only", ("dockerd-28.5-c8d",)): (
-        "issue 9 item 4: with the containerd image store `docker ps` reaches containerd"
-    ),
-    (
-        "test_recording.py::test_har_and_flows_round_trip_through_mitmproxy_and_import",
-        ("dockerd-28.5-c8d",),
-    ): (
-        "issue 9 item 4: an imported session is annotated without the containerd-image-store rows the "
-        "live session had"
-    ),
-}
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses an engine fixture, so ``-m 'not engine'`` selects the pure tests;
-    mark the ``KNOWN_GAPS`` strict xfail."""
+    """Mark every test that uses an engine fixture, so ``-m 'not engine'`` selects the pure tests."""
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in ENGINE_FIXTURES):
             item.add_marker(pytest.mark.engine)
-        test = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
-        engine_id = item.name.partition("[")[2].rstrip("]")
-        for (known_test, engine_ids), reason in KNOWN_GAPS.items():
-            if test == known_test and engine_id in engine_ids:
-                item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
 
 
 def _unavailable(reason: str) -> None:

@@ -177,7 +177,7 @@ class Engine:
         """Run one of the root's binaries (``ctr``, ``runc``, ``podman``, …) inside the namespaces."""
         return subprocess.run(
             self.command(*argv),
-            env={**os.environ, **_ENGINE_ENV},
+            env={**os.environ, **_ENGINE_ENV, BASE_ENV: str(self.base)},
             input=input,
             capture_output=True,
             text=not isinstance(input, bytes),
@@ -271,8 +271,8 @@ def start_dockerd(
 ) -> Engine:
     """Start a dockerd (with its own containerd) from its root; socket at ``<base>/run/docker.sock``.
 
-    Networking is dockerd's default (docker0, iptables rules; 20.10: no default bridge): all of it
-    lives in the engine's own network namespace, so the host's docker0 and iptables are never
+    Networking is dockerd's default (docker0, iptables rules): all of it lives in the engine's own
+    network namespace, so the host's docker0 and iptables are never
     touched.  overlay2 is tried first and vfs is the fallback when the host filesystem cannot carry
     overlay; with the containerd image store (``dockerd-28.5-c8d``) containerd's snapshotter is used.
     ``debug``: dockerd's debug log, which holds one line per API request a handler runs.
@@ -316,11 +316,6 @@ def _start_dockerd_once(
     }
     if debug:
         config["debug"] = True
-    if spec.version_tuple < (23,):
-        # 20.10's libnetwork-setkey prestart hook intermittently fails in a private namespace under
-        # load ("error running hook #0 … no such file or directory"); without the default bridge it is
-        # not run. User-defined networks still work. (28.5 keeps its default bridge.)
-        config.update({"bridge": "none", "iptables": False, "ip6tables": False})
     if storage_driver:
         config["storage-driver"] = storage_driver
     if spec.image_store == "containerd":
@@ -356,6 +351,12 @@ def start_podman(
     base = Path(base)
     layer = _prepare_base(base, spec)
     (base / "run/podman").mkdir(parents=True, exist_ok=True)
+    # This engine's own containers.conf (over the root's): conmon gets the engine's marker too (Podman
+    # 4.3 starts it with a fresh environment), so teardown can find it.
+    conf = layer / "upper/etc/containers/containers.conf"
+    conf.parent.mkdir(parents=True)
+    conmon_env = f'\n[engine]\nconmon_env_vars = ["PATH={_ENGINE_ENV["PATH"]}", "{BASE_ENV}={base}"]\n'
+    conf.write_text(engine_roots.CONTAINERS_CONF + conmon_env)
     flags = (
         "--storage-driver", storage_driver,
         "--runtime", spec.runtime,
@@ -542,10 +543,11 @@ def _engine_namespaces(base: Path) -> set[str]:
 def processes_under(base: Path) -> list[int]:
     """Pids of live processes that belong to the engine rooted at ``base``, descendants first.
 
-    A process belongs to it when it runs in one of the engine's mount namespaces (dockerd,
-    containerd, shims, conmon, the podman service), when its command line or its environment names
-    ``base``, or when it descends from such a process (container processes have namespaces of their
-    own and are children of their shim or conmon).
+    A process belongs to it when its environment carries the engine's ``DOCKERTAP_ENGINE_BASE``
+    (dockerd, containerd, shims, the podman service, conmon, tools run with ``Engine.run``) or its
+    command line names ``base``, when it shares a mount namespace with such a process, or when it
+    descends from one (container processes have namespaces of their own and are children of their
+    shim or conmon).
     """
     marker = (str(base) + "/").encode()
     env_marker = f"{BASE_ENV}={base}".encode()
@@ -553,6 +555,8 @@ def processes_under(base: Path) -> list[int]:
     me = os.getpid()
     parent_of: dict[int, int] = {}
     owned: set[int] = set()
+    in_namespace: dict[int, str] = {}
+    confirmed: set[str | None] = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
@@ -566,8 +570,15 @@ def processes_under(base: Path) -> list[int]:
         if state == "Z":
             continue
         parent_of[pid] = int(ppid)
-        if marker in cmdline or _in_namespaces(entry, namespaces) or _has_env(entry, env_marker):
+        namespace = _mount_namespace(entry) if namespaces else None
+        if namespace in namespaces:
+            in_namespace[pid] = namespace
+        if marker in cmdline or _has_env(entry, env_marker):
             owned.add(pid)
+            confirmed.add(namespace)
+    # A namespace id is trusted only while one of the engine's own (marked) processes is in it: once a
+    # namespace is gone, the kernel may give its number to another engine's.
+    owned.update(pid for pid, namespace in in_namespace.items() if namespace in confirmed)
     depth: dict[int, int] = {}
     for pid in parent_of:
         chain, cursor = 0, pid
@@ -578,13 +589,11 @@ def processes_under(base: Path) -> list[int]:
     return sorted(depth, key=lambda pid: depth[pid], reverse=True)
 
 
-def _in_namespaces(proc_entry: Path, namespaces: set[str]) -> bool:
-    if not namespaces:
-        return False
+def _mount_namespace(proc_entry: Path) -> str | None:
     try:
-        return os.readlink(proc_entry / "ns/mnt") in namespaces
+        return os.readlink(proc_entry / "ns/mnt")
     except OSError:
-        return False
+        return None
 
 
 def _has_env(proc_entry: Path, env_marker: bytes) -> bool:

@@ -32,7 +32,9 @@ def base():
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full_env = {"PATH": os.environ["PATH"], **env}
+    # PYTHONSAFEPATH: the checkout's own dockertap/ folder (the cwd under pytest) must not shadow the
+    # installed package, which CI installs non-editable.
+    full_env = {"PATH": os.environ["PATH"], "PYTHONSAFEPATH": "1", **env}
     return subprocess.run(
         [sys.executable, "-m", "dockertap", *args], env=full_env, capture_output=True, text=True, timeout=120
     )

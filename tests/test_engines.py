@@ -62,7 +62,7 @@ def test_engine_runs_in_its_own_root_and_network_namespace(engine: engines.Engin
     host = _links(open("/proc/self/net/dev").read())
     assert "lo" in inside
     assert inside & host <= {"lo", "docker0"}, inside & host
-    if engine.name == "dockerd" and engine.version != "20.10":  # 20.10 runs without a default bridge
+    if engine.name == "dockerd":
         assert "docker0" in inside
         assert _bridge_id("docker0", engine.run) != _bridge_id("docker0", None)
 
