@@ -8,6 +8,7 @@ the layer model's explanations in its table; this table holds what the CLI itsel
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
 from enum import StrEnum
@@ -89,6 +90,30 @@ MESSAGES: dict[str, dict[str, str]] = {
         "explain_terminal_only": "only when the CLI runs on a terminal",
         "explain_skipped": "skipped here: {route}, {condition}",
         "wrote_html": "wrote {exchanges} to {out} (HTML, {language})",
+        "serve_recorded": "(recorded #{id})",
+        "serve_ping_synthesized": "synthesized ping",
+        "serve_no_answer": "recorded without answer",
+        "serve_no_recorded_answer": "dockertap replay: the lesson {lesson} has no recorded answer for {request}",
+        "serve_refused_after": "dockertap replay: the lesson {lesson} has no recorded answer for {earlier}, so "
+        "{request} for the same container is refused too",
+        "serve_closest": " — closest recorded request: {closest}",
+        "serve_empty": " — the recording is empty",
+        "serve_synthesised_note": "no {route} in the recording: synthesised from its backend fingerprint",
+        "serve_truncated": "body truncated in the recording: {captured} bytes replayed of {total} bytes sent live",
+        "serve_truncated_wire": "body truncated in the recording: {captured} bytes replayed of {total} wire bytes "
+        "sent live",
+        "serve_differs": "this request differs from the recorded one: {difference}",
+        "session_not_session": "{source}: not a dockertap session file (no {format} header)",
+        "session_not_session_because": "{source}: not a dockertap session file ({problem})",
+        "session_no_version": "{source}: header has no integer version ({version!r})",
+        "session_too_new": "{source}: session format version {version} is newer than this dockertap understands "
+        "(up to {supported}); upgrade dockertap to read it",
+        "session_bad_version": "{source}: invalid session format version {version}",
+        "session_empty": "{source}: empty file, not a dockertap session",
+        "session_unknown_encoding": "unknown byte encoding {encoding!r}",
+        "file_not_found": "{path}: no such file",
+        "file_permission": "{path}: permission denied",
+        "file_is_directory": "{path}: is a directory, not a file",
     },
     "ja": {
         "which_recording": "どの記録か指定してほしい: dockertap replay FILE (同梱の記録名は dockertap replay --list で確認)",
@@ -112,6 +137,31 @@ MESSAGES: dict[str, dict[str, str]] = {
         "explain_terminal_only": "CLI が端末で動いているときだけ",
         "explain_skipped": "今回は省かれる: {route} ({condition})",
         "wrote_html": "{out} に {exchanges}を書き出した (HTML, {language})",
+        "serve_recorded": "(記録 #{id})",
+        "serve_ping_synthesized": "ping を合成して応答",
+        "serve_no_answer": "記録時に応答が無かった要求",
+        "serve_no_recorded_answer": "dockertap replay: 教材 {lesson} には {request} に対する記録された応答が無い",
+        "serve_refused_after": "dockertap replay: 教材 {lesson} には {earlier} に対する記録された応答が無いため、"
+        "同じコンテナへの {request} も拒否する",
+        "serve_closest": " — 最も近い記録済みの要求: {closest}",
+        "serve_empty": " — 記録は空",
+        "serve_synthesised_note": "記録に {route} が無い: バックエンドの指紋から合成した",
+        "serve_truncated": "記録では本文が途中で切れている: 実際に送られた {total} バイトのうち {captured} バイトだけを"
+        "再生した",
+        "serve_truncated_wire": "記録では本文が途中で切れている: 実際に送られたワイヤ上の {total} バイトのうち {captured} "
+        "バイトだけを再生した",
+        "serve_differs": "この要求は記録されたものと異なる: {difference}",
+        "session_not_session": "{source}: dockertap のセッションファイルではない ({format} ヘッダーが無い)",
+        "session_not_session_because": "{source}: dockertap のセッションファイルではない ({problem})",
+        "session_no_version": "{source}: ヘッダーに整数のバージョンが無い ({version!r})",
+        "session_too_new": "{source}: セッション形式のバージョン {version} はこの dockertap が読める範囲 "
+        "({supported} まで) より新しい。読むには dockertap を更新してほしい",
+        "session_bad_version": "{source}: セッション形式のバージョン {version} は不正",
+        "session_empty": "{source}: 空のファイルで、dockertap のセッションではない",
+        "session_unknown_encoding": "不明なバイト符号化 {encoding!r}",
+        "file_not_found": "{path}: ファイルが無い",
+        "file_permission": "{path}: 読み書きする権限が無い",
+        "file_is_directory": "{path}: ファイルではなくディレクトリ",
     },
 }
 
@@ -121,3 +171,23 @@ def msg(lang: str, message_id: str, **values: object) -> str:
     table = MESSAGES.get(lang, MESSAGES["en"])
     return table.get(message_id, MESSAGES["en"][message_id]).format(**values)
 
+
+
+#: OSError numbers whose message dockertap words itself (other errors are shown as the system words them).
+_FILE_ERRORS = {errno.ENOENT: "file_not_found", errno.EACCES: "file_permission", errno.EISDIR: "file_is_directory"}
+
+
+def error_text(lang: str, exc: BaseException) -> str:
+    """An error shown to the user, in `lang` when dockertap words it (English stays `str(exc)`, unchanged).
+
+    Errors that carry a `message_id` and `fields` (SessionFormatError) are translated by id; the data in
+    their fields (paths, quoted values) stays as it is.
+    """
+    if lang == "en":
+        return str(exc)
+    message_id = getattr(exc, "message_id", None)
+    if isinstance(message_id, str):
+        return msg(lang, message_id, **getattr(exc, "fields", {}))
+    if isinstance(exc, OSError) and exc.errno in _FILE_ERRORS and exc.filename is not None:
+        return msg(lang, _FILE_ERRORS[exc.errno], path=exc.filename)
+    return str(exc)

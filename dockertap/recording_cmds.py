@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dockertap.i18n import Lang, counted, default_lang, msg
+from dockertap.i18n import Lang, counted, default_lang, error_text, msg
 from dockertap.options import output_file
 from dockertap.recordings.format import SessionFormatError, read_session
 from dockertap.recordings.safe_text import safe_line
@@ -41,7 +41,7 @@ def export(
         help="Write a self-contained HTML page: sequence diagram (inline SVG) and narration, no network.",
     ),
     lang: Lang = typer.Option(
-        None, "--lang", help="Language of the HTML page's narration [default: from LANG]."
+        None, "--lang", help="Language of the HTML page's narration and of the messages [default: from LANG]."
     ),
 ) -> None:
     """Export a recorded session as HAR, as a mitmproxy flow file, or as a teaching HTML page.
@@ -58,14 +58,15 @@ def export(
     """
     if not (har or flows or html):
         raise _fail("nothing to do: pass --har OUT, --flows OUT and/or --html OUT")
+    language = (lang or Lang(default_lang())).value
     if html:
-        _export_html(session_file, html, (lang or Lang(default_lang())).value)
+        _export_html(session_file, html, language)
         if not (har or flows):
             return
     try:
         session = read_session(session_file)
     except (OSError, SessionFormatError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(error_text(language, exc)) from None
     for warning in session.warnings:
         typer.secho(f"dockertap: warning: {safe_line(warning)}", fg="yellow", err=True)
     from dockertap.recordings.flows import write_flows
@@ -92,7 +93,7 @@ def _export_html(name_or_path: str, out: str, lang: str) -> None:
         session = load_replay(name_or_path)
         count = write_html(session, out, lang)
     except (OSError, SessionFormatError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(error_text(lang, exc)) from None
     typer.echo(
         msg(lang, "wrote_html", exchanges=counted(lang, count, "exchange"), out=out, language=lang), err=True
     )

@@ -15,7 +15,7 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from dockertap.completion import recording_names
-from dockertap.i18n import Lang, counted, default_lang, msg
+from dockertap.i18n import Lang, counted, default_lang, error_text, msg
 from dockertap.linebreak import wrap_text
 from dockertap.proxy.discovery import default_socket_dir
 from dockertap.proxy.listener import ListenError, open_unix_listener
@@ -57,13 +57,13 @@ def recordings() -> None:
         typer.echo(f"{name:<{width}}  {safe_line(recording_title(path))}")
 
 
-def _load(file: str) -> ReplaySession:
+def _load(file: str, lang: str) -> ReplaySession:
     from dockertap.recordings.format import SessionFormatError
 
     try:
         return load_replay(file)
     except (OSError, SessionFormatError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(error_text(lang, exc)) from None
 
 
 def replay(
@@ -122,7 +122,7 @@ def replay(
         return
     if file is None:
         raise _fail(msg(language, "which_recording"))
-    session = _load(file)
+    session = _load(file, language)
     if serve:
         _serve(session, listen, 1.0 if speed is None else speed, language)
     else:
@@ -303,9 +303,9 @@ def _serve(session: ReplaySession, listen: str | None, speed: float, lang: str =
         style = "green" if served.status < 400 else "yellow" if served.status < 500 else "red"
         line.append(f"  → {served.status}", style=style)
         if served.recorded is not None:
-            line.append(f"  (recorded #{safe_line(served.recorded.id)})", style="dim")
-        if served.note:
-            line.append(f"  {safe_line(served.note)}", style="yellow")
+            line.append("  " + msg(lang, "serve_recorded", id=safe_line(served.recorded.id)), style="dim")
+        if served.notes:
+            line.append(f"  {safe_line(served.note_in(lang))}", style="yellow")
         console.print(line, soft_wrap=not console.is_terminal)
         console.file.flush()  # a log file or pipe sees each request as it is answered
 

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from dockertap.analyzers.streams import MULTIPLEXED_TYPE, STREAM_NAMES
+from dockertap.i18n import msg
 from dockertap.proxy.exchange import Capture, Exchange, HijackCapture, PeerInfo
 from dockertap.proxy.framing import decode_chunked, iter_chunks
 from dockertap.recordings.trace import rfc3339, trace_record
@@ -58,7 +59,16 @@ _MAX_FRAME = 1 << 26
 
 
 class SessionFormatError(ValueError):
-    """The file is not a dockertap session, or a version this reader does not understand."""
+    """The file is not a dockertap session, or a version this reader does not understand.
+
+    Carries its message id and fields so the CLI can word it in the user's language (`error_text`);
+    `str()` is the English.
+    """
+
+    def __init__(self, message_id: str, **fields: object) -> None:
+        self.message_id = message_id
+        self.fields = fields
+        super().__init__(msg("en", message_id, **fields))
 
 
 # -- bytes <-> JSON ---------------------------------------------------------------------------
@@ -77,7 +87,7 @@ def decode_bytes(encoding: str, data: str) -> bytes:
         return base64.b64decode(data)
     if encoding == "text":
         return data.encode("utf-8")
-    raise SessionFormatError(f"unknown byte encoding {encoding!r}")
+    raise SessionFormatError("session_unknown_encoding", encoding=encoding)
 
 
 # -- demultiplexing with timing ---------------------------------------------------------------
@@ -652,17 +662,14 @@ def _parse_lines(lines: Iterable[bytes], source: str) -> Iterator[tuple[int, dic
 
 def check_header(header: dict[str, Any], source: str = "session") -> None:
     if header.get("type") != "header" or header.get("format") != FORMAT_NAME:
-        raise SessionFormatError(f"{source}: not a dockertap session file (no {FORMAT_NAME} header)")
+        raise SessionFormatError("session_not_session", source=source, format=FORMAT_NAME)
     version = header.get("version")
     if not isinstance(version, int):
-        raise SessionFormatError(f"{source}: header has no integer version ({version!r})")
+        raise SessionFormatError("session_no_version", source=source, version=version)
     if version > FORMAT_VERSION:
-        raise SessionFormatError(
-            f"{source}: session format version {version} is newer than this dockertap understands "
-            f"(up to {FORMAT_VERSION}); upgrade dockertap to read it"
-        )
+        raise SessionFormatError("session_too_new", source=source, version=version, supported=FORMAT_VERSION)
     if version < 1:
-        raise SessionFormatError(f"{source}: invalid session format version {version}")
+        raise SessionFormatError("session_bad_version", source=source, version=version)
 
 
 def read_session(source: str | os.PathLike[str] | IO[bytes]) -> Session:
@@ -686,7 +693,7 @@ def read_session(source: str | os.PathLike[str] | IO[bytes]) -> Session:
                     f"{name}:{number}: truncated last record ignored (the recorder stopped mid-write)"
                 )
             elif session is None:
-                raise SessionFormatError(f"{name}: not a dockertap session file ({problem})")
+                raise SessionFormatError("session_not_session_because", source=name, problem=problem)
             else:
                 pending_warnings.append(problem + " — skipped")
             continue
@@ -710,7 +717,7 @@ def read_session(source: str | os.PathLike[str] | IO[bytes]) -> Session:
             session.footer = record
         # Unknown record types are ignored: later versions may add them (see the versioning rule).
     if session is None:
-        raise SessionFormatError(f"{name}: empty file, not a dockertap session")
+        raise SessionFormatError("session_empty", source=name)
     session.warnings.extend(pending_warnings)
     if session.footer is None:
         session.warnings.append(f"{name}: no footer — the recording did not close cleanly")

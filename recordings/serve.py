@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockertap.analyzers.routes import match_route
-from dockertap.i18n import counted
+from dockertap.i18n import counted, msg
 from dockertap.proxy.exchange import final_head
 from dockertap.proxy.framing import (
     MAX_HEAD_SIZE,
@@ -76,6 +76,15 @@ def describe_request(method: str, target: str) -> str:
     return re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1…", text)
 
 
+#: One note on a served request: message ids with their fields, worded in either language by `dockertap.i18n`.
+Note = tuple[tuple[str, dict[str, object]], ...]
+
+
+def word(lang: str, note: Note) -> str:
+    """A note's text in `lang` (its pieces run on: a message and its " — closest …" tail)."""
+    return "".join(msg(lang, message_id, **fields) for message_id, fields in note)
+
+
 @dataclass
 class Served:
     """What the fake daemon did with one request (for the console log and for tests)."""
@@ -84,7 +93,16 @@ class Served:
     target: str
     status: int
     recorded: RecordedExchange | None
-    note: str = ""
+    notes: tuple[Note, ...] = ()
+
+    def note_in(self, lang: str) -> str:
+        """The notes in `lang`, joined by "; " ('' when there are none)."""
+        return "; ".join(word(lang, note) for note in self.notes)
+
+    @property
+    def note(self) -> str:
+        """The notes in English (what the HTTP answer and the tests see)."""
+        return self.note_in("en")
 
 
 class AnswerBook:
@@ -416,7 +434,7 @@ class ReplayServer:
                 conn.writer.write(synthesized_ping_head(self.session, with_body=method != "HEAD"))
                 if method != "HEAD":
                     conn.writer.write(b"OK")
-                self._record(Served(method, target, 200, None, "synthesized ping"))
+                self._record(Served(method, target, 200, None, ((("serve_ping_synthesized", {}),),)))
                 return True
         if rec is None and match_route(method, target).template in SYNTHESISABLE:
             return self._synthesised(conn, method, target)
@@ -435,7 +453,7 @@ class ReplayServer:
             message = f"dockertap replay: the recorded request got no answer ({rec.error or 'unknown error'})"
             body = json.dumps({"message": message}).encode()
             conn.writer.write(_json_head(502, "Bad Gateway", body) + body)
-            self._record(Served(method, target, 502, rec, "recorded without answer"))
+            self._record(Served(method, target, 502, rec, ((("serve_no_answer", {}),),)))
             return True
         return await self._replay(conn, rec, frame, method, body_difference(rec.request_body, body))
 
@@ -461,30 +479,26 @@ class ReplayServer:
         """
         closest = self.book.closest(method, target)
         lesson = lesson_name(self.session)
-        if earlier:
-            message = (
-                f"dockertap replay: the lesson {lesson} has no recorded answer for {earlier}, so "
-                f"{describe_request(method, target)} for the same container is refused too"
-            )
-        else:
-            message = (
-                f"dockertap replay: the lesson {lesson} has no recorded answer for "
-                f"{describe_request(method, target)}"
-            )
-        message += f" — closest recorded request: {closest}" if closest else " — the recording is empty"
-        body = json.dumps({"message": message}, ensure_ascii=False).encode()
+        request = describe_request(method, target)
+        note: Note = (
+            ("serve_refused_after", {"lesson": lesson, "earlier": earlier, "request": request})
+            if earlier
+            else ("serve_no_recorded_answer", {"lesson": lesson, "request": request}),
+            ("serve_closest", {"closest": closest}) if closest else ("serve_empty", {}),
+        )
+        body = json.dumps({"message": word("en", note)}, ensure_ascii=False).encode()
         conn.writer.write(_json_head(501, "Not Implemented", body) + body)
-        self._record(Served(method, target, 501, None, message))
+        self._record(Served(method, target, 501, None, (note,)))
         return True
 
     def _synthesised(self, conn: _Connection, method: str, target: str) -> bool:
         """`/version` or `/info` the recording lacks, built from its backend fingerprint (and saying so)."""
         template = match_route(method, target).template
         document = synthesised_document(self.session, template)
-        note = f"no {template} in the recording: synthesised from its backend fingerprint"
+        note: Note = (("serve_synthesised_note", {"route": template}),)
         body = json.dumps(document).encode() if method != "HEAD" else b""
-        conn.writer.write(_json_head(200, "OK", body, {WARNING_HEADER: note}) + body)
-        self._record(Served(method, target, 200, None, note))
+        conn.writer.write(_json_head(200, "OK", body, {WARNING_HEADER: word("en", note)}) + body)
+        self._record(Served(method, target, 200, None, (note,)))
         return True
 
     async def _replay(
@@ -502,7 +516,8 @@ class ReplayServer:
         # Interim 1xx heads are not replayed: the CLI never sends `Expect`, and 101 is a final head here.
         head = final_head(rec.response_head) or b""
         response = parse_response_head(head, frame)
-        status, note = response.status, ""
+        status = response.status
+        notes: list[Note] = []
         pieces = rec.response_slices if method != "HEAD" else []
         if method == "HEAD" and rec.method == "GET":
             head = _set_header(head, "Content-Length", str(len(rec.response_body)))
@@ -513,20 +528,17 @@ class ReplayServer:
             response = parse_response_head(head, frame)
         elif rec.response_truncated and response.body in (Body.LENGTH, Body.CHUNKED, Body.UNTIL_CLOSE):
             captured = sum(len(p.data) for p in pieces)
-            note = (
-                f"body truncated in the recording: {captured} bytes replayed of "
-                f"{rec.response_total} {'wire ' if rec.response_chunked else ''}bytes sent live"
-            )
-            head = _set_header(head, WARNING_HEADER, note)
+            truncated = "serve_truncated_wire" if rec.response_chunked else "serve_truncated"
+            notes.append(((truncated, {"captured": captured, "total": rec.response_total}),))
+            head = _set_header(head, WARNING_HEADER, word("en", notes[-1]))
             if response.body is Body.LENGTH:
                 head = _set_header(head, "Content-Length", str(captured))
         if difference:
-            differs = f"this request differs from the recorded one: {difference}"
-            head = _set_header(head, WARNING_HEADER, json.dumps(differs)[1:-1])
-            note = "; ".join(n for n in (note, differs) if n)
+            notes.append((("serve_differs", {"difference": difference}),))
+            head = _set_header(head, WARNING_HEADER, json.dumps(word("en", notes[-1]))[1:-1])
         conn.writer.write(head)
         await conn.writer.drain()
-        self._record(Served(method, rec.target, status, rec, note))
+        self._record(Served(method, rec.target, status, rec, tuple(notes)))
         base = rec.response_started or rec.started
         sent_at = loop.time()
         if response.hijack is not Hijack.NONE:

@@ -1,0 +1,160 @@
+"""dockertap's own messages under `--lang ja`: the serve log, load errors; English unchanged.
+
+The serve tests use the real docker CLI against `dockertap replay --serve` (no engine needed).
+"""
+
+from __future__ import annotations
+
+import string
+import subprocess
+import time
+from pathlib import Path
+
+import engines
+import pytest
+from typer.testing import CliRunner
+
+from dockertap.app import app
+from dockertap.i18n import MESSAGES, error_text
+from dockertap.recordings.format import SessionFormatError, check_header, read_session
+from dockertap.recordings.replayable import bundled_recordings
+
+BUNDLED = bundled_recordings()
+
+
+def _placeholders(template: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+
+
+@pytest.mark.parametrize("message_id", sorted(MESSAGES["en"]))
+def test_every_message_has_japanese_with_the_same_placeholders(message_id: str) -> None:
+    assert message_id in MESSAGES["ja"]
+    assert _placeholders(MESSAGES["ja"][message_id]) == _placeholders(MESSAGES["en"][message_id])
+
+
+def test_no_japanese_message_without_english() -> None:
+    assert set(MESSAGES["ja"]) <= set(MESSAGES["en"])
+
+
+# -- load errors ----------------------------------------------------------------------------------
+
+
+def test_session_format_errors_read_in_english_as_before(tmp_path: Path) -> None:
+    """The English text is what dockertap printed before the errors carried message ids."""
+    not_session = tmp_path / "notes.jsonl"
+    not_session.write_text('{"hello": 1}\n')
+    with pytest.raises(SessionFormatError) as caught:
+        read_session(not_session)
+    assert str(caught.value) == f"{not_session}: not a dockertap session file (no dockertap-session header)"
+    with pytest.raises(SessionFormatError) as caught:
+        check_header({"type": "header", "format": "dockertap-session", "version": 99}, "s.jsonl")
+    assert str(caught.value) == (
+        "s.jsonl: session format version 99 is newer than this dockertap understands (up to 1); "
+        "upgrade dockertap to read it"
+    )
+    assert error_text("en", caught.value) == str(caught.value)
+
+
+def test_session_format_error_in_japanese_keeps_the_data() -> None:
+    with pytest.raises(SessionFormatError) as caught:
+        check_header({"type": "header", "format": "dockertap-session", "version": "x'1"}, "授業/s.jsonl")
+    assert error_text("ja", caught.value) == "授業/s.jsonl: ヘッダーに整数のバージョンが無い (\"x'1\")"
+
+
+@pytest.mark.parametrize("command", ["replay", "export"])
+def test_load_errors_under_lang_ja_are_japanese(tmp_path: Path, command: str) -> None:
+    not_session = tmp_path / "notes.jsonl"
+    not_session.write_text('{"hello": 1}\n')
+    missing = tmp_path / "missing.jsonl"
+    extra = ["--har", str(tmp_path / "out.har")] if command == "export" else []
+    runner = CliRunner()
+    cases = (
+        (
+            not_session,
+            f"{not_session}: dockertap のセッションファイルではない (dockertap-session ヘッダーが無い)",
+        ),
+        (missing, f"{missing}: ファイルが無い"),
+        (tmp_path, f"{tmp_path}: ファイルではなくディレクトリ"),
+    )
+    for path, expected in cases:
+        result = runner.invoke(app, [command, str(path), *extra, "--lang", "ja"])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip() == f"dockertap: {expected}"
+        english = runner.invoke(app, [command, str(path), *extra, "--lang", "en"])
+        assert english.exit_code == 2
+        assert "dockertap のセッション" not in english.stderr and "ファイル" not in english.stderr
+
+
+def test_load_error_language_defaults_from_the_locale(tmp_path: Path) -> None:
+    not_session = tmp_path / "notes.jsonl"
+    not_session.write_text("[]\n")
+    result = CliRunner().invoke(app, ["replay", str(not_session)], env={"LC_ALL": "ja_JP.UTF-8"})
+    assert result.exit_code == 2
+    assert "dockertap のセッションファイルではない" in result.stderr
+
+
+# -- replay --serve's log in Japanese (the real docker CLI, no engine) ------------------------------
+
+
+@pytest.fixture
+def served_ja(short_tmp: Path):
+    from test_replay import Served
+
+    server = Served(BUNDLED["docker-run"], short_tmp, "--speed", "0", "--lang", "ja")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _docker(server, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *args], env=engines.docker_env(server.url), capture_output=True, text=True, timeout=60
+    )
+
+
+def _log(server, text: str) -> str:
+    deadline = time.monotonic() + 5
+    while text not in server.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server.log.read_text()
+
+
+def test_serve_log_in_japanese(served_ja) -> None:
+    assert "docker-run.jsonl から 5 件のやり取りを応答する" in served_ja.err.read_text()
+    unmatched = _docker(served_ja, "ps")
+    assert unmatched.returncode == 1
+    # The docker CLI's message stays English (it is the daemon's answer); the serve's log is Japanese.
+    assert "has no recorded answer for GET /containers/json" in unmatched.stderr
+    log = _log(served_ja, "→ 501")
+    line = next(line for line in log.splitlines() if "→ 501" in line)
+    assert "dockertap replay: 教材 'docker-run'" in line
+    assert "には GET /containers/json に対する記録された応答が無い — 最も近い記録済みの要求: " in line
+
+    run = _docker(served_ja, "run", "--rm", "alpine", "echo", "hi")
+    assert run.stdout == "hello from a container\n"
+    log = _log(served_ja, "この要求は記録されたものと異なる")
+    create = next(line for line in log.splitlines() if line.startswith("POST /containers/create"))
+    assert "→ 201  (記録 #" in create
+    assert "この要求は記録されたものと異なる: " in create
+    assert 'Image: recorded "dt-busybox:latest", got "alpine"' in create  # the compared values as they are
+    assert "recorded #" not in log and "differs from the recorded one" not in log
+
+
+def test_serve_note_worded_in_either_language() -> None:
+    from dockertap.recordings.serve import Served
+
+    served = Served(
+        "GET",
+        "/v1.51/info",
+        200,
+        None,
+        ((("serve_synthesised_note", {"route": "GET /info"}),), (("serve_differs", {"difference": "q"}),)),
+    )
+    assert served.note == (
+        "no GET /info in the recording: synthesised from its backend fingerprint; "
+        "this request differs from the recorded one: q"
+    )
+    assert served.note_in("ja") == (
+        "記録に GET /info が無い: バックエンドの指紋から合成した; この要求は記録されたものと異なる: q"
+    )
