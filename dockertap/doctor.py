@@ -24,7 +24,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from dockertap.analyzers.fingerprint import BackendFingerprint, fingerprint
-from dockertap.doctor_text import diagnosis, language, say, speaking
+from dockertap.doctor_text import diagnosis, language, probe_hint, say, speaking
 from dockertap.i18n import Lang, default_lang
 from dockertap.linebreak import wrap_text
 from dockertap.proxy.cli_host import CliHost, read_context_host
@@ -392,7 +392,8 @@ def _diagnose(
     name = rep.source.split("'")[1] if "'" in rep.source else rep.source
     path = rep.probe.endpoint.path or rep.url
     if kind == "permission" or kind in ("not-socket", "timeout", "not-http", "not-docker"):
-        hint = rep.probe.hint or hint
+        group = rep.socket.group if rep.socket else None
+        hint = probe_hint(rep.probe.hint, group) if rep.probe.hint else hint
     fields = {"url": rep.url, "path": path, "name": name, "hint": hint}
     return Diagnosis(problem.format(**fields), fix.format(**fields), rep.url, list(commands or []))
 

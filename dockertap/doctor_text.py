@@ -87,6 +87,19 @@ TEXT: dict[str, str] = {
     # when no endpoint answers: how to start an engine
     "start-hint.installed": "installed engines: {engines}",
     "start-hint.none": "no container engine found on PATH",
+    # what the probe (proxy/probe.py) suggests, worded here by its English text so proxy/ stays language-free
+    "probe-hint.hung": "the engine may be hung or overloaded; restart it",
+    "probe-hint.not-socket": "point at the engine's socket file instead (see `dockertap doctor`)",
+    "probe-hint.closed": "this socket is not a Docker API endpoint (or the engine is crashing)",
+    "probe-hint.other-protocol": "this socket speaks another protocol (containerd gRPC? a BuildKit socket?); "
+    "point at the Docker API socket",
+    "probe-hint.not-docker-api": "not a Docker API",
+    "probe-hint.not-working": "this socket is not a working Docker API endpoint",
+    "probe-hint.other-http": "this is some other HTTP service; point at the Docker API socket",
+    "probe-hint.group": "add yourself to the {group!r} group (sudo usermod -aG {group} $USER, then log in "
+    "again) or run with sudo",
+    "probe-hint.root-only": "the socket is root-only: run with sudo, or use a rootless engine socket under "
+    "$XDG_RUNTIME_DIR",
     # table columns
     "column.source": "source",
     "column.endpoint": "endpoint",
@@ -175,3 +188,19 @@ def diagnosis(origin: str, kind: str) -> tuple[str, str]:
     """(problem, fix) templates for a probe failure `kind` at an endpoint chosen by `origin`."""
     key = (origin, kind) if (origin, kind) in DIAGNOSES else ("*", kind)
     return _DIAGNOSES.get(language(), DIAGNOSES).get(key, DIAGNOSES[key])
+
+
+def probe_hint(hint: str, group: str | None = None) -> str:
+    """The probe's hint (proxy/probe.py words it in English) in the current language.
+
+    Found by its English text among the `probe-hint.*` sentences (`group`: the socket's group, for the
+    permission hint); a hint this table does not know is shown as the probe worded it.
+    """
+    if language() == "en":
+        return hint
+    for key, text in TEXT.items():
+        if key.startswith("probe-hint.") and "{" not in text and text == hint:
+            return say(key)
+    if group and hint == TEXT["probe-hint.group"].format(group=group):
+        return say("probe-hint.group", group=group)
+    return hint

@@ -5,8 +5,11 @@ The serve tests use the real docker CLI against `dockertap replay --serve` (no e
 
 from __future__ import annotations
 
+import os
+import shutil
 import string
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -58,7 +61,7 @@ def test_session_format_errors_read_in_english_as_before(tmp_path: Path) -> None
 def test_session_format_error_in_japanese_keeps_the_data() -> None:
     with pytest.raises(SessionFormatError) as caught:
         check_header({"type": "header", "format": "dockertap-session", "version": "x'1"}, "授業/s.jsonl")
-    assert error_text("ja", caught.value) == "授業/s.jsonl: ヘッダーに整数のバージョンが無い (\"x'1\")"
+    assert error_text("ja", caught.value) == '授業/s.jsonl: ヘッダーに整数のバージョンが無い ("x\'1")'
 
 
 @pytest.mark.parametrize("command", ["replay", "export"])
@@ -158,3 +161,79 @@ def test_serve_note_worded_in_either_language() -> None:
     assert served.note_in("ja") == (
         "記録に GET /info が無い: バックエンドの指紋から合成した; この要求は記録されたものと異なる: q"
     )
+
+
+# -- doctor: the probe's hints (proxy/ words them in English; doctor translates at display) ---------
+
+
+def _proxy_probe_literals() -> set[str]:
+    """Every string constant in proxy/probe.py (adjacent literals joined, as Python joins them)."""
+    import ast
+
+    import dockertap.proxy.probe as probe_module
+
+    tree = ast.parse(Path(probe_module.__file__).read_text(encoding="utf-8"))
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+
+
+def test_every_probe_hint_sentence_is_the_probes_own_english() -> None:
+    """A reworded hint in proxy/probe.py must be reworded here too, or doctor stops translating it."""
+    from dockertap.doctor_text import TEXT
+
+    literals = _proxy_probe_literals()
+    for key, text in TEXT.items():
+        if key.startswith("probe-hint."):
+            english = text.format(group="docker") if "{" in text else text
+            assert english in literals, key
+
+
+def test_probe_hints_in_japanese(tmp_path: Path) -> None:
+    from dockertap.doctor_text import TEXT, probe_hint, speaking
+    from dockertap.proxy.endpoints import parse_endpoint
+    from dockertap.proxy.probe import probe
+
+    regular = tmp_path / "file.sock"
+    regular.write_text("")
+    result = probe(parse_endpoint(f"unix://{regular}"), timeout=0.5)
+    assert result.kind == "not-socket" and result.hint
+    assert probe_hint(result.hint) == result.hint  # English: the probe's words, unchanged
+    with speaking("ja"):
+        assert (
+            probe_hint(result.hint)
+            == "代わりにエンジンのソケットファイルを指定する (`dockertap doctor` を参照)"
+        )
+        docker_group = TEXT["probe-hint.group"].format(group="docker")
+        assert probe_hint(docker_group, "docker") == (
+            "自分を 'docker' グループに追加する (sudo usermod -aG docker $USER の後でログインし直す) "
+            "か、sudo で実行する"
+        )
+        assert probe_hint("something new", "docker") == "something new"
+
+
+def test_doctor_lang_ja_shows_the_probe_hint_in_japanese(tmp_path: Path) -> None:
+    from fakesock import FakeServer, other_http, short_tmpdir
+
+    base = short_tmpdir()
+    try:
+        with FakeServer(f"{base}/web.sock", other_http):
+            done = subprocess.run(
+                [sys.executable, "-m", "dockertap", "doctor", "--timeout", "0.5", "--lang", "ja"],
+                env={
+                    "PATH": os.environ["PATH"],
+                    "HOME": base,
+                    "DOCKER_HOST": f"unix://{base}/web.sock",
+                    "COLUMNS": "300",
+                },
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    assert done.returncode == 1
+    assert "これは別の HTTP サービスだ。Docker API のソケットを指定すること" in done.stdout, done.stdout
+    assert "some other HTTP service" not in done.stdout
