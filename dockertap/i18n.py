@@ -76,7 +76,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "step_unknown_key": "unknown key {pressed!r} (press ? for help)",
         "step_no_such": "no step {n} (steps 1–{total})",
         "serving": "serving {exchanges} from {source} (speed {speed})",
-        "serve_warning": "warning: {warning}",
+        "warning": "warning: {warning}",
         "serve_synthesised": "note: the recording has no {route}; it is synthesised from the recorded backend "
         "fingerprint ({product} {version})",
         "explain_unknown_route": "unknown route {route!r}: the layer model has no row for it and no such "
@@ -90,6 +90,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "explain_terminal_only": "only when the CLI runs on a terminal",
         "explain_skipped": "skipped here: {route}, {condition}",
         "wrote_html": "wrote {exchanges} to {out} (HTML, {language})",
+        "wrote_export": "wrote {count} to {out} ({what})",
+        "export_nothing": "nothing to do: pass --har OUT, --flows OUT and/or --html OUT",
+        "cannot_write": "cannot write {path}: {error}",
         "serve_recorded": "(recorded #{id})",
         "serve_ping_synthesized": "synthesized ping",
         "serve_no_answer": "recorded without answer",
@@ -124,7 +127,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "step_unknown_key": "不明なキー {pressed!r} (? でヘルプ)",
         "step_no_such": "ステップ {n} は無い (1〜{total})",
         "serving": "{source} から {exchanges}を応答する (速度 {speed})",
-        "serve_warning": "警告: {warning}",
+        "warning": "警告: {warning}",
         "serve_synthesised": "注意: 記録に {route} が無いため、記録されたバックエンドの指紋 ({product} {version}) "
         "から合成して応答する",
         "explain_unknown_route": "不明な経路 {route!r}: 層のモデルに行が無く、Docker API にもその経路は無い "
@@ -137,6 +140,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "explain_terminal_only": "CLI が端末で動いているときだけ",
         "explain_skipped": "今回は省かれる: {route} ({condition})",
         "wrote_html": "{out} に {exchanges}を書き出した (HTML, {language})",
+        "wrote_export": "{out} に {count}を書き出した ({what})",
+        "export_nothing": "何もすることが無い: --har OUT、--flows OUT、--html OUT のどれかを指定してほしい",
+        "cannot_write": "{path} に書き込めない: {error}",
         "serve_recorded": "(記録 #{id})",
         "serve_ping_synthesized": "ping を合成して応答",
         "serve_no_answer": "記録時に応答が無かった要求",

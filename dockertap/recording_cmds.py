@@ -56,9 +56,9 @@ def export(
 
     [cyan]dockertap export docker-run --html docker-run.html --lang ja[/cyan]
     """
-    if not (har or flows or html):
-        raise _fail("nothing to do: pass --har OUT, --flows OUT and/or --html OUT")
     language = (lang or Lang(default_lang())).value
+    if not (har or flows or html):
+        raise _fail(msg(language, "export_nothing"))
     if html:
         _export_html(session_file, html, language)
         if not (har or flows):
@@ -68,7 +68,8 @@ def export(
     except (OSError, SessionFormatError) as exc:
         raise _fail(error_text(language, exc)) from None
     for warning in session.warnings:
-        typer.secho(f"dockertap: warning: {safe_line(warning)}", fg="yellow", err=True)
+        shown = msg(language, "warning", warning=safe_line(warning))
+        typer.secho(f"dockertap: {shown}", fg="yellow", err=True)
     from dockertap.recordings.flows import write_flows
     from dockertap.recordings.har import write_har
 
@@ -81,8 +82,9 @@ def export(
         try:
             count = write(session, path)
         except OSError as exc:
-            raise _fail(f"cannot write {path}: {exc.strerror or exc}") from None
-        typer.echo(f"wrote {counted('en', count, noun)} to {path} ({what})", err=True)
+            raise _fail(msg(language, "cannot_write", path=path, error=exc.strerror or exc)) from None
+        wrote = msg(language, "wrote_export", count=counted(language, count, noun), out=path, what=what)
+        typer.echo(wrote, err=True)
 
 
 def _export_html(name_or_path: str, out: str, lang: str) -> None:

@@ -325,7 +325,7 @@ def _serve(session: ReplaySession, listen: str | None, speed: float, lang: str =
             + "\n"
         )
         for warning in session.warnings:
-            err.write("dockertap: " + msg(lang, "serve_warning", warning=safe_line(warning)) + "\n")
+            err.write("dockertap: " + msg(lang, "warning", warning=safe_line(warning)) + "\n")
         recorded = {rec.route for rec in session.exchanges}
         backend = session.backend
         for route in ("GET /version", "GET /info"):

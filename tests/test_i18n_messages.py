@@ -237,3 +237,16 @@ def test_doctor_lang_ja_shows_the_probe_hint_in_japanese(tmp_path: Path) -> None
     assert done.returncode == 1
     assert "これは別の HTTP サービスだ。Docker API のソケットを指定すること" in done.stdout, done.stdout
     assert "some other HTTP service" not in done.stdout
+
+
+def test_export_speaks_the_chosen_language(tmp_path: Path) -> None:
+    runner = CliRunner()
+    source = str(BUNDLED["docker-run"])
+    ja = runner.invoke(app, ["export", source, "--har", str(tmp_path / "ja.har"), "--lang", "ja"])
+    assert ja.exit_code == 0, ja.output
+    assert ja.stderr.strip() == f"{tmp_path / 'ja.har'} に 5 件のやり取りを書き出した (HAR 1.2)"
+    en = runner.invoke(app, ["export", source, "--har", str(tmp_path / "en.har"), "--lang", "en"])
+    assert en.stderr.strip() == f"wrote 5 exchanges to {tmp_path / 'en.har'} (HAR 1.2)"
+    nothing = runner.invoke(app, ["export", source, "--lang", "ja"])
+    assert nothing.exit_code == 2
+    assert "何もすることが無い: --har OUT" in nothing.stderr
