@@ -82,7 +82,14 @@ Note = tuple[tuple[str, dict[str, object]], ...]
 
 def word(lang: str, note: Note) -> str:
     """A note's text in `lang` (its pieces run on: a message and its " — closest …" tail)."""
-    return "".join(msg(lang, message_id, **fields) for message_id, fields in note)
+    return "".join(
+        msg(lang, message_id, **{k: _in(lang, v) for k, v in fields.items()}) for message_id, fields in note
+    )
+
+
+def _in(lang: str, value: object) -> object:
+    """A note's field in `lang` when it is worded (a BodyDifference), else the value itself."""
+    return value.in_lang(lang) if isinstance(value, BodyDifference) else value
 
 
 @dataclass
@@ -178,7 +185,30 @@ def _same(a: object, b: object) -> bool:
     return a == b or (a in zero and b in zero)
 
 
-def body_difference(recorded: bytes, received: bytes, limit: int = 300) -> str | None:
+@dataclass(frozen=True)
+class BodyDifference:
+    """What differs between a recorded request body and a received one, worded in either language."""
+
+    fields: tuple[tuple[str, str, str], ...] = ()  # (field, recorded value, received value), as JSON
+    sizes: tuple[int, int] | None = None  # (received, recorded) bytes, for bodies that are not JSON objects
+
+    def in_lang(self, lang: str, limit: int = 300) -> str:
+        if self.sizes is not None:
+            received, recorded = self.sizes
+            text = msg(
+                lang,
+                "difference_body",
+                received=counted(lang, received, "byte"),
+                recorded=counted(lang, recorded, "byte"),
+            )
+        else:
+            text = "; ".join(
+                msg(lang, "difference_field", field=k, recorded=old, got=new) for k, old, new in self.fields
+            )
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def body_difference(recorded: bytes, received: bytes) -> BodyDifference | None:
     """What differs between the recorded request body and this one (e.g. another image or command).
 
     JSON bodies are compared field by field (top level; absent equals the zero value), the fields a learner
@@ -192,13 +222,8 @@ def body_difference(recorded: bytes, received: bytes, limit: int = 300) -> str |
         if not keys:
             return None
         keys.sort(key=lambda k: _FIRST_FIELDS.index(k) if k in _FIRST_FIELDS else len(_FIRST_FIELDS))
-        parts = [f"{k}: recorded {_shown(old.get(k))}, got {_shown(new.get(k))}" for k in keys]
-        text = "; ".join(parts)
-    else:
-        text = (
-            f"body of {counted('en', len(received), 'byte')}, recorded {counted('en', len(recorded), 'byte')}"
-        )
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+        return BodyDifference(fields=tuple((k, _shown(old.get(k)), _shown(new.get(k))) for k in keys))
+    return BodyDifference(sizes=(len(received), len(recorded)))
 
 
 #: Answered even when the recording lacks them, synthesised from the recorded backend fingerprint.
@@ -507,7 +532,7 @@ class ReplayServer:
         rec: RecordedExchange,
         frame: RequestFrame,
         method: str,
-        difference: str | None = None,
+        difference: BodyDifference | None = None,
     ) -> bool:
         loop = asyncio.get_running_loop()
         start = loop.time()

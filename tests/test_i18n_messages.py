@@ -5,6 +5,7 @@ The serve tests use the real docker CLI against `dockertap replay --serve` (no e
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import string
@@ -140,8 +141,8 @@ def test_serve_log_in_japanese(served_ja) -> None:
     create = next(line for line in log.splitlines() if line.startswith("POST /containers/create"))
     assert "→ 201  (記録 #" in create
     assert "この要求は記録されたものと異なる: " in create
-    assert 'Image: recorded "dt-busybox:latest", got "alpine"' in create  # the compared values as they are
-    assert "recorded #" not in log and "differs from the recorded one" not in log
+    assert 'Image: 記録では "dt-busybox:latest"、今回は "alpine"' in create  # the compared values as they are
+    assert "recorded" not in log and "differs from the recorded one" not in log
 
 
 def test_serve_note_worded_in_either_language() -> None:
@@ -250,3 +251,17 @@ def test_export_speaks_the_chosen_language(tmp_path: Path) -> None:
     nothing = runner.invoke(app, ["export", source, "--lang", "ja"])
     assert nothing.exit_code == 2
     assert "何もすることが無い: --har OUT" in nothing.stderr
+
+
+def test_body_difference_in_either_language() -> None:
+    from dockertap.recordings.serve import body_difference
+
+    differs = body_difference(b'{"Image": "a", "Tty": false}', b'{"Image": "b"}')
+    assert differs is not None and differs.in_lang("en") == 'Image: recorded "a", got "b"'
+    assert differs.in_lang("ja") == 'Image: 記録では "a"、今回は "b"'
+    raw = body_difference(b"x", b"yz")
+    assert raw is not None and raw.in_lang("en") == "body of 2 bytes, recorded 1 byte"
+    assert raw.in_lang("ja") == "本文は 2 バイト (記録では 1 バイト)"
+    long = body_difference(b'{"Cmd": "a"}', json.dumps({"Cmd": "b" * 400}).encode())
+    assert long is not None and len(long.in_lang("en")) == 300 and long.in_lang("en").endswith("…")
+    assert body_difference(b'{"Tty": false}', b"{}") is None  # absent equals Go's zero value
