@@ -115,6 +115,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "(up to {supported}); upgrade dockertap to read it",
         "session_bad_version": "{source}: invalid session format version {version}",
         "session_empty": "{source}: empty file, not a dockertap session",
+        "session_unreadable_line": "{source}:{line}: unreadable line ({error})",
+        "session_not_object": "{source}:{line}: not a JSON object",
+        "session_truncated_last": "{source}:{line}: truncated last record ignored (the recorder stopped mid-write)",
+        "session_line_skipped": "{problem} — skipped",
+        "session_no_footer": "{source}: no footer — the recording did not close cleanly",
         "session_unknown_encoding": "unknown byte encoding {encoding!r}",
         "file_not_found": "{path}: no such file",
         "file_permission": "{path}: permission denied",
@@ -168,6 +173,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "({supported} まで) より新しい。読むには dockertap を更新してほしい",
         "session_bad_version": "{source}: セッション形式のバージョン {version} は不正",
         "session_empty": "{source}: 空のファイルで、dockertap のセッションではない",
+        "session_unreadable_line": "{source}:{line}: 読めない行 ({error})",
+        "session_not_object": "{source}:{line}: JSON オブジェクトではない",
+        "session_truncated_last": "{source}:{line}: 途中で切れた最後のレコードを無視した (記録中に書き込みが止まった)",
+        "session_line_skipped": "{problem} — 読み飛ばした",
+        "session_no_footer": "{source}: フッターが無い — 記録は正常に終わっていない",
         "session_unknown_encoding": "不明なバイト符号化 {encoding!r}",
         "file_not_found": "{path}: ファイルが無い",
         "file_permission": "{path}: 読み書きする権限が無い",
@@ -187,17 +197,19 @@ def msg(lang: str, message_id: str, **values: object) -> str:
 _FILE_ERRORS = {errno.ENOENT: "file_not_found", errno.EACCES: "file_permission", errno.EISDIR: "file_is_directory"}
 
 
-def error_text(lang: str, exc: BaseException) -> str:
-    """An error shown to the user, in `lang` when dockertap words it (English stays `str(exc)`, unchanged).
+def worded(lang: str, item: object) -> str:
+    """An error or warning shown to the user, in `lang` when dockertap words it (English: `str(item)`).
 
-    Errors that carry a `message_id` and `fields` (SessionFormatError) are translated by id; the data in
-    their fields (paths, quoted values) stays as it is.
+    Items that carry a `message_id` and `fields` (SessionFormatError, SessionWarning) are translated by id,
+    fields that carry one too (a skipped line's problem) likewise; the data in their fields (paths, quoted
+    values) stays as it is.
     """
     if lang == "en":
-        return str(exc)
-    message_id = getattr(exc, "message_id", None)
+        return str(item)
+    message_id = getattr(item, "message_id", None)
     if isinstance(message_id, str):
-        return msg(lang, message_id, **getattr(exc, "fields", {}))
-    if isinstance(exc, OSError) and exc.errno in _FILE_ERRORS and exc.filename is not None:
-        return msg(lang, _FILE_ERRORS[exc.errno], path=exc.filename)
-    return str(exc)
+        fields = getattr(item, "fields", {})
+        return msg(lang, message_id, **{k: worded(lang, v) if hasattr(v, "message_id") else v for k, v in fields.items()})
+    if isinstance(item, OSError) and item.errno in _FILE_ERRORS and item.filename is not None:
+        return msg(lang, _FILE_ERRORS[item.errno], path=item.filename)
+    return str(item)

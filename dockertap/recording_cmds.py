@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dockertap.i18n import Lang, counted, default_lang, error_text, msg
+from dockertap.i18n import Lang, counted, default_lang, msg, worded
 from dockertap.options import output_file
 from dockertap.recordings.format import SessionFormatError, read_session
 from dockertap.recordings.safe_text import safe_line
@@ -66,9 +66,9 @@ def export(
     try:
         session = read_session(session_file)
     except (OSError, SessionFormatError) as exc:
-        raise _fail(error_text(language, exc)) from None
+        raise _fail(worded(language, exc)) from None
     for warning in session.warnings:
-        shown = msg(language, "warning", warning=safe_line(warning))
+        shown = msg(language, "warning", warning=safe_line(worded(language, warning)))
         typer.secho(f"dockertap: {shown}", fg="yellow", err=True)
     from dockertap.recordings.flows import write_flows
     from dockertap.recordings.har import write_har
@@ -95,7 +95,7 @@ def _export_html(name_or_path: str, out: str, lang: str) -> None:
         session = load_replay(name_or_path)
         count = write_html(session, out, lang)
     except (OSError, SessionFormatError) as exc:
-        raise _fail(error_text(lang, exc)) from None
+        raise _fail(worded(lang, exc)) from None
     typer.echo(
         msg(lang, "wrote_html", exchanges=counted(lang, count, "exchange"), out=out, language=lang), err=True
     )

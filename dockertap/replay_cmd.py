@@ -15,7 +15,7 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from dockertap.completion import recording_names
-from dockertap.i18n import Lang, counted, default_lang, error_text, msg
+from dockertap.i18n import Lang, counted, default_lang, msg, worded
 from dockertap.linebreak import wrap_text
 from dockertap.proxy.discovery import default_socket_dir
 from dockertap.proxy.listener import ListenError, open_unix_listener
@@ -63,7 +63,7 @@ def _load(file: str, lang: str) -> ReplaySession:
     try:
         return load_replay(file)
     except (OSError, SessionFormatError) as exc:
-        raise _fail(error_text(lang, exc)) from None
+        raise _fail(worded(lang, exc)) from None
 
 
 def replay(
@@ -325,7 +325,7 @@ def _serve(session: ReplaySession, listen: str | None, speed: float, lang: str =
             + "\n"
         )
         for warning in session.warnings:
-            err.write("dockertap: " + msg(lang, "warning", warning=safe_line(warning)) + "\n")
+            err.write("dockertap: " + msg(lang, "warning", warning=safe_line(worded(lang, warning))) + "\n")
         recorded = {rec.route for rec in session.exchanges}
         backend = session.backend
         for route in ("GET /version", "GET /info"):

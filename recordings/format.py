@@ -61,7 +61,7 @@ _MAX_FRAME = 1 << 26
 class SessionFormatError(ValueError):
     """The file is not a dockertap session, or a version this reader does not understand.
 
-    Carries its message id and fields so the CLI can word it in the user's language (`error_text`);
+    Carries its message id and fields so the CLI can word it in the user's language (`worded`);
     `str()` is the English.
     """
 
@@ -69,6 +69,19 @@ class SessionFormatError(ValueError):
         self.message_id = message_id
         self.fields = fields
         super().__init__(msg("en", message_id, **fields))
+
+
+class SessionWarning(str):
+    """A warning about a session file: its English text (a plain str to every reader), with its message id
+    and fields so a display can word it in the user's language (`dockertap.i18n.worded`)."""
+
+    message_id: str
+    fields: dict[str, object]
+
+    def __new__(cls, message_id: str, **fields: object) -> SessionWarning:
+        warning = super().__new__(cls, msg("en", message_id, **fields))
+        warning.message_id, warning.fields = message_id, fields
+        return warning
 
 
 # -- bytes <-> JSON ---------------------------------------------------------------------------
@@ -652,10 +665,11 @@ def _parse_lines(lines: Iterable[bytes], source: str) -> Iterator[tuple[int, dic
         try:
             record = json.loads(line)
         except ValueError as exc:
-            yield number, None, f"{source}:{number}: unreadable line ({exc.msg})"
+            problem = SessionWarning("session_unreadable_line", source=source, line=number, error=exc.msg)
+            yield number, None, problem
             continue
         if not isinstance(record, dict):
-            yield number, None, f"{source}:{number}: not a JSON object"
+            yield number, None, SessionWarning("session_not_object", source=source, line=number)
             continue
         yield number, record, ""
 
@@ -689,13 +703,11 @@ def read_session(source: str | os.PathLike[str] | IO[bytes]) -> Session:
     for number, record, problem in _parse_lines(lines, name):
         if record is None:
             if number == last_index and not ends_cleanly:
-                pending_warnings.append(
-                    f"{name}:{number}: truncated last record ignored (the recorder stopped mid-write)"
-                )
+                pending_warnings.append(SessionWarning("session_truncated_last", source=name, line=number))
             elif session is None:
                 raise SessionFormatError("session_not_session_because", source=name, problem=problem)
             else:
-                pending_warnings.append(problem + " — skipped")
+                pending_warnings.append(SessionWarning("session_line_skipped", problem=problem))
             continue
         if session is None:
             check_header(record, name)
@@ -720,7 +732,7 @@ def read_session(source: str | os.PathLike[str] | IO[bytes]) -> Session:
         raise SessionFormatError("session_empty", source=name)
     session.warnings.extend(pending_warnings)
     if session.footer is None:
-        session.warnings.append(f"{name}: no footer — the recording did not close cleanly")
+        session.warnings.append(SessionWarning("session_no_footer", source=name))
     return session
 
 

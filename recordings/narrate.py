@@ -30,7 +30,7 @@ from rich.text import Text
 
 from dockertap.analyzers.annotate import format_grpc
 from dockertap.analyzers.streams import decode_stream, looks_multiplexed
-from dockertap.i18n import counted
+from dockertap.i18n import counted, worded
 from dockertap.recordings.diagram import dedupe_evidence
 from dockertap.recordings.replayable import RecordedExchange, ReplaySession, backend_fingerprint
 from dockertap.recordings.safe_text import safe_line
@@ -494,7 +494,7 @@ class Narrator:
         )
         text.append("  " + started, style="dim")
         for warning in session.warnings:
-            text.append(f"\n  {self._p('warning')}: {safe_line(warning)}", style="yellow")
+            text.append(f"\n  {self._p('warning')}: {safe_line(worded(self.lang, warning))}", style="yellow")
         return text
 
     def group_header(self, group: ClientGroup) -> Text:

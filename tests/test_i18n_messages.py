@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dockertap.app import app
-from dockertap.i18n import MESSAGES, error_text
+from dockertap.i18n import MESSAGES, worded
 from dockertap.recordings.format import SessionFormatError, check_header, read_session
 from dockertap.recordings.replayable import bundled_recordings
 
@@ -56,13 +56,13 @@ def test_session_format_errors_read_in_english_as_before(tmp_path: Path) -> None
         "s.jsonl: session format version 99 is newer than this dockertap understands (up to 1); "
         "upgrade dockertap to read it"
     )
-    assert error_text("en", caught.value) == str(caught.value)
+    assert worded("en", caught.value) == str(caught.value)
 
 
 def test_session_format_error_in_japanese_keeps_the_data() -> None:
     with pytest.raises(SessionFormatError) as caught:
         check_header({"type": "header", "format": "dockertap-session", "version": "x'1"}, "授業/s.jsonl")
-    assert error_text("ja", caught.value) == '授業/s.jsonl: ヘッダーに整数のバージョンが無い ("x\'1")'
+    assert worded("ja", caught.value) == '授業/s.jsonl: ヘッダーに整数のバージョンが無い ("x\'1")'
 
 
 @pytest.mark.parametrize("command", ["replay", "export"])
@@ -265,3 +265,31 @@ def test_body_difference_in_either_language() -> None:
     long = body_difference(b'{"Cmd": "a"}', json.dumps({"Cmd": "b" * 400}).encode())
     assert long is not None and len(long.in_lang("en")) == 300 and long.in_lang("en").endswith("…")
     assert body_difference(b'{"Tty": false}', b"{}") is None  # absent equals Go's zero value
+
+
+def test_session_warnings_in_japanese(tmp_path: Path) -> None:
+    """A recording that stopped mid-write: the warnings stay English by default, Japanese under --lang ja."""
+    from dockertap.i18n import worded
+
+    lines = BUNDLED["docker-run"].read_text(encoding="utf-8").splitlines()
+    broken = tmp_path / "broken.jsonl"
+    # A bad line in the middle, no footer, and a last record cut mid-write.
+    broken.write_text("\n".join([*lines[:2], "[1]", *lines[2:-1], lines[-1][:10]]), encoding="utf-8")
+    session = read_session(broken)
+    assert list(session.warnings) == [
+        f"{broken}:3: not a JSON object — skipped",
+        f"{broken}:{len(lines) + 1}: truncated last record ignored (the recorder stopped mid-write)",
+        f"{broken}: no footer — the recording did not close cleanly",
+    ]
+    assert [worded("ja", w) for w in session.warnings] == [
+        f"{broken}:3: JSON オブジェクトではない — 読み飛ばした",
+        f"{broken}:{len(lines) + 1}: 途中で切れた最後のレコードを無視した (記録中に書き込みが止まった)",
+        f"{broken}: フッターが無い — 記録は正常に終わっていない",
+    ]
+    narrated = CliRunner().invoke(app, ["replay", str(broken), "--lang", "ja"])
+    assert narrated.exit_code == 0, narrated.output
+    assert "JSON オブジェクトではない — 読み飛ばした" in narrated.stdout
+    assert "not a JSON object" not in narrated.stdout
+    har = str(tmp_path / "b.har")
+    exported = CliRunner().invoke(app, ["export", str(broken), "--har", har, "--lang", "ja"])
+    assert "dockertap: 警告: " in exported.stderr and "フッターが無い" in exported.stderr
