@@ -63,8 +63,11 @@ def test_the_evidence_status_line_says_containerd_is_watched_through_the_engines
         dockerd.url,
         "--",
         "docker",
-        "ps",
-    ]
+        "run",
+        "--rm",
+        engines.BUSYBOX_TAG,
+        "true",
+    ]  # a command that reaches below the engine: `run` starts observers only for such commands
     done = subprocess.run(
         argv, capture_output=True, timeout=60, env=engines.docker_env("unix:///nonexistent")
     )
