@@ -394,7 +394,9 @@ def import_flows(flows: Iterable[http.HTTPFlow], out: str, *, redact: bool = Tru
     facts = (flows[0].metadata.get("dockertap") or {}).get("session") or {} if flows else {}
     first = _timestamp(facts.get("started")) or min((ex.started for ex in exchanges), default=None)
     backend_url = facts.get("backend_url") or next((ex.backend for ex in exchanges if ex.backend), None)
-    backend = infer_backend(exchanges, backend_url)
+    # dockertap's own export carries the session's last known fingerprint (image store, versions
+    # learnt after its header was written); a foreign capture's is inferred from its answers.
+    backend = _recorded_backend(facts.get("backend")) or infer_backend(exchanges, backend_url)
     writer = SessionWriter(
         out,
         backend=backend,
@@ -417,6 +419,18 @@ def import_flows(flows: Iterable[http.HTTPFlow], out: str, *, redact: bool = Tru
     finally:
         writer.close()
     return len(exchanges)
+
+
+def _recorded_backend(data: object):
+    """The `BackendFingerprint` an export's session facts carry, or None."""
+    from dockertap.analyzers.fingerprint import BackendFingerprint
+
+    if not isinstance(data, dict):
+        return None
+    try:
+        return BackendFingerprint(**{**data, "reasons": tuple(data.get("reasons") or ())})
+    except TypeError:
+        return None
 
 
 def _timestamp(rfc3339_text: object) -> float | None:
