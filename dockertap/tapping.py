@@ -225,9 +225,7 @@ def _request_json(ex: Exchange) -> object | None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    """One error, each of its lines sanitised (a reason may quote a path or an engine's answer)."""
-    lines = [safe_line(line) for line in message.split("\n")]
-    typer.secho("dockertap: " + "\n".join(lines), fg="red", err=True)
+    typer.secho(f"dockertap: {safe_line(message)}", fg="red", err=True)
     return typer.Exit(code)
 
 
