@@ -263,8 +263,9 @@ def _discover(backend: str | None, own: list[str]) -> Discovery:
     except EndpointError as exc:
         raise _fail(str(exc)) from None
     if found.endpoint is None:
-        raise _fail(
-            f"{found.reason}\nStart an engine or pass --backend; `dockertap doctor` explains this machine, "
+        typer.secho(f"dockertap: {safe_line(found.reason)}", fg="red", err=True)
+        raise _fail(  # a second line of our own (the reason above quotes paths and answers: one line)
+            "Start an engine or pass --backend; `dockertap doctor` explains this machine, "
             "and `dockertap replay docker-run` shows a recorded session with no engine at all."
         )
     return found
