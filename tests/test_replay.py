@@ -49,6 +49,21 @@ def record(backend_url: str, path: Path, script: str, *extra: str) -> subprocess
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
 
 
+def served_docker(server: Served, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real docker CLI against a `replay --serve`."""
+    return subprocess.run(
+        ["docker", *args], env=engines.docker_env(server.url), capture_output=True, text=True, timeout=60
+    )
+
+
+def served_log(server: Served, text: str) -> str:
+    """The serve's log once it holds `text` (or after 5 s)."""
+    deadline = time.monotonic() + 5
+    while text not in server.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server.log.read_text()
+
+
 class Served:
     """A `dockertap replay FILE --serve` subprocess."""
 

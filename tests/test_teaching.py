@@ -505,16 +505,15 @@ def served_run(short_tmp: Path):
 
 
 def _docker(server, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args], env=engines.docker_env(server.url), capture_output=True, text=True, timeout=60
-    )
+    from test_replay import served_docker
+
+    return served_docker(server, *args)
 
 
 def _log(server, text: str) -> str:
-    deadline = time.monotonic() + 5
-    while text not in server.log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return server.log.read_text()
+    from test_replay import served_log
+
+    return served_log(server, text)
 
 
 def test_served_unrecorded_request_is_501_naming_lesson_and_closest(served_run) -> None:
