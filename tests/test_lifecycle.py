@@ -176,17 +176,17 @@ def _run_seconds(dockerd, *args: str) -> float:
 
 
 @needs_root
-def test_observers_add_little_to_a_docker_ps(dockerd):
-    """Starting the observers (~0.5 s: a reader process, ctr) no longer happens before CMD runs."""
-    observed, plain = [], []
-    for _ in range(7):  # interleaved, medians: the machine is shared
-        observed.append(_run_seconds(dockerd, "--observe", "--", "docker", "ps"))
-        plain.append(_run_seconds(dockerd, "--no-observe", "--", "docker", "ps"))
-    added = sorted(observed)[3] - sorted(plain)[3]
-    # before: >= 0.3 s by construction (ctr's start-up check alone), ~0.5 s measured
-    assert added < 0.25, (
-        f"observation added {added:.2f}s (medians {sorted(observed)[3]:.2f} vs {sorted(plain)[3]:.2f})"
-    )
+@pytest.mark.engines("dockerd-20.10", "dockerd-28.5")  # with the containerd image store, ps asks containerd
+def test_a_docker_ps_never_waits_for_the_observers(dockerd):
+    """`docker ps` reaches nothing below the engine, so `run` starts it at once and abandons the
+    observers' start-up (~0.5 s: a reader process, ctr) instead of waiting for it. What that saves is
+    measured by bench/run_overhead.py (a timed assertion here would only measure the machine's load)."""
+    done = subprocess.run(
+        [*engines.dockertap_command(), "run", "--backend", dockerd.url, "--observe", "--", "docker", "ps"],
+        capture_output=True, text=True, timeout=120, env=engines.docker_env("unix:///nonexistent"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "evidence: not needed (nothing CMD did reached below the engine)" in done.stderr, done.stderr
 
 
 @needs_root
