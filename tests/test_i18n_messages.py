@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_replay import served_docker as _docker
+from test_replay import served_log as _log
 from typer.testing import CliRunner
 
 from dockertap.app import app
@@ -107,18 +109,6 @@ def served_ja(short_tmp: Path):
         yield server
     finally:
         server.stop()
-
-
-def _docker(server, *args: str) -> subprocess.CompletedProcess[str]:
-    from test_replay import served_docker
-
-    return served_docker(server, *args)
-
-
-def _log(server, text: str) -> str:
-    from test_replay import served_log
-
-    return served_log(server, text)
 
 
 def test_serve_log_in_japanese(served_ja) -> None:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import engines
 import pytest
+from test_replay import served_docker as _docker
+from test_replay import served_log as _log
 from typer.testing import CliRunner
 
 from dockertap.analyzers.commands import COMMANDS
@@ -502,18 +504,6 @@ def served_run(short_tmp: Path):
         yield server
     finally:
         server.stop()
-
-
-def _docker(server, *args: str) -> subprocess.CompletedProcess[str]:
-    from test_replay import served_docker
-
-    return served_docker(server, *args)
-
-
-def _log(server, text: str) -> str:
-    from test_replay import served_log
-
-    return served_log(server, text)
 
 
 def test_served_unrecorded_request_is_501_naming_lesson_and_closest(served_run) -> None:
