@@ -16,6 +16,17 @@ import typer
 WEB_COLUMNS = ("icon", "path", "method", "status", "size", "time", "comment")
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def addon_file() -> str:
     """The addon's path, for `mitmweb -s` / `mitmdump -s`."""
     from dockertap import mitmweb_addon
@@ -42,7 +53,7 @@ def web(
         ..., metavar="FILE", help="The session a running tap records (--record FILE)."
     ),
     port: int = typer.Option(8081, "--port", min=1, max=65535, help="mitmweb's web UI port."),
-    host: str = typer.Option("127.0.0.1", "--host", help="mitmweb's web UI address (keep it on loopback)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="mitmweb's web UI address: a loopback one only."),
     browser: bool = typer.Option(True, "--browser/--no-browser", help="Open a browser on the UI."),
 ) -> None:
     """Follow a running tap's session in mitmweb's flow list (each exchange with its layers).
@@ -55,6 +66,15 @@ def web(
     [dim]# in another; runs until Ctrl-C: open http://127.0.0.1:8081/[/dim]
     [cyan]dockertap web session.jsonl[/cyan]
     """
+    if not _is_loopback(host):
+        # mitmweb's UI has no authentication here: the whole session (heads, bodies) would be public.
+        typer.secho(
+            f"dockertap: --host {host}: the web UI shows every recorded exchange to whoever reaches it; "
+            "use a loopback address (127.0.0.1, ::1, localhost) and an SSH tunnel to share it",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
     mitmweb = shutil.which("mitmweb") or str(Path(sys.executable).with_name("mitmweb"))
     if not os.path.exists(mitmweb):
         typer.secho("dockertap: mitmweb is not installed (it comes with mitmproxy)", fg="red", err=True)

@@ -160,3 +160,16 @@ def test_the_addon_annotates_a_users_own_mitmproxy_in_reverse_mode(dockerd, shor
     assert listing[0].metadata["dockertap"]["route"] == "GET /containers/json"
     assert listing[0].comment.startswith("GET /containers/json")
     assert "dockerd" in listing[0].comment and "expected" in listing[0].comment
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.5", "example.org", "::"])
+def test_web_refuses_a_non_loopback_ui_address(host: str, short_tmp: Path):
+    """mitmweb's UI has no authentication: a non-loopback address would publish the session."""
+    result = subprocess.run(
+        [*engines.dockertap_command(), "web", str(short_tmp / "s.jsonl"), "--host", host, "--no-browser"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result
+    assert "use a loopback address" in result.stderr and "Traceback" not in result.stderr
